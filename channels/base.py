@@ -1,0 +1,227 @@
+"""The channel contract, and the one boundary where HTTP errors become dispatcher errors.
+
+An adapter is one class that fills in a few verbs; the core owns the flow around them
+(render → check limits → send → record) and never lets an adapter retry, log to the ledger or
+pick its own queue:
+
+- ``targets(publication)``: the outlets an item reaches on this channel (a site, SMS batches,
+  signs in the item's areas, microblog accounts);
+- ``render(publication, target, renderer)``: the exact payload for one target, with its measures;
+- ``limits(target)``: the maxima the measures must respect, as data; checked by :meth:`prepare`;
+- ``send(payload, key)``: deliver, using ``key`` wherever the API offers idempotency;
+- ``lookup(payload, key)``: find an earlier send whose answer was lost, or ``None``;
+- ``retract(receipt)``: withdraw what was sent;
+- ``probe()``: is the channel reachable and are the credentials good.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Protocol
+
+import requests
+
+from dispatcher.errors import (
+    ChannelError,
+    ContentError,
+    OutcomeUnknownError,
+    PermanentChannelError,
+    TemporaryChannelError,
+)
+from dispatcher.items import Item
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What every adapter renders from: the item, its identity and the link to its article."""
+
+    item: Item
+    item_id: int
+    uid: str
+    revision: int
+    slug: str
+    link: str
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """Exactly what will be sent to one target; its digest is pinned at approval."""
+
+    channel: str
+    target: str
+    body: dict[str, Any]
+    measures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.body)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    provider_id: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    detail: str
+    latency_ms: float
+
+
+class Renderer(Protocol):
+    def render(self, channel: str, kind: str, context: dict[str, Any]) -> str: ...
+
+
+def digest_of(body: dict[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# Status codes worth another try; every other 4xx is final. An adapter adds provider codes found in
+# response bodies through ``temporary_codes`` and ``permanent_codes``.
+TEMPORARY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now, whether given as seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class Channel(abc.ABC):
+    name: ClassVar[str]
+    #: provider error codes (from response bodies) that mean "try again later"
+    temporary_codes: ClassVar[frozenset[str]] = frozenset()
+    #: provider error codes that mean "this will never succeed"
+    permanent_codes: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *, timeout: float = 10.0, session: requests.Session | None = None) -> None:
+        self.timeout = timeout
+        self.http = session or requests.Session()
+
+    # -- the verbs an adapter fills in ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def targets(self, publication: Publication) -> list[Target]: ...
+
+    @abc.abstractmethod
+    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload: ...
+
+    def limits(self, target: Target) -> dict[str, int]:
+        return {}
+
+    @abc.abstractmethod
+    def send(self, payload: Payload, key: str) -> Receipt: ...
+
+    def lookup(self, payload: Payload, key: str) -> Receipt | None:
+        """Find an earlier send of ``key``; channels that cannot look up return ``None``."""
+        return None
+
+    @abc.abstractmethod
+    def retract(self, payload: Payload, receipt: Receipt) -> None: ...
+
+    @abc.abstractmethod
+    def probe(self) -> Health: ...
+
+    # -- the flow the core runs; not overridden ------------------------------------------------
+
+    def prepare(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
+        """Render for one target and check the measures against the limits, in one place."""
+        payload = self.render(publication, target, renderer)
+        for measure, limit in self.limits(target).items():
+            value = payload.measures.get(measure)
+            if value is not None and value > limit:
+                raise ContentError(
+                    f"{self.name} target {target.name}: {measure} is {value}, the limit is {limit}"
+                )
+        return payload
+
+    def timed_probe(self, url: str, **kwargs: Any) -> Health:
+        started = time.monotonic()
+        try:
+            response = self.request("GET", url, idempotent=True, **kwargs)
+        except ChannelError as exc:
+            return Health(False, str(exc), (time.monotonic() - started) * 1000)
+        return Health(True, f"HTTP {response.status_code}", (time.monotonic() - started) * 1000)
+
+    # -- the HTTP boundary ---------------------------------------------------------------------
+
+    def provider_code(self, response: requests.Response) -> str | None:
+        """The provider's own error code in an error response, if it has one."""
+        return None
+
+    def request(
+        self, method: str, url: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """Send one request; return a 2xx/3xx response or raise a classified ChannelError.
+
+        A failure after the request may have reached the server (read timeout, connection dropped
+        mid-answer) raises :class:`OutcomeUnknownError` unless the call is ``idempotent``.
+        """
+        kwargs.setdefault("timeout", self.timeout)
+        try:
+            response = self.http.request(method, url, **kwargs)
+        except requests.ConnectTimeout as exc:
+            raise TemporaryChannelError(f"{self.name}: connect timeout: {url}") from exc
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise TemporaryChannelError(f"{self.name}: cannot connect: {url}") from exc
+            if idempotent:
+                raise TemporaryChannelError(f"{self.name}: connection lost: {url}") from exc
+            raise OutcomeUnknownError(f"{self.name}: connection lost, outcome unknown") from exc
+        except requests.Timeout as exc:
+            if idempotent:
+                raise TemporaryChannelError(f"{self.name}: read timeout: {url}") from exc
+            raise OutcomeUnknownError(f"{self.name}: no answer in {self.timeout}s") from exc
+        except requests.RequestException as exc:
+            raise PermanentChannelError(f"{self.name}: bad request: {exc}") from exc
+        if response.status_code >= 400:
+            raise self.error_for(response)
+        return response
+
+    def error_for(self, response: requests.Response) -> ChannelError:
+        code = self.provider_code(response)
+        text = response.text.strip().replace("\n", " ")[:300]
+        message = f"{self.name}: HTTP {response.status_code}" + (f" [{code}]" if code else "")
+        message += f": {text}" if text else ""
+        if code is not None and code in self.permanent_codes:
+            return PermanentChannelError(message, code=code)
+        if (code is not None and code in self.temporary_codes) or (
+            response.status_code in TEMPORARY_STATUS
+        ):
+            return TemporaryChannelError(
+                message,
+                code=code or response.status_code,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        return PermanentChannelError(message, code=code or response.status_code)
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the connection was refused or never established, so nothing was sent."""
+    reason = exc.args[0] if exc.args else None
+    chain = [reason, getattr(reason, "reason", None)]
+    names = {type(part).__name__ for part in chain if part is not None}
+    return bool(names & {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"})

@@ -1,0 +1,209 @@
+"""Electronic display signs, listed in a sign registry and driven by an HTTP sign controller.
+
+Text is laid out in NTCIP 1203 MULTI markup (the Mark-Up Language for Transportation Information):
+``[nl]`` starts a new line, ``[np]`` a new page, ``[ptXoY]`` sets the page on-time and off-time in
+tenths of a second, and a literal bracket is written doubled (``[[``, ``]]``). Each sign has its own
+lines, characters per line and maximum pages; text is wrapped and paginated to fit and never
+truncated: if it needs more pages than the sign allows, approval refuses it for that sign.
+
+The registry is a YAML file (``DISPATCH_DISPLAY__REGISTRY``)::
+
+    signs:
+      - id: BJ-CY-001            # unique sign id
+        name: 建国路口           # where it stands
+        area: "110105"           # 6-digit administrative division code
+        lines: 2
+        chars_per_line: 12
+        max_pages: 4
+        address: BJ-CY-001       # a URL, or an id joined to DISPATCH_DISPLAY__HTTP_BASE_URL/signs/
+
+An item reaches every sign whose area lies inside one of the item's areas (``110000`` covers
+``110105``). The HTTP driver speaks ``PUT <address>/message`` with the MULTI string, a priority and a
+duration, ``GET <address>/message`` (what is shown now), ``DELETE <address>/message/<id>`` and
+``GET <address>/status``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
+from dispatcher.errors import ChannelError, ConfigurationError
+from dispatcher.items import Kind
+from dispatcher.rendering import context_for
+from settings import DisplaySettings
+
+PRIORITY = {Kind.warning: 200, Kind.release: 100, Kind.safety_tip: 50}
+_TOKEN = re.compile(r"[A-Za-z0-9]+|\s+|.", re.DOTALL)
+
+
+class Sign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=100)
+    name: str = ""
+    area: str = Field(pattern=r"^\d{6}$")
+    group: str | None = None
+    lines: int = Field(ge=1, le=32)
+    chars_per_line: int = Field(ge=1, le=200)
+    max_pages: int = Field(1, ge=1, le=16)
+    driver: str = "http"
+    address: str
+
+
+def load_registry(path: Path) -> list[Sign]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigurationError(f"sign registry {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"sign registry {path} cannot be parsed: {exc}") from None
+    signs = []
+    for index, entry in enumerate(data.get("signs") or []):
+        try:
+            signs.append(Sign.model_validate(entry))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            field = ".".join(str(p) for p in first["loc"])
+            raise ConfigurationError(
+                f"sign registry {path}: signs[{index}].{field}: {first['msg']}"
+            ) from None
+    ids = [sign.id for sign in signs]
+    if len(ids) != len(set(ids)):
+        raise ConfigurationError(f"sign registry {path}: sign ids are not unique")
+    return signs
+
+
+def covers(area: str, sign_area: str) -> bool:
+    """Whether administrative division ``area`` contains ``sign_area`` (trailing 00 pairs are wildcards)."""
+    prefix = area
+    while prefix.endswith("00") and len(prefix) > 2:
+        prefix = prefix[:-2]
+    return sign_area.startswith(prefix)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Break text into lines of at most ``width`` cells, at spaces where a word allows it."""
+    lines: list[str] = []
+    current = ""
+    for paragraph in text.splitlines() or [""]:
+        for token in _TOKEN.findall(paragraph):
+            if token.isspace():
+                if current:
+                    current += " "
+                continue
+            if len(current.rstrip()) + len(token) > width and current.strip():
+                lines.append(current.rstrip())
+                current = ""
+            while len(token) > width:  # a word longer than a line is split
+                room = width - len(current)
+                lines.append(current + token[:room])
+                current, token = "", token[room:]
+            current += token
+        if current.strip():
+            lines.append(current.rstrip())
+        current = ""
+    return [line for line in lines if line]
+
+
+def escape_multi(text: str) -> str:
+    return text.replace("[", "[[").replace("]", "]]")
+
+
+class DisplayChannel(Channel):
+    name = "display"
+
+    def __init__(self, settings: DisplaySettings, **kwargs: Any) -> None:
+        super().__init__(timeout=settings.timeout, **kwargs)
+        self.settings = settings
+        self.signs = {sign.id: sign for sign in load_registry(settings.registry)}
+
+    def address(self, sign_id: str) -> str:
+        sign = self.signs.get(sign_id)
+        if sign is None:
+            raise ConfigurationError(f"display: sign {sign_id!r} is not in the registry")
+        if sign.address.startswith(("http://", "https://")):
+            return sign.address.rstrip("/")
+        return f"{self.settings.http_base_url.rstrip('/')}/signs/{sign.address}"
+
+    def targets(self, publication: Publication) -> list[Target]:
+        return [
+            Target(sign.id, sign.model_dump())
+            for sign in self.signs.values()
+            if any(covers(area, sign.area) for area in publication.item.areas)
+        ]
+
+    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
+        sign = Sign.model_validate(target.detail)
+        text = renderer.render(self.name, publication.item.kind.value, context_for(publication))
+        lines = wrap(text, sign.chars_per_line)
+        pages = [lines[i : i + sign.lines] for i in range(0, len(lines), sign.lines)] or [[]]
+        on_time = round(self.settings.page_time * 10)
+        multi = f"[pt{on_time}o0]" + "[np]".join(
+            "[nl]".join(escape_multi(line) for line in page) for page in pages
+        )
+        remaining = (publication.item.expires - datetime.now(timezone.utc)).total_seconds()
+        return Payload(
+            channel=self.name,
+            target=target.name,
+            body={
+                "sign": sign.id,
+                "multi": multi,
+                "pages": [list(page) for page in pages],
+                "priority": PRIORITY[publication.item.kind],
+                "duration_minutes": max(1, math.ceil(remaining / 60)),
+            },
+            measures={"pages": len(pages)},
+        )
+
+    def limits(self, target: Target) -> dict[str, int]:
+        return {"pages": int(target.detail["max_pages"])}
+
+    def send(self, payload: Payload, key: str) -> Receipt:
+        body = payload.body
+        answer = self.request(
+            "PUT",
+            f"{self.address(body['sign'])}/message",
+            json={
+                "id": key,
+                "multi": body["multi"],
+                "priority": body["priority"],
+                "duration_minutes": body["duration_minutes"],
+            },
+        ).json()
+        return Receipt(provider_id=str(answer.get("id", key)), detail={"sign": body["sign"]})
+
+    def lookup(self, payload: Payload, key: str) -> Receipt | None:
+        shown = self.request(
+            "GET", f"{self.address(payload.body['sign'])}/message", idempotent=True
+        ).json()
+        if shown and shown.get("id") == key:
+            return Receipt(provider_id=key, detail={"sign": payload.body["sign"]})
+        return None
+
+    def retract(self, payload: Payload, receipt: Receipt) -> None:
+        url = f"{self.address(payload.body['sign'])}/message/{receipt.provider_id}"
+        self.request("DELETE", url, idempotent=True)
+
+    def probe(self) -> Health:
+        started = time.monotonic()
+        offline = []
+        for sign_id in self.signs:
+            try:
+                self.request("GET", f"{self.address(sign_id)}/status", idempotent=True)
+            except ChannelError:
+                offline.append(sign_id)
+        latency = (time.monotonic() - started) * 1000
+        online = len(self.signs) - len(offline)
+        detail = f"{online}/{len(self.signs)} signs online"
+        if offline:
+            detail += f"; offline: {', '.join(offline[:10])}"
+        return Health(not offline and bool(self.signs), detail, latency)

@@ -1,0 +1,108 @@
+"""Government microblog accounts on Weibo, through the Weibo open API.
+
+Speaks: ``POST /2/statuses/share.json`` (form fields ``access_token``, ``status``, ``rip``; the status
+must carry a link to a domain registered for the app), ``POST /2/statuses/destroy.json`` (``id``) and
+``GET /2/account/get_uid.json`` — see https://open.weibo.com/wiki/2/statuses/share and
+https://open.weibo.com/wiki/Error_code. Errors come as
+``{"error": "...", "error_code": 20016, "request": "/2/statuses/share.json"}``.
+
+Limits: a status holds 140 characters as Weibo counts them: a Chinese (full-width) character counts
+one, two ASCII characters count one, and every link counts as a shortened ``t.cn`` link would
+(``LINK_WEIGHT``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from typing import Any
+
+from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
+from dispatcher.errors import ConfigurationError
+from dispatcher.rendering import context_for
+from settings import MicroblogSettings
+
+LINK_PATTERN = re.compile(r"https?://[^\s\u3000-\u303f\uff00-\uffef]+")
+LINK_WEIGHT = 20  # half-width units: Weibo replaces a link by a short t.cn address of ~20 characters
+
+
+def weibo_length(text: str) -> int:
+    """Length in Weibo characters: full-width counts 2 halves, half-width 1, a link LINK_WEIGHT."""
+    halves = LINK_WEIGHT * len(LINK_PATTERN.findall(text))
+    for ch in LINK_PATTERN.sub("", text):
+        halves += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    return math.ceil(halves / 2)
+
+
+class MicroblogChannel(Channel):
+    name = "microblog"
+    # Rate limits and "posting too often" (https://open.weibo.com/wiki/Error_code): try again later.
+    temporary_codes = frozenset({"10001", "10002", "10009", "10022", "10023", "10024", "20016"})
+    # Bad or expired tokens, too long, repeated content: sending again cannot succeed.
+    permanent_codes = frozenset(
+        {"10006", "10013", "10014", "20012", "20017", "20019", "21314", "21315", "21327", "21332"}
+    )
+
+    def __init__(self, settings: MicroblogSettings, **kwargs: Any) -> None:
+        super().__init__(timeout=settings.timeout, **kwargs)
+        self.settings = settings
+        self.tokens = {account.name: account.access_token for account in settings.accounts}
+        self.base = settings.api_base.rstrip("/")
+
+    def provider_code(self, response: Any) -> str | None:
+        try:
+            code = response.json().get("error_code")
+        except (ValueError, AttributeError):
+            return None
+        return str(code) if code is not None else None
+
+    def token(self, account: str) -> str:
+        if account not in self.tokens:
+            raise ConfigurationError(f"microblog: no access token for account {account!r}")
+        return self.tokens[account].get_secret_value()
+
+    def targets(self, publication: Publication) -> list[Target]:
+        return [Target(account.name) for account in self.settings.accounts]
+
+    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
+        text = renderer.render(self.name, publication.item.kind.value, context_for(publication))
+        length = weibo_length(text)
+        return Payload(
+            channel=self.name,
+            target=target.name,
+            body={"account": target.name, "status": text, "length": length},
+            measures={"length": length},
+        )
+
+    def limits(self, target: Target) -> dict[str, int]:
+        return {"length": self.settings.max_length}
+
+    def send(self, payload: Payload, key: str) -> Receipt:
+        account = payload.body["account"]
+        status = self.request(
+            "POST",
+            f"{self.base}/2/statuses/share.json",
+            data={
+                "access_token": self.token(account),
+                "status": payload.body["status"],
+                "rip": self.settings.rip,
+            },
+        ).json()
+        return Receipt(provider_id=str(status.get("idstr") or status["id"]), detail={"account": account})
+
+    def retract(self, payload: Payload, receipt: Receipt) -> None:
+        self.request(
+            "POST",
+            f"{self.base}/2/statuses/destroy.json",
+            idempotent=True,
+            data={"access_token": self.token(payload.body["account"]), "id": receipt.provider_id},
+        )
+
+    def probe(self) -> Health:
+        first = self.settings.accounts[0].name if self.settings.accounts else None
+        if first is None:
+            return Health(False, "no microblog account configured", 0.0)
+        return self.timed_probe(
+            f"{self.base}/2/account/get_uid.json", params={"access_token": self.token(first)}
+        )

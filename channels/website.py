@@ -1,0 +1,95 @@
+"""The website, as posts on a WordPress site through its REST API.
+
+Speaks: ``/wp-json/wp/v2/posts`` (create: ``POST /posts``, update: ``POST /posts/<id>``, trash:
+``DELETE /posts/<id>``) authenticated with an Application Password over HTTP Basic — see
+https://developer.wordpress.org/rest-api/reference/posts/ and
+https://make.wordpress.org/core/2020/11/05/application-passwords-integration-guide/.
+Errors come as ``{"code": "rest_…", "message": …, "data": {"status": …}}``.
+
+Create-or-update is keyed by the item: each post carries the item's id in the post meta field
+``dispatch_uid`` (the site registers it with ``register_post_meta(…, 'show_in_rest' => true)``, see
+the README). Before creating, the adapter looks the post up with ``status=any``, so a repeated send
+or a correction updates the same post and never creates a second one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
+from dispatcher.errors import PermanentChannelError
+from dispatcher.rendering import context_for
+from settings import WebsiteSettings
+
+
+class WebsiteChannel(Channel):
+    name = "website"
+    # A post that is already in the trash: retracting it again is done, not an error.
+    already_trashed = "rest_already_trashed"
+
+    def __init__(self, settings: WebsiteSettings, **kwargs: Any) -> None:
+        super().__init__(timeout=settings.timeout, **kwargs)
+        self.settings = settings
+        self.http.auth = (settings.username, settings.app_password.get_secret_value())
+        self.posts_url = f"{settings.base_url.rstrip('/')}/wp-json/wp/v2/posts"
+
+    def provider_code(self, response: Any) -> str | None:
+        try:
+            code = response.json().get("code")
+        except (ValueError, AttributeError):
+            return None
+        return str(code) if code else None
+
+    def targets(self, publication: Publication) -> list[Target]:
+        return [Target("site")]
+
+    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
+        item = publication.item
+        content = renderer.render(self.name, item.kind.value, context_for(publication))
+        return Payload(
+            channel=self.name,
+            target=target.name,
+            body={
+                "title": item.title,
+                "content": content,
+                "excerpt": item.short,
+                "slug": publication.slug,
+                "status": self.settings.post_status,
+                "meta": {"dispatch_uid": publication.uid},
+            },
+        )
+
+    def send(self, payload: Payload, key: str) -> Receipt:
+        existing = self.lookup(payload, key)
+        url = f"{self.posts_url}/{existing.provider_id}" if existing else self.posts_url
+        post = self.request("POST", url, json=payload.body).json()
+        return Receipt(
+            provider_id=str(post["id"]),
+            detail={"link": post.get("link"), "updated": existing is not None},
+        )
+
+    def lookup(self, payload: Payload, key: str) -> Receipt | None:
+        uid = payload.body["meta"]["dispatch_uid"]
+        posts = self.request(
+            "GET",
+            self.posts_url,
+            idempotent=True,
+            params={"slug": payload.body["slug"], "status": "any", "context": "edit"},
+        ).json()
+        for post in posts:
+            if (post.get("meta") or {}).get("dispatch_uid") == uid:
+                return Receipt(provider_id=str(post["id"]), detail={"link": post.get("link")})
+        return None
+
+    def retract(self, payload: Payload, receipt: Receipt) -> None:
+        try:
+            self.request("DELETE", f"{self.posts_url}/{receipt.provider_id}", idempotent=True)
+        except PermanentChannelError as exc:
+            if exc.code != self.already_trashed:
+                raise
+
+    def probe(self) -> Health:
+        return self.timed_probe(
+            f"{self.settings.base_url.rstrip('/')}/wp-json/wp/v2/users/me",
+            params={"context": "edit"},
+        )

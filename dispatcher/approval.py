@@ -1,0 +1,213 @@
+"""Submitting, approving and rejecting items.
+
+Approval pins content: it renders every channel's payload for every target, stores each with its
+digest and writes the deliveries as ``pending`` in the same transaction that marks the item
+approved. Only after that commit are tasks enqueued (an outbox: if the broker is down, the sweeper
+enqueues them later). The approver is never the author, and an item is approved once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+
+from channels import build_channel
+from channels.base import Payload, Publication, digest_of
+from dispatcher import fanout
+from dispatcher.errors import ContentError, NotFoundError, RefusedError
+from dispatcher.items import Item, Kind
+from dispatcher.ledger import (
+    ApprovalRow,
+    DeliveryRow,
+    DeliveryState,
+    ItemRow,
+    ItemState,
+    Ledger,
+    RevisionRow,
+    record,
+    utcnow,
+)
+from dispatcher.rendering import TemplateRenderer, publication_for
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """Every payload an item would send, and what stops or worries the approver."""
+
+    publication: Publication
+    payloads: list[Payload] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def idempotency_key(revision_id: int, channel: str, target: str) -> str:
+    return hashlib.sha256(f"{revision_id}/{channel}/{target}".encode()).hexdigest()[:40]
+
+
+def queue_for(kind: str, channel: str) -> str:
+    """Warnings take the urgent lane; everything else waits in its channel's queue."""
+    return "urgent" if kind == Kind.warning.value else channel
+
+
+def plan(settings: Settings, publication: Publication) -> Plan:
+    """Render every wanted channel for every target; collect every limit problem, not only the first."""
+    renderer = TemplateRenderer(settings.templates_dir)
+    result = Plan(publication)
+    for name in publication.item.channels:
+        channel = build_channel(name.value, settings)
+        targets = channel.targets(publication)
+        if not targets:
+            result.notes.append(f"{name.value}: no target for this item (nothing will be sent)")
+        for target in targets:
+            try:
+                payload = channel.prepare(publication, target, renderer)
+            except ContentError as exc:
+                result.problems.append(str(exc))
+                continue
+            result.payloads.append(payload)
+            if payload.body.get("segments", 1) > 1:
+                result.notes.append(
+                    f"sms {target.name}: the text needs {payload.body['segments']} messages"
+                )
+    return result
+
+
+def draft_publication(settings: Settings, item: Item) -> Publication:
+    """A publication for an item not yet in the ledger (preview of a file)."""
+    return publication_for(
+        item, item_id=0, uid="0" * 32, revision=1, public_url=settings.website.public_url
+    )
+
+
+def stored_publication(settings: Settings, row: ItemRow) -> Publication:
+    revision = row.current
+    return publication_for(
+        Item.model_validate(revision.document),
+        item_id=row.id,
+        uid=row.uid,
+        revision=revision.number,
+        public_url=settings.website.public_url,
+    )
+
+
+def submit(ledger: Ledger, item: Item) -> int:
+    """Store a validated item as ``submitted`` with its first revision; return its id."""
+    document = item.model_dump(mode="json")
+    with ledger.session() as session:
+        row = ItemRow(
+            uid=uuid.uuid4().hex,
+            kind=item.kind.value,
+            title=item.title,
+            author=item.author,
+            department=item.department,
+            state=ItemState.submitted,
+        )
+        session.add(row)
+        session.flush()
+        session.add(
+            RevisionRow(item_id=row.id, number=1, document=document, digest=digest_of(document))
+        )
+        record(session, "item.submitted", actor=item.author, item_id=row.id, kind=item.kind.value)
+        return row.id
+
+
+def _load(session: object, item_id: int) -> ItemRow:
+    row = session.get(ItemRow, item_id, with_for_update=True)  # type: ignore[attr-defined]
+    if row is None:
+        raise NotFoundError(f"no item {item_id}")
+    return row
+
+
+def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> Plan:
+    """Approve a submitted item, pin its payloads, write its deliveries and enqueue them."""
+    approver = approver.strip()
+    if not approver:
+        raise RefusedError("an approval needs the approver's name (--as NAME)")
+    with ledger.session() as session:
+        row = _load(session, item_id)
+        revision = row.current
+        if row.state is not ItemState.submitted:
+            approval = session.query(ApprovalRow).filter_by(revision_id=revision.id).one_or_none()
+            by = f" by {approval.approver} at {approval.at:%Y-%m-%d %H:%M:%S}Z" if approval else ""
+            raise RefusedError(
+                f"item {item_id} is {row.state.value}{by}; only a submitted item can be approved "
+                "and nothing was sent again"
+            )
+        if approver.casefold() == row.author.casefold():
+            raise RefusedError(
+                f"item {item_id} was written by {row.author}; another person must approve it"
+            )
+        publication = stored_publication(settings, row)
+        if publication.item.is_expired(utcnow()):
+            raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
+        result = plan(settings, publication)
+        if result.problems:
+            raise ContentError(
+                f"item {item_id} cannot be approved as written:\n"
+                + "\n".join(f"  {problem}" for problem in result.problems)
+            )
+        if not result.payloads:
+            raise RefusedError(f"item {item_id} reaches no target on any channel")
+        claimed = session.execute(
+            update(ItemRow)
+            .where(ItemRow.id == item_id, ItemRow.state == ItemState.submitted)
+            .values(state=ItemState.approved, updated_at=utcnow())
+        )
+        if claimed.rowcount != 1:
+            raise RefusedError(f"item {item_id} was approved by someone else just now")
+        session.add(ApprovalRow(revision_id=revision.id, approver=approver, decision="approved"))
+        record(session, "item.approved", actor=approver, item_id=item_id, revision=revision.number)
+        deliveries = []
+        for payload in result.payloads:
+            delivery = DeliveryRow(
+                revision_id=revision.id,
+                item_id=item_id,
+                channel=payload.channel,
+                target=payload.target,
+                queue=queue_for(row.kind, payload.channel),
+                idempotency_key=idempotency_key(revision.id, payload.channel, payload.target),
+                payload=payload.body,
+                payload_digest=payload.digest,
+                state=DeliveryState.pending,
+            )
+            session.add(delivery)
+            deliveries.append(delivery)
+        session.flush()
+        for delivery in deliveries:
+            record(
+                session,
+                "delivery.pending",
+                actor=approver,
+                item_id=item_id,
+                delivery_id=delivery.id,
+                channel=delivery.channel,
+                target=delivery.target,
+                digest=delivery.payload_digest,
+            )
+        for note in result.notes:
+            record(session, "item.note", actor=approver, item_id=item_id, note=note)
+    fanout.enqueue(ledger, settings, [(d.id, d.queue) for d in deliveries])
+    return result
+
+
+def reject(ledger: Ledger, item_id: int, approver: str, reason: str) -> None:
+    with ledger.session() as session:
+        row = _load(session, item_id)
+        if row.state is not ItemState.submitted:
+            raise RefusedError(f"item {item_id} is {row.state.value}; only a submitted item can be rejected")
+        if approver.strip().casefold() == row.author.casefold():
+            raise RefusedError(f"item {item_id} was written by {row.author}; another person must review it")
+        row.state = ItemState.rejected
+        session.add(
+            ApprovalRow(
+                revision_id=row.current.id, approver=approver, decision="rejected", reason=reason
+            )
+        )
+        record(session, "item.rejected", actor=approver, item_id=item_id, reason=reason)

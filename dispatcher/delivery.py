@@ -1,0 +1,186 @@
+"""Running one delivery: claim it in the ledger, send the pinned payload, record the outcome.
+
+The ledger decides, not the message: a task for a delivery that is already done, held by another
+worker under a live lease, or not yet due does nothing. A claim whose earlier attempt may have
+reached the channel (a lapsed lease, an unknown outcome) first asks the channel to look the send up,
+so a lost answer does not become a second post.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from channels import build_channel
+from channels.base import Channel, Payload, Receipt, digest_of
+from dispatcher.errors import (
+    DispatchError,
+    OutcomeUnknownError,
+    TemporaryChannelError,
+)
+from dispatcher.ledger import (
+    TERMINAL,
+    DeliveryRow,
+    DeliveryState,
+    ItemRow,
+    ItemState,
+    Ledger,
+    record,
+    utcnow,
+)
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: int
+    item_id: int
+    attempt: int
+    in_doubt: bool
+    payload: Payload
+    key: str
+
+
+def backoff(settings: Settings, attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never shorter than the channel's Retry-After."""
+    ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> Claim | None:
+    now = utcnow()
+    with ledger.session() as session:
+        row = session.get(DeliveryRow, delivery_id, with_for_update=True)
+        if row is None:
+            log.warning("delivery %s does not exist; task dropped", delivery_id)
+            return None
+        busy = row.state is DeliveryState.sending and row.lease_until and row.lease_until > now
+        early = row.state is DeliveryState.retrying and row.next_attempt_at and row.next_attempt_at > now
+        if row.state in TERMINAL or busy or early:
+            return None
+        if digest_of(row.payload) != row.payload_digest:
+            row.state = DeliveryState.failed
+            row.last_error = "payload differs from the approved one; not sent"
+            record(session, "delivery.failed", actor=worker, item_id=row.item_id,
+                   delivery_id=row.id, error=row.last_error)
+            return None
+        in_doubt = row.state in (DeliveryState.sending, DeliveryState.unknown)
+        row.state = DeliveryState.sending
+        row.attempts += 1
+        row.lease_until = now + timedelta(seconds=settings.lease_seconds)
+        record(session, "delivery.claimed", actor=worker, item_id=row.item_id, delivery_id=row.id,
+               attempt=row.attempts, in_doubt=in_doubt)
+        return Claim(row.id, row.item_id, row.attempts, in_doubt,
+                     Payload(row.channel, row.target, dict(row.payload)), row.idempotency_key)
+
+
+def attempt(channel: Channel, claim: Claim) -> tuple[Receipt, bool]:
+    """Send, or find the earlier send first when a previous attempt may have landed."""
+    if claim.in_doubt:
+        found = channel.lookup(claim.payload, claim.key)
+        if found is not None:
+            return found, True
+    return channel.send(claim.payload, claim.key), False
+
+
+def deliver(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> DeliveryState | None:
+    """Run one delivery to its next state; returns that state, or None if there was nothing to do."""
+    taken = claim(ledger, settings, delivery_id, worker)
+    if taken is None:
+        return None
+    error: DispatchError | None = None
+    receipt: Receipt | None = None
+    found = False
+    try:
+        channel = build_channel(taken.payload.channel, settings)
+        receipt, found = attempt(channel, taken)
+    except DispatchError as exc:
+        error = exc
+    except Exception as exc:  # a bug or an unforeseen library error: retried within the budget
+        log.exception("delivery %s: unexpected error", delivery_id)
+        error = TemporaryChannelError(f"{type(exc).__name__}: {exc}")
+    return finish(ledger, settings, taken, worker, receipt, found, error)
+
+
+def finish(
+    ledger: Ledger,
+    settings: Settings,
+    taken: Claim,
+    worker: str,
+    receipt: Receipt | None,
+    found: bool,
+    error: DispatchError | None,
+) -> DeliveryState | None:
+    now = utcnow()
+    with ledger.session() as session:
+        row = session.get(DeliveryRow, taken.delivery_id, with_for_update=True)
+        if row is None or row.state is not DeliveryState.sending or row.attempts != taken.attempt:
+            # Our lease ran out and another worker took the delivery over; its outcome stands.
+            record(session, "delivery.late_outcome", actor=worker, item_id=taken.item_id,
+                   delivery_id=taken.delivery_id, attempt=taken.attempt, error=str(error or ""))
+            return None
+        row.lease_until = None
+        base = {"actor": worker, "item_id": row.item_id, "delivery_id": row.id, "attempt": row.attempts}
+        if error is None and receipt is not None:
+            row.state = DeliveryState.sent
+            row.provider_id = receipt.provider_id
+            row.sent_at = now
+            row.last_error = None
+            record(session, "delivery.sent", provider_id=receipt.provider_id, found_by_lookup=found,
+                   **base)
+        elif isinstance(error, TemporaryChannelError):
+            if row.attempts >= settings.max_attempts:
+                row.state = DeliveryState.dead
+                row.last_error = f"{error} (gave up after {row.attempts} attempts)"
+                record(session, "delivery.dead", error=str(error), **base)
+            else:
+                delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
+                unknown = isinstance(error, OutcomeUnknownError)
+                row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
+                row.next_attempt_at = now + timedelta(seconds=delay)
+                row.last_error = str(error)
+                record(session, "delivery.unknown" if unknown else "delivery.retrying",
+                       error=str(error), retry_in=round(delay, 2), **base)
+        else:
+            row.state = DeliveryState.failed
+            row.last_error = str(error)
+            record(session, "delivery.failed", error=str(error), **base)
+        state = row.state
+        if state in TERMINAL:
+            settle_item(session, row.item_id, worker)
+    log.info("delivery %s %s/%s → %s", taken.delivery_id, taken.payload.channel,
+             taken.payload.target, state.value)
+    return state
+
+
+def settle_item(session: object, item_id: int, worker: str) -> None:
+    """Once every delivery of the item is terminal, mark it published, partially published or failed."""
+    counts = dict(
+        session.execute(  # type: ignore[attr-defined]
+            select(DeliveryRow.state, func.count())
+            .where(DeliveryRow.item_id == item_id)
+            .group_by(DeliveryRow.state)
+        ).all()
+    )
+    if any(state not in TERMINAL for state in counts):
+        return
+    sent = counts.get(DeliveryState.sent, 0)
+    total = sum(counts.values())
+    state = (
+        ItemState.published if sent == total
+        else ItemState.failed if sent == 0
+        else ItemState.partially_published
+    )
+    item = session.get(ItemRow, item_id)  # type: ignore[attr-defined]
+    if item.state is not state:
+        item.state = state
+        record(session, f"item.{state.value}", actor=worker, item_id=item_id,  # type: ignore[arg-type]
+               sent=sent, total=total)
+

@@ -1,0 +1,69 @@
+"""The dispatcher's exceptions, in one tree::
+
+    DispatchError
+    ├── ChannelError                  a channel refused or failed a call
+    │   ├── TemporaryChannelError     timeouts, 408/429/5xx, throttling codes: retry later
+    │   │   └── OutcomeUnknownError   the request left and no answer came: look up, never resend blindly
+    │   └── PermanentChannelError     4xx, rejected content, bad credentials: fail now with the reason
+    ├── ConfigurationError            a setting or the sign registry is wrong
+    ├── InvalidItemError              an item file or document does not validate (names the field)
+    ├── ContentError                  an approved item cannot be rendered within a channel's limits
+    ├── RefusedError                  a state change the rules forbid (self-approval, approving twice)
+    └── NotFoundError                 no such item or delivery
+
+Each carries ``exit_code`` for the command line: 2 for bad input, 1 for a refusal.
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    exit_code = 1
+
+
+class ChannelError(DispatchError):
+    def __init__(self, message: str, *, code: str | int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporaryChannelError(ChannelError):
+    def __init__(
+        self, message: str, *, code: str | int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class OutcomeUnknownError(TemporaryChannelError):
+    pass
+
+
+class PermanentChannelError(ChannelError):
+    pass
+
+
+class ConfigurationError(DispatchError):
+    exit_code = 2
+
+
+class InvalidItemError(DispatchError):
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: invalid item"] + [f"  {field}: {msg}" for field, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+class ContentError(DispatchError):
+    exit_code = 2
+
+
+class RefusedError(DispatchError):
+    exit_code = 1
+
+
+class NotFoundError(DispatchError):
+    exit_code = 1

@@ -1,0 +1,100 @@
+"""Moving deliveries from the ledger to the queue: the outbox relay and the sweeper.
+
+The ledger holds the truth. ``enqueue`` publishes one task per delivery after approval committed;
+if the broker is unreachable the deliveries simply stay ``pending``. ``sweep`` runs periodically
+(Celery beat) and enqueues every delivery that is due and not in a worker's hands: pending ones
+never picked up, retries whose time has come, claims whose lease ran out (a killed worker) and
+sends whose outcome is unknown (to be reconciled by lookup).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import and_, create_engine, or_, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger, utcnow
+from settings import Settings
+
+log = logging.getLogger(__name__)
+DELIVER_TASK = "dispatcher.deliver"
+
+
+def enqueue(ledger: Ledger, settings: Settings, deliveries: list[tuple[int, str]]) -> int:
+    """Publish a task for each (delivery id, queue); return how many reached the broker."""
+    if not deliveries:
+        return 0
+    from worker import app  # imported here: the worker module builds the Celery app from settings
+
+    sent: list[int] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for delivery_id, queue in deliveries:
+                app.send_task(DELIVER_TASK, args=[delivery_id], queue=queue, producer=producer)
+                sent.append(delivery_id)
+    except Exception as exc:  # the broker is down: the sweeper will pick these up
+        log.warning("enqueue stopped after %d of %d: %s", len(sent), len(deliveries), exc)
+    if sent:
+        with ledger.session() as session:
+            session.execute(
+                update(DeliveryRow).where(DeliveryRow.id.in_(sent)).values(enqueued_at=utcnow())
+            )
+    return len(sent)
+
+
+def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:
+    """Deliveries the sweeper must (re-)enqueue now."""
+    now = utcnow()
+    stale = now - timedelta(seconds=settings.lease_seconds)
+    young = now - timedelta(seconds=max(2.0, settings.sweep_interval))
+    waiting = and_(
+        DeliveryRow.state == DeliveryState.pending,
+        DeliveryRow.created_at < young,
+        or_(DeliveryRow.enqueued_at.is_(None), DeliveryRow.enqueued_at < stale),
+    )
+    retry = and_(
+        DeliveryRow.state.in_([DeliveryState.retrying, DeliveryState.unknown]),
+        or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
+        or_(DeliveryRow.enqueued_at.is_(None), DeliveryRow.enqueued_at < DeliveryRow.next_attempt_at,
+            DeliveryRow.enqueued_at < stale),
+    )
+    lapsed = and_(DeliveryRow.state == DeliveryState.sending, DeliveryRow.lease_until < now)
+    with ledger.session() as session:
+        rows = session.execute(
+            select(DeliveryRow.id, DeliveryRow.queue)
+            .where(or_(waiting, retry, lapsed))
+            .order_by(DeliveryRow.id)
+            .limit(5000)
+        ).all()
+    return [(row.id, row.queue) for row in rows]
+
+
+def sweep(ledger: Ledger, settings: Settings) -> int:
+    """Enqueue every due delivery; on the embedded broker also drop acknowledged messages."""
+    deliveries = due(ledger, settings)
+    count = enqueue(ledger, settings, deliveries)
+    if deliveries:
+        log.info("sweeper enqueued %d deliveries", count)
+    if settings.embedded_broker:
+        purge_acknowledged(settings)
+    return count
+
+
+def purge_acknowledged(settings: Settings) -> int:
+    """Delete the embedded broker's consumed rows, which kombu marks invisible and never deletes."""
+    url = settings.broker_url.removeprefix("sqla+")
+    engine = _broker_engines.get(url)
+    if engine is None:
+        engine = _broker_engines[url] = create_engine(url, connect_args={"timeout": 30})
+    try:
+        with engine.begin() as connection:
+            return connection.execute(text("DELETE FROM kombu_message WHERE visible = 0")).rowcount
+    except OperationalError as exc:  # no table before the first message, or the broker is busy
+        log.debug("broker purge skipped: %s", exc)
+        return 0
+
+
+_broker_engines: dict[str, Engine] = {}

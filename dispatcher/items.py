@@ -1,0 +1,177 @@
+"""Items: what a press office publishes, validated before anything is written.
+
+An item file is YAML or JSON holding one mapping. Every problem is reported with the field it is
+in; nothing is stored until the whole document validates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dispatcher.errors import InvalidItemError
+
+
+class Kind(StrEnum):
+    warning = "warning"
+    safety_tip = "safety_tip"
+    release = "release"
+
+
+class ChannelName(StrEnum):
+    website = "website"
+    sms = "sms"
+    display = "display"
+    microblog = "microblog"
+
+
+class Severity(StrEnum):
+    Extreme = "Extreme"
+    Severe = "Severe"
+    Moderate = "Moderate"
+    Minor = "Minor"
+    Unknown = "Unknown"
+
+
+class Urgency(StrEnum):
+    Immediate = "Immediate"
+    Expected = "Expected"
+    Future = "Future"
+    Past = "Past"
+    Unknown = "Unknown"
+
+
+class Certainty(StrEnum):
+    Observed = "Observed"
+    Likely = "Likely"
+    Possible = "Possible"
+    Unlikely = "Unlikely"
+    Unknown = "Unknown"
+
+
+# First two digits of the GB/T 2260 administrative division codes: the provinces, autonomous regions,
+# municipalities and special administrative regions.
+PROVINCES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 "
+    "71 81 82".split()
+)
+SHORT_TEXT_MAX = 120
+_SENTENCE_END = re.compile(r"(?<=[。！？!?.])")
+
+
+class Item(BaseModel):
+    """One piece of public information as submitted; immutable once approved."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    kind: Kind
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=20000)
+    short_text: str | None = Field(None, min_length=1, max_length=SHORT_TEXT_MAX)
+    channels: list[ChannelName] = Field(default_factory=lambda: list(ChannelName), min_length=1)
+    areas: list[str] = Field(min_length=1)
+    author: str = Field(min_length=1, max_length=100)
+    department: str = Field(min_length=1, max_length=200)
+    expires: AwareDatetime
+    event: str | None = Field(None, max_length=100)
+    instruction: str | None = Field(None, max_length=2000)
+    severity: Severity | None = None
+    urgency: Urgency | None = None
+    certainty: Certainty | None = None
+    interpretation: str | None = Field(None, min_length=1, max_length=20000)
+
+    @field_validator("areas")
+    @classmethod
+    def _area_codes(cls, areas: list[str]) -> list[str]:
+        for code in areas:
+            if not re.fullmatch(r"\d{6}", code):
+                raise ValueError(f"{code!r} is not a 6-digit administrative division code")
+            if code[:2] not in PROVINCES:
+                raise ValueError(f"{code!r} does not start with a province code")
+        return list(dict.fromkeys(areas))
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, channels: list[ChannelName]) -> list[ChannelName]:
+        return list(dict.fromkeys(channels))
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> Item:
+        cap = {"severity": self.severity, "urgency": self.urgency, "certainty": self.certainty}
+        if self.kind is Kind.warning:
+            missing = [name for name, value in cap.items() if value is None]
+            if missing:
+                raise ValueError(f"a warning needs {', '.join(missing)}")
+        elif any(value is not None for value in cap.values()):
+            raise ValueError("severity, urgency and certainty belong to warnings only")
+        if self.interpretation is not None and self.kind is not Kind.release:
+            raise ValueError("only a release carries an interpretation")
+        return self
+
+    @property
+    def short(self) -> str:
+        """The text for small channels: given, or derived from the title and the body."""
+        if self.short_text:
+            return self.short_text
+        whole = f"{self.title}：{self.body}"
+        if len(whole) <= SHORT_TEXT_MAX:
+            return whole
+        first = _SENTENCE_END.split(self.body, maxsplit=1)[0]
+        lead = f"{self.title}：{first}"
+        return lead if len(lead) <= SHORT_TEXT_MAX else self.title
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires <= now
+
+
+def parse_item(data: Any, source: str = "item") -> Item:
+    """Validate a decoded document, raising :class:`InvalidItemError` naming every bad field."""
+    if not isinstance(data, dict):
+        raise InvalidItemError(source, [("(document)", "must be a mapping of fields")])
+    try:
+        return Item.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            field = ".".join(str(part) for part in err["loc"]) or "(item)"
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown field"
+            problems.append((field, message))
+        raise InvalidItemError(source, problems) from None
+
+
+def load_item(path: Path) -> Item:
+    """Read an item from a ``.yaml``/``.yml`` or ``.json`` file."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidItemError(source, [("(file)", "no such file")]) from None
+    except UnicodeDecodeError:
+        raise InvalidItemError(source, [("(file)", "is not UTF-8 text")]) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            # BaseLoader keeps every scalar a string, so "expires" is parsed by pydantic (which
+            # insists on an offset) rather than by YAML (which would accept a naive timestamp).
+            data = yaml.load(text, Loader=yaml.BaseLoader)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InvalidItemError(source, [("(file)", f"cannot be parsed: {exc}")]) from None
+    return parse_item(data, source)

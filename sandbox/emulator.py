@@ -1,0 +1,122 @@
+"""What every channel emulator shares: a record of what it received, and fault injection.
+
+Each emulator is a Flask app built by :func:`emulator_app`. Besides its channel's real API it
+answers, under ``/_sandbox/``:
+
+- ``GET /_sandbox/received``: every state-changing request it accepted, in order, as JSON;
+- ``POST /_sandbox/faults``: queue faults, a JSON list (or one object) of
+  ``{"mode": "status"|"delay"|"lost", "status": 503, "retry_after": 2, "seconds": 3,
+  "count": 1, "method": "POST", "path": "/2/statuses/share.json"}``:
+  ``status`` answers with that status (and a ``Retry-After`` header) instead of acting;
+  ``delay`` waits ``seconds`` before acting; ``lost`` acts, then waits ``seconds`` before answering,
+  so a client with a shorter timeout never learns the outcome;
+- ``POST /_sandbox/reset``: forget everything received and every queued fault.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Flask, Response, g, jsonify, request
+
+
+@dataclass
+class Fault:
+    mode: str
+    status: int = 503
+    retry_after: float | None = None
+    seconds: float = 0.0
+    count: int = 1
+    method: str | None = None
+    path: str | None = None
+
+    def matches(self) -> bool:
+        if self.method and request.method != self.method.upper():
+            return False
+        return not self.path or request.path.startswith(self.path)
+
+
+@dataclass
+class EmulatorState:
+    received: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def keep(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.received.append({"at": time.time(), **entry})
+
+    def take_fault(self) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches():
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+
+ErrorBody = Callable[[int], Response]
+
+
+def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState]:
+    """A Flask app with the sandbox routes; ``error_body(status)`` shapes injected errors like the API."""
+    app = Flask(name)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    state = EmulatorState()
+
+    @app.before_request
+    def _inject() -> Response | None:
+        if request.path.startswith("/_sandbox/"):
+            return None
+        fault = state.take_fault()
+        if fault is None:
+            return None
+        if fault.mode == "status":
+            response = error_body(fault.status)
+            response.status_code = fault.status
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = str(int(fault.retry_after))
+            return response
+        if fault.mode == "delay":
+            time.sleep(fault.seconds)
+        elif fault.mode == "lost":
+            g.lost_for = fault.seconds
+        return None
+
+    @app.after_request
+    def _lose(response: Response) -> Response:
+        seconds = g.pop("lost_for", None)
+        if seconds:
+            time.sleep(seconds)
+        return response
+
+    @app.get("/_sandbox/received")
+    def _received() -> Response:
+        with state.lock:
+            return jsonify(list(state.received))
+
+    @app.post("/_sandbox/faults")
+    def _faults() -> tuple[Response, int]:
+        data = request.get_json(force=True)
+        specs = data if isinstance(data, list) else [data]
+        try:
+            faults = [Fault(**spec) for spec in specs]
+        except TypeError as exc:
+            return jsonify({"error": str(exc)}), 400
+        with state.lock:
+            state.faults.extend(faults)
+        return jsonify({"queued": len(faults)}), 201
+
+    @app.post("/_sandbox/reset")
+    def _reset() -> Response:
+        with state.lock:
+            state.received.clear()
+            state.faults.clear()
+        return jsonify({"reset": True})
+
+    return app, state

@@ -1,0 +1,134 @@
+"""Every setting of the dispatcher, in one pydantic-settings model.
+
+This is the one module that reads the environment. Variables are prefixed ``DISPATCH_`` and nested
+sections use ``__``: ``DISPATCH_SMS__PASSWORD``, ``DISPATCH_WEBSITE__BASE_URL``. Lists and nested
+models are given as JSON: ``DISPATCH_SMS__RECIPIENTS='["+8613800138000"]'``. A ``.env`` file in
+the working directory is read too.
+
+The defaults are the embedded set-up: a SQLite ledger and a SQLite broker under ``var/``, and every
+channel pointed at the sandbox emulators on 127.0.0.1 (``dispatch sandbox``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class WebsiteSettings(BaseModel):
+    """A WordPress site reached through its REST API with an Application Password."""
+
+    base_url: str = "http://127.0.0.1:8101"
+    public_url: str = Field(
+        "http://127.0.0.1:8101",
+        description="Address readers use; article links on other channels are built from it.",
+    )
+    username: str = "dispatch"
+    app_password: SecretStr = SecretStr("sand box pass word")
+    post_status: str = "publish"
+    timeout: float = 10.0
+
+
+class SmsSettings(BaseModel):
+    """A Kannel-compatible SMS gateway reached through its HTTP ``sendsms`` interface."""
+
+    sendsms_url: str = "http://127.0.0.1:8102/cgi-bin/sendsms"
+    username: str = "dispatch"
+    password: SecretStr = SecretStr("sandbox")
+    sender: str = "12379"
+    signature: str = Field("应急管理", description="Shown as 【signature】 in front of every text.")
+    batch_size: int = Field(100, ge=1, le=1000)
+    recipients: list[str] = Field(
+        default_factory=lambda: ["+8613800138000", "+8613800138001", "+8613800138002"],
+        description="E.164 numbers; the sandbox defaults are placeholders until a subscriber store exists.",
+    )
+    dlr_url: str | None = Field(
+        None, description="Base URL Kannel calls with delivery reports; None sends no dlr-url."
+    )
+    dlr_mask: int = 31
+    timeout: float = 10.0
+
+    @field_validator("recipients")
+    @classmethod
+    def _e164(cls, numbers: list[str]) -> list[str]:
+        bad = [n for n in numbers if not E164.match(n)]
+        if bad:
+            raise ValueError(f"not E.164 phone numbers: {', '.join(bad)}")
+        return list(dict.fromkeys(numbers))
+
+
+class DisplaySettings(BaseModel):
+    """Electronic display signs listed in a registry file and driven over HTTP."""
+
+    registry: Path = PROJECT_DIR / "examples" / "signs.yaml"
+    http_base_url: str = Field(
+        "http://127.0.0.1:8103",
+        description="Joined with a sign's address when the registry gives a bare id instead of a URL.",
+    )
+    page_time: float = Field(3.0, gt=0, description="Seconds each page is shown.")
+    timeout: float = 10.0
+
+
+class MicroblogAccount(BaseModel):
+    name: str
+    access_token: SecretStr
+
+
+class MicroblogSettings(BaseModel):
+    """Weibo accounts posting through the open API ``statuses/share.json``."""
+
+    api_base: str = "http://127.0.0.1:8104"
+    accounts: list[MicroblogAccount] = Field(
+        default_factory=lambda: [
+            MicroblogAccount(name="sandbox", access_token=SecretStr("sandbox-token"))
+        ]
+    )
+    rip: str = Field("127.0.0.1", description="The posting user's real IP, required by Weibo.")
+    max_length: int = 140
+    timeout: float = 10.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCH_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    var_dir: Path = PROJECT_DIR / "var"
+    ledger_url: str = ""
+    broker_url: str = ""
+    broker_polling_interval: float = Field(
+        0.1, gt=0, description="Embedded broker: seconds between polls of an empty queue."
+    )
+    worker_concurrency: int = Field(4, ge=1)
+    lease_seconds: int = Field(60, ge=5, description="How long a claimed delivery stays claimed.")
+    sweep_interval: float = Field(2.0, gt=0, description="Seconds between sweeps of the outbox.")
+    max_attempts: int = Field(5, ge=1)
+    retry_base_seconds: float = Field(2.0, gt=0)
+    retry_max_seconds: float = Field(300.0, gt=0)
+    templates_dir: Path = PROJECT_DIR / "templates"
+    website: WebsiteSettings = WebsiteSettings()
+    sms: SmsSettings = SmsSettings()
+    display: DisplaySettings = DisplaySettings()
+    microblog: MicroblogSettings = MicroblogSettings()
+
+    def model_post_init(self, _context: object) -> None:
+        if not self.ledger_url:
+            self.ledger_url = f"sqlite:///{self.var_dir / 'ledger.sqlite'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{self.var_dir / 'broker.sqlite'}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,57 @@
+"""The Celery app: queues, routes, reliability settings and the sweeper's beat schedule.
+
+Queues: ``urgent`` (warnings, on every channel), one queue per channel for everything else, and
+``control`` for the sweeper. Run a worker with ``dispatch worker`` (``--beat`` adds the one
+scheduler; run exactly one of those). The broker is ``DISPATCH_BROKER_URL``: by default kombu's
+SQLAlchemy transport on SQLite under ``var/``; a ``redis://`` or ``amqp://`` URL switches it.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from settings import get_settings
+
+CHANNEL_QUEUES = ("website", "sms", "display", "microblog")
+QUEUES = ("urgent", *CHANNEL_QUEUES, "control")
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("dispatcher", broker=settings.broker_url, include=["dispatcher.tasks"])
+    transport_options: dict[str, object] = {}
+    if settings.embedded_broker:
+        # kombu polls an empty SQL queue once a second by default, which caps it near 130 tasks/s.
+        transport_options["polling_interval"] = settings.broker_polling_interval
+    elif settings.broker_url.startswith(("redis://", "rediss://")):
+        # Redis hands an unacknowledged task to another worker after this long; keep it well above
+        # any delivery's lease so a slow send is not run twice by the broker.
+        transport_options["visibility_timeout"] = max(3600, settings.lease_seconds * 10)
+    app.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="control",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        worker_concurrency=settings.worker_concurrency,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep": {
+                "task": "dispatcher.sweep",
+                "schedule": settings.sweep_interval,
+                "options": {"queue": "control", "expires": settings.sweep_interval * 5},
+            }
+        },
+        beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
+    )
+    return app
+
+
+app = create_app()
