@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 from kombu import Queue
+from kombu.transport import sqlalchemy as sqlalchemy_transport
 
 from settings import get_settings
 
@@ -24,7 +25,10 @@ def create_app() -> Celery:
     transport_options: dict[str, object] = {}
     if settings.embedded_broker:
         # kombu polls an empty SQL queue once a second by default, which caps it near 130 tasks/s.
-        transport_options["polling_interval"] = settings.broker_polling_interval
+        # The SQLAlchemy transport hands its transport options to create_engine(), so the interval
+        # cannot travel as an option: it is a class attribute of the transport.
+        sqlalchemy_transport.Transport.polling_interval = settings.broker_polling_interval
+        transport_options["connect_args"] = {"timeout": 30}
     elif settings.broker_url.startswith(("redis://", "rediss://")):
         # Redis hands an unacknowledged task to another worker after this long; keep it well above
         # any delivery's lease so a slow send is not run twice by the broker.

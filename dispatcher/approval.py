@@ -56,11 +56,13 @@ def queue_for(kind: str, channel: str) -> str:
     return "urgent" if kind == Kind.warning.value else channel
 
 
-def plan(settings: Settings, publication: Publication) -> Plan:
+def plan(settings: Settings, publication: Publication, only: str | None = None) -> Plan:
     """Render every wanted channel for every target; collect every limit problem, not only the first."""
     renderer = TemplateRenderer(settings.templates_dir)
     result = Plan(publication)
     for name in publication.item.channels:
+        if only and name.value != only:
+            continue
         channel = build_channel(name.value, settings)
         targets = channel.targets(publication)
         if not targets:

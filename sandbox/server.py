@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from channels.display import load_registry
 from sandbox import kannel, signs, weibo, wordpress
@@ -13,6 +13,13 @@ from sandbox.emulator import EmulatorState
 from settings import Settings
 
 NAMES = ("website", "sms", "display", "microblog")
+
+
+class QuietHandler(WSGIRequestHandler):
+    """No access log: request lines carry credentials (Kannel takes its password in the query)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 @dataclass
@@ -39,7 +46,9 @@ class Sandbox:
             ),
         }
         for name, (app, state) in apps.items():
-            server = make_server(self.host, self.ports.get(name, 0), app, threaded=True)
+            server = make_server(
+                self.host, self.ports.get(name, 0), app, threaded=True, request_handler=QuietHandler
+            )
             self.servers[name] = server
             self.states[name] = state
             thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)

@@ -1,0 +1,271 @@
+"""The ``dispatch`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dispatcher.errors import DispatchError, NotFoundError
+from settings import get_settings
+
+
+def _ledger():  # type: ignore[no-untyped-def]
+    from dispatcher.ledger import Ledger
+
+    return Ledger(get_settings().ledger_url)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """A plain text table; widths count a CJK character as two columns, as terminals show it."""
+    import unicodedata
+
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    cells = [header] + [[str(c) for c in row] for row in rows]
+    widths = [max(width(row[i]) for row in cells) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c + " " * (w - width(c)) for c, w in zip(row, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Publish one approved item to the website, SMS, display signs and microblogs."""
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the new item as JSON.")
+def submit(file: Path, as_json: bool) -> None:
+    """Validate an item file (YAML or JSON) and store it as submitted; prints the new item's id."""
+    from dispatcher.approval import submit as submit_item
+    from dispatcher.items import load_item
+
+    item = load_item(file)
+    item_id = submit_item(_ledger(), item)
+    if as_json:
+        _print_json({"id": item_id, "state": "submitted", "kind": item.kind.value, "title": item.title})
+    else:
+        click.echo(item_id)
+
+
+@cli.command()
+@click.argument("item_id", type=int)
+@click.option("--as", "approver", required=True, help="Name of the approver (never the author).")
+def approve(item_id: int, approver: str) -> None:
+    """Approve a submitted item: pin its payloads and fan it out."""
+    from dispatcher.approval import approve as approve_item
+
+    result = approve_item(_ledger(), get_settings(), item_id, approver)
+    per_channel: dict[str, int] = {}
+    for payload in result.payloads:
+        per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
+    summary = ", ".join(f"{name} {count}" for name, count in per_channel.items())
+    click.echo(f"item {item_id} approved by {approver}: {len(result.payloads)} deliveries queued ({summary})")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@cli.command()
+@click.argument("item_id", type=int)
+@click.option("--as", "approver", required=True, help="Name of the reviewer.")
+@click.option("--reason", required=True, help="Why the item is rejected.")
+def reject(item_id: int, approver: str, reason: str) -> None:
+    """Reject a submitted item."""
+    from dispatcher.approval import reject as reject_item
+
+    reject_item(_ledger(), item_id, approver, reason)
+    click.echo(f"item {item_id} rejected by {approver}")
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--channel", "channel", help="Only this channel.")
+@click.option("--json", "as_json", is_flag=True, help="Every payload as JSON.")
+def preview(source: str, channel: str | None, as_json: bool) -> None:
+    """Render an item file, or a stored item by id, for every channel and target."""
+    from dispatcher import approval
+    from dispatcher.items import load_item
+    from dispatcher.ledger import ItemRow
+    from dispatcher.reports import payload_view
+
+    settings = get_settings()
+    if source.isdigit() and not Path(source).exists():
+        ledger = _ledger()
+        with ledger.session() as session:
+            row = session.get(ItemRow, int(source))
+            if row is None:
+                raise NotFoundError(f"no item {source}")
+            publication = approval.stored_publication(settings, row)
+    else:
+        publication = approval.draft_publication(settings, load_item(Path(source)))
+    if channel:
+        from channels import build_channel
+
+        build_channel(channel, settings)  # an unknown name is refused with a suggestion
+    result = approval.plan(settings, publication, only=channel)
+    if as_json:
+        _print_json({
+            "payloads": [payload_view(p) for p in result.payloads],
+            "problems": result.problems,
+            "notes": result.notes,
+        })
+    else:
+        for payload in result.payloads:
+            click.echo(f"── {payload.channel} / {payload.target}")
+            body = payload.body
+            if payload.channel == "sms":
+                click.echo(f"{body['encoding']}, {body['segments']} segment(s), {body['characters']} characters, "
+                           f"{len(body['to'])} recipient(s)")
+                click.echo(body["text"])
+            elif payload.channel == "display":
+                click.echo(f"{len(body['pages'])} page(s), priority {body['priority']}")
+                for number, page in enumerate(body["pages"], 1):
+                    click.echo(f"  page {number}: " + " / ".join(page))
+                click.echo(f"  MULTI: {body['multi']}")
+            elif payload.channel == "microblog":
+                click.echo(f"@{body['account']}, {body['length']} characters")
+                click.echo(body["status"])
+            else:
+                click.echo(f"{body['title']}  (slug {body['slug']}, status {body['status']})")
+                click.echo(body["content"])
+        for problem in result.problems:
+            click.echo(f"problem: {problem}", err=True)
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+    if result.problems:
+        sys.exit(2)
+
+
+@cli.command()
+@click.argument("item_id", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(item_id: int | None, as_json: bool) -> None:
+    """Items and their deliveries; with an id, every delivery of that item."""
+    from dispatcher.reports import item_status, items_overview
+
+    ledger = _ledger()
+    if item_id is None:
+        items = items_overview(ledger)
+        if as_json:
+            _print_json(items)
+            return
+        rows = [[i["id"], i["kind"], i["state"], i["title"][:30],
+                 " ".join(f"{k}:{v}" for k, v in sorted(i["deliveries"].items()))] for i in items]
+        click.echo(table(rows, ["id", "kind", "state", "title", "deliveries"]) if rows else "no items yet")
+        return
+    report = item_status(ledger, item_id)
+    if as_json:
+        _print_json(report)
+        return
+    click.echo(f"item {report['id']} ({report['kind']}) {report['state']}: {report['title']}")
+    click.echo(f"author {report['author']}, approver {report['approver'] or '-'}")
+    rows = [[d["id"], d["channel"], d["target"], d["state"], d["attempts"], d["provider_id"] or "",
+             (d["last_error"] or "")[:60]] for d in report["deliveries"]]
+    if rows:
+        click.echo(table(rows, ["delivery", "channel", "target", "state", "attempts", "provider id", "last error"]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def channels(as_json: bool) -> None:
+    """Probe every channel: reachable, credentials accepted, how fast."""
+    from channels import REGISTRY, build_channel
+
+    settings = get_settings()
+    results = []
+    for name in REGISTRY:
+        try:
+            health = build_channel(name, settings).probe()
+            results.append({"channel": name, "ok": health.ok, "detail": health.detail,
+                            "latency_ms": round(health.latency_ms, 1)})
+        except DispatchError as exc:
+            results.append({"channel": name, "ok": False, "detail": str(exc), "latency_ms": None})
+    if as_json:
+        _print_json(results)
+    else:
+        click.echo(table([[r["channel"], "up" if r["ok"] else "DOWN", r["latency_ms"] or "-", r["detail"]]
+                          for r in results], ["channel", "health", "ms", "detail"]))
+    if not all(r["ok"] for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--port-base", type=int, default=8101, show_default=True,
+              help="website, sms, display and microblog listen on this port and the next three.")
+def sandbox(port_base: int) -> None:
+    """Run the channel emulators on 127.0.0.1 until interrupted."""
+    from sandbox.server import NAMES, Sandbox
+
+    ports = {name: port_base + i for i, name in enumerate(NAMES)}
+    box = Sandbox(get_settings(), ports=ports).start()
+    for name, url in box.urls.items():
+        click.echo(f"{name:10} {url}")
+    click.echo("sandbox running; Ctrl-C stops it")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        box.stop()
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--beat", is_flag=True, help="Also run the scheduler (the sweeper); run exactly one.")
+@click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: all).")
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def worker(beat: bool, queues: str | None, concurrency: int | None, loglevel: str) -> None:
+    """Run a Celery worker on the configured broker."""
+    from worker import QUEUES, app
+
+    argv = ["worker", "-l", loglevel, "-Q", queues or ",".join(QUEUES)]
+    if beat:
+        argv.append("-B")
+    if concurrency:
+        argv += ["-c", str(concurrency)]
+    app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--item", "item_file", type=click.Path(path_type=Path), default=None,
+              help="Item file to publish (default: examples/warning.yaml).")
+@click.option("--timeout", type=float, default=90.0, show_default=True)
+def demo(item_file: Path | None, timeout: float) -> None:
+    """Sandbox, worker, a sample warning approved and fanned out, and a per-channel table."""
+    from dispatcher.demo import run_demo
+
+    sys.exit(run_demo(item_file, timeout))
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DispatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""``dispatch demo``: the whole flow once, on the embedded broker and the sandbox emulators."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dispatcher import approval
+from dispatcher.cli import table
+from dispatcher.items import load_item
+from dispatcher.ledger import TERMINAL, Ledger
+from dispatcher.reports import item_status
+from dispatcher.workers import start_worker, stop_worker
+from sandbox.server import Sandbox
+from settings import PROJECT_DIR, get_settings
+
+APPROVER = "陈刚"
+
+
+def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -> str:
+    """One line of what the emulator got for this target."""
+    if channel == "website":
+        posts = {e["post_id"] for e in entries}
+        titles = {e["body"].get("title") for e in entries}
+        return f"{len(posts)} post(s) #{','.join(map(str, posts))}: {', '.join(map(str, titles))}"
+    if channel == "sms":
+        texts = {e["text"] for e in entries}
+        text = next(iter(texts), "")
+        return f"{len(entries)} message(s) to {len({e['to'] for e in entries})} phones: {text[:24]}…"
+    if channel == "display":
+        mine = [e for e in entries if e.get("sign") == target and "multi" in e]
+        if not mine:
+            return "nothing"
+        return f"{len(mine[-1]['pages'])} page(s): {mine[-1]['multi'][:34]}…"
+    mine = [e for e in entries if e.get("action") == "share"]
+    return f"{len(mine)} status(es): {mine[-1]['status'][:26]}…" if mine else "nothing"
+
+
+def run_demo(item_file: Path | None, timeout: float) -> int:
+    item_file = item_file or PROJECT_DIR / "examples" / "warning.yaml"
+    box = Sandbox(get_settings()).start()
+    os.environ.update(box.environment())
+    get_settings.cache_clear()
+    settings = get_settings()
+    ledger = Ledger(settings.ledger_url)
+    log_path = settings.var_dir / "demo-worker.log"
+    click.echo(f"sandbox emulators: " + ", ".join(f"{k} {v}" for k, v in box.urls.items()))
+    worker = start_worker(dict(os.environ), log_path, beat=True)
+    click.echo(f"worker started (pid {worker.pid}, broker {settings.broker_url}, log {log_path})")
+    try:
+        item = load_item(item_file)
+        item_id = approval.submit(ledger, item)
+        click.echo(f"submitted {item_file.name} as item {item_id} by {item.author}")
+        started = time.monotonic()
+        result = approval.approve(ledger, settings, item_id, APPROVER)
+        click.echo(f"approved by {APPROVER}: {len(result.payloads)} deliveries written and enqueued")
+        for note in result.notes:
+            click.echo(f"  note: {note}")
+        report = item_status(ledger, item_id)
+        while time.monotonic() - started < timeout:
+            report = item_status(ledger, item_id)
+            if all(d["state"] in {s.value for s in TERMINAL} for d in report["deliveries"]):
+                break
+            if worker.poll() is not None:
+                click.echo(f"the worker stopped (exit {worker.returncode}); see {log_path}", err=True)
+                break
+            time.sleep(0.2)
+        elapsed = time.monotonic() - started
+        approved_at = report["approved_at"]
+        rows = []
+        for d in report["deliveries"]:
+            taken = "-"
+            if d["sent_at"] and approved_at:
+                from datetime import datetime
+
+                taken = f"{(datetime.fromisoformat(d['sent_at']) - datetime.fromisoformat(approved_at)).total_seconds():.2f}s"
+            entries = box.states[d["channel"]].received
+            rows.append([d["channel"], d["target"], d["state"], d["attempts"], taken,
+                         received_summary(d["channel"], entries, d["target"]) if d["state"] == "sent"
+                         else (d["last_error"] or "")[:50]])
+        click.echo("")
+        click.echo(table(rows, ["channel", "target", "state", "tries", "time", "what the emulator received"]))
+        click.echo("")
+        click.echo(f"item {item_id} is {report['state']} after {elapsed:.1f}s. "
+                   f"The ledger stays in {settings.var_dir}; `dispatch status {item_id}` shows it again.")
+        return 0 if report["state"] == "published" else 1
+    finally:
+        stop_worker(worker)
+        box.stop()
+        ledger.dispose()

@@ -1,0 +1,82 @@
+"""Reading the ledger for people: item and delivery listings as rows or JSON-ready dicts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+
+from channels.base import Payload
+from dispatcher.errors import NotFoundError
+from dispatcher.ledger import ApprovalRow, DeliveryRow, ItemRow, Ledger
+
+
+def delivery_view(row: DeliveryRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "item": row.item_id,
+        "channel": row.channel,
+        "target": row.target,
+        "queue": row.queue,
+        "state": row.state.value,
+        "attempts": row.attempts,
+        "provider_id": row.provider_id,
+        "last_error": row.last_error,
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+        "payload_digest": row.payload_digest,
+    }
+
+
+def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
+    with ledger.session() as session:
+        item = session.get(ItemRow, item_id)
+        if item is None:
+            raise NotFoundError(f"no item {item_id}")
+        approval = session.scalars(
+            select(ApprovalRow).where(ApprovalRow.revision_id == item.current.id)
+        ).one_or_none()
+        deliveries = session.scalars(
+            select(DeliveryRow).where(DeliveryRow.item_id == item_id).order_by(DeliveryRow.id)
+        ).all()
+        return {
+            "id": item.id,
+            "uid": item.uid,
+            "kind": item.kind,
+            "title": item.title,
+            "state": item.state.value,
+            "author": item.author,
+            "approver": approval.approver if approval and approval.decision == "approved" else None,
+            "approved_at": approval.at.isoformat() if approval else None,
+            "deliveries": [delivery_view(d) for d in deliveries],
+        }
+
+
+def items_overview(ledger: Ledger, limit: int = 50) -> list[dict[str, Any]]:
+    with ledger.session() as session:
+        items = session.scalars(select(ItemRow).order_by(ItemRow.id.desc()).limit(limit)).all()
+        states = session.execute(
+            select(DeliveryRow.item_id, DeliveryRow.state).where(
+                DeliveryRow.item_id.in_([i.id for i in items])
+            )
+        ).all()
+        per_item: dict[int, Counter[str]] = {}
+        for item_id, state in states:
+            per_item.setdefault(item_id, Counter())[state.value] += 1
+        return [
+            {
+                "id": i.id,
+                "kind": i.kind,
+                "state": i.state.value,
+                "title": i.title,
+                "author": i.author,
+                "created_at": i.created_at.isoformat(),
+                "deliveries": dict(per_item.get(i.id, {})),
+            }
+            for i in items
+        ]
+
+
+def payload_view(payload: Payload) -> dict[str, Any]:
+    """What ``preview --json`` shows of one payload."""
+    return {"channel": payload.channel, "target": payload.target, **payload.body}

@@ -1,0 +1,39 @@
+"""Starting and stopping a worker process (``dispatch worker``) for the demo and the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def start_worker(
+    env: dict[str, str], log_path: Path, *, beat: bool = True, concurrency: int = 2
+) -> subprocess.Popen[bytes]:
+    """A worker in its own process group, logging to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "dispatcher.cli", "worker", "-c", str(concurrency)]
+    if beat:
+        argv.append("--beat")
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_worker(process: subprocess.Popen[bytes], grace: float = 20.0) -> int:
+    """SIGTERM (Celery's warm shutdown: finish what is running), then SIGKILL the whole group."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    try:  # prefork children left behind by a killed parent
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return process.returncode
