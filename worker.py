@@ -12,14 +12,13 @@ from celery import Celery
 from kombu import Queue
 from kombu.transport import sqlalchemy as sqlalchemy_transport
 
-from settings import get_settings
+from settings import Settings, get_settings
 
 CHANNEL_QUEUES = ("website", "sms", "display", "microblog")
 QUEUES = ("urgent", *CHANNEL_QUEUES, "control")
 
 
-def create_app() -> Celery:
-    settings = get_settings()
+def create_app(settings: Settings) -> Celery:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     app = Celery("dispatcher", broker=settings.broker_url, include=["dispatcher.tasks"])
     transport_options: dict[str, object] = {}
@@ -58,4 +57,4 @@ def create_app() -> Celery:
     return app
 
 
-app = create_app()
+app = create_app(get_settings())

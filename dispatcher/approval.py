@@ -137,10 +137,14 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
         revision = row.current
         if row.state is not ItemState.submitted:
             approval = session.query(ApprovalRow).filter_by(revision_id=revision.id).one_or_none()
-            by = f" by {approval.approver} at {approval.at:%Y-%m-%d %H:%M:%S}Z" if approval else ""
+            by = (
+                f" ({approval.decision} by {approval.approver} at {approval.at:%Y-%m-%d %H:%M:%S}Z)"
+                if approval
+                else ""
+            )
             raise RefusedError(
-                f"item {item_id} is {row.state.value}{by}; only a submitted item can be approved "
-                "and nothing was sent again"
+                f"item {item_id} is already {row.state.value}{by}; only a submitted item can be "
+                "approved, and nothing was sent again"
             )
         if approver.casefold() == row.author.casefold():
             raise RefusedError(

@@ -41,7 +41,18 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class DispatchGroup(click.Group):
+    """Turns a DispatchError into a one-line message and its exit status (2 bad input, 1 refused)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DispatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=DispatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Publish one approved item to the website, SMS, display signs and microblogs."""
 
@@ -252,20 +263,7 @@ def demo(item_file: Path | None, timeout: float) -> None:
     sys.exit(run_demo(item_file, timeout))
 
 
-def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except DispatchError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-
+main = cli
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from celery import Celery
 from sqlalchemy import and_, create_engine, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -27,8 +28,7 @@ def enqueue(ledger: Ledger, settings: Settings, deliveries: list[tuple[int, str]
     """Publish a task for each (delivery id, queue); return how many reached the broker."""
     if not deliveries:
         return 0
-    from worker import app  # imported here: the worker module builds the Celery app from settings
-
+    app = producer_app(settings)
     sent: list[int] = []
     try:
         with app.producer_or_acquire() as producer:
@@ -43,6 +43,18 @@ def enqueue(ledger: Ledger, settings: Settings, deliveries: list[tuple[int, str]
                 update(DeliveryRow).where(DeliveryRow.id.in_(sent)).values(enqueued_at=utcnow())
             )
     return len(sent)
+
+
+_apps: dict[str, Celery] = {}
+
+
+def producer_app(settings: Settings) -> Celery:
+    """A Celery app publishing to ``settings.broker_url`` (one per broker, kept for the process)."""
+    if settings.broker_url not in _apps:
+        from worker import create_app
+
+        _apps[settings.broker_url] = create_app(settings)
+    return _apps[settings.broker_url]
 
 
 def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:

@@ -51,7 +51,9 @@ class Sandbox:
             )
             self.servers[name] = server
             self.states[name] = state
-            thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{name}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
         return self

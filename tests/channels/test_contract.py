@@ -1,0 +1,167 @@
+"""One contract, every adapter: each must render, send, look up, retract and probe against its emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+
+from channels import REGISTRY, build_channel
+from channels.base import Channel, Payload, Publication
+from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChannelError
+from dispatcher.items import parse_item
+from dispatcher.rendering import TemplateRenderer, publication_for
+from sandbox.server import Sandbox
+from settings import Settings
+from tests.conftest import item_doc
+
+# What differs between channels is data, not a different test.
+CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": False}
+CAN_RETRACT = {"website": True, "sms": False, "display": True, "microblog": True}
+ALL = sorted(REGISTRY)
+
+
+def publication(settings: Settings) -> Publication:
+    return publication_for(parse_item(item_doc()), item_id=1, uid="a" * 32, revision=1,
+                           public_url=settings.website.public_url)
+
+
+def payloads(channel: Channel, settings: Settings) -> list[Payload]:
+    renderer = TemplateRenderer(settings.templates_dir)
+    pub = publication(settings)
+    return [channel.prepare(pub, target, renderer) for target in channel.targets(pub)]
+
+
+def effects(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
+
+
+def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
+    requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_target_is_sent_exactly_once(name: str, settings: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, settings)
+    prepared = payloads(channel, settings)
+    assert prepared, f"{name} has no target for a Chaoyang warning"
+    for number, payload in enumerate(prepared):
+        receipt = channel.send(payload, f"key-{number}")
+        assert receipt.provider_id
+    received = effects(sandbox, name)
+    expected = sum(len(p.body["to"]) for p in prepared) if name == "sms" else len(prepared)
+    assert len(received) == expected
+
+
+def test_sent_content_is_the_pinned_payload(settings: Settings, sandbox: Sandbox) -> None:
+    for name in ALL:
+        channel = build_channel(name, settings)
+        payload = payloads(channel, settings)[0]
+        channel.send(payload, "key")
+        got = effects(sandbox, name)[0]
+        sent = {"website": lambda: got["body"], "sms": lambda: got["text"], "display": lambda: got["multi"],
+                "microblog": lambda: got["status"]}[name]()
+        pinned = {"website": payload.body, "sms": payload.body.get("text"), "display": payload.body.get("multi"),
+                  "microblog": payload.body.get("status")}[name]
+        assert sent == pinned, name
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_lookup_finds_a_send_or_says_it_cannot(name: str, settings: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, settings)
+    payload = payloads(channel, settings)[0]
+    assert channel.lookup(payload, "key-a") is None
+    receipt = channel.send(payload, "key-a")
+    found = channel.lookup(payload, "key-a")
+    if CAN_LOOK_UP[name]:
+        assert found is not None and found.provider_id == receipt.provider_id
+    else:
+        assert found is None
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_retract_withdraws_or_refuses_plainly(name: str, settings: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, settings)
+    payload = payloads(channel, settings)[0]
+    receipt = channel.send(payload, "key-r")
+    if not CAN_RETRACT[name]:
+        with pytest.raises(PermanentChannelError):
+            channel.retract(payload, receipt)
+        return
+    channel.retract(payload, receipt)
+    assert channel.lookup(payload, "key-r") is None
+    if name == "website":
+        posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+        assert posts[0]["status"] == "trash"
+        channel.retract(payload, receipt)  # 410 rest_already_trashed is success
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_probe_reports_healthy(name: str, settings: Settings, sandbox: Sandbox) -> None:
+    health = build_channel(name, settings).probe()
+    assert health.ok, health.detail
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "value"),
+    [
+        ("website", "DISPATCH_WEBSITE__APP_PASSWORD", "wrong"),
+        ("sms", "DISPATCH_SMS__PASSWORD", "wrong"),
+        ("microblog", "DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "expired"}]'),
+        ("display", "DISPATCH_DISPLAY__HTTP_BASE_URL", "http://127.0.0.1:9"),
+    ],
+)
+def test_probe_reports_bad_credentials_or_offline(
+    name: str, variable: str, value: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    health = build_channel(name, Settings()).probe()
+    assert not health.ok
+    assert "wrong" not in health.detail and "expired" not in health.detail
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_injected_server_error_is_temporary(name: str, settings: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, settings)
+    payload = payloads(channel, settings)[0]
+    inject(sandbox, name, mode="status", status=503, retry_after=3)
+    with pytest.raises(ChannelError) as caught:
+        channel.send(payload, "key-f")
+    assert not isinstance(caught.value, PermanentChannelError)
+    assert caught.value.retry_after == 3.0
+    channel.send(payload, "key-f")  # the fault was used up; the next try lands
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_lost_answer_is_unknown_and_lookup_reconciles(name: str, settings: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, settings)
+    payload = payloads(channel, settings)[0]
+    write = {"website": "POST", "sms": "GET", "display": "PUT", "microblog": "POST"}[name]
+    path = {"website": "/wp-json/wp/v2/posts", "sms": "/cgi-bin/sendsms", "display": "/signs/",
+            "microblog": "/2/statuses/share.json"}[name]
+    inject(sandbox, name, mode="lost", seconds=3, method=write, path=path)
+    with pytest.raises(OutcomeUnknownError):
+        channel.send(payload, "key-l")
+    assert effects(sandbox, name), "the emulator acted before the answer was lost"
+    found = channel.lookup(payload, "key-l")
+    assert (found is not None) is CAN_LOOK_UP[name]
+
+
+def test_website_send_twice_updates_one_post(settings: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel("website", settings)
+    payload = payloads(channel, settings)[0]
+    first = channel.send(payload, "k")
+    second = channel.send(payload, "k")
+    assert first.provider_id == second.provider_id and second.detail["updated"] is True
+    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    assert len(posts) == 1 and posts[0]["meta"]["dispatch_uid"] == "a" * 32
+
+
+def test_website_html_is_escaped(settings: Settings, sandbox: Sandbox) -> None:
+    pub = publication_for(parse_item(item_doc(body="<script>alert(1)</script>")), item_id=1,
+                          uid="b" * 32, revision=1, public_url="http://x")
+    channel = build_channel("website", settings)
+    payload = channel.prepare(pub, channel.targets(pub)[0], TemplateRenderer(settings.templates_dir))
+    assert "<script>" not in payload.body["content"]
+    assert "&lt;script&gt;" in payload.body["content"]

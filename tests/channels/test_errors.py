@@ -1,0 +1,141 @@
+"""Table-driven: (channel, HTTP status, body, headers) → the error class the core acts on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+import responses
+
+from channels.base import Payload, Receipt, retry_after_seconds
+from channels.display import DisplayChannel
+from channels.microblog import MicroblogChannel
+from channels.sms import SmsChannel
+from channels.website import WebsiteChannel
+from dispatcher.errors import (
+    OutcomeUnknownError,
+    PermanentChannelError,
+    TemporaryChannelError,
+)
+from settings import DisplaySettings, MicroblogSettings, SmsSettings, WebsiteSettings
+
+WP = "http://wp.test/wp-json/wp/v2/posts"
+KANNEL = "http://kannel.test/cgi-bin/sendsms"
+WEIBO = "http://weibo.test/2/statuses/share.json"
+
+
+def wp_error(code: str, status: int) -> str:
+    return json.dumps({"code": code, "message": "x", "data": {"status": status}})
+
+
+def weibo_error(code: int) -> str:
+    return json.dumps({"error": "x", "error_code": code, "request": "/2/statuses/share.json"})
+
+
+def website() -> tuple[WebsiteChannel, Payload]:
+    channel = WebsiteChannel(WebsiteSettings(base_url="http://wp.test"))
+    body = {"title": "t", "content": "c", "excerpt": "e", "slug": "s", "status": "publish",
+            "meta": {"dispatch_uid": "u"}}
+    return channel, Payload("website", "site", body)
+
+
+def sms() -> tuple[SmsChannel, Payload]:
+    channel = SmsChannel(SmsSettings(sendsms_url=KANNEL))
+    body = {"text": "hi", "to": ["+8613800138000"], "encoding": "GSM-7", "segments": 1, "characters": 2}
+    return channel, Payload("sms", "batch-001", body)
+
+
+def microblog() -> tuple[MicroblogChannel, Payload]:
+    channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test"))
+    return channel, Payload("microblog", "sandbox", {"account": "sandbox", "status": "s http://x/", "length": 6})
+
+
+CASES = [
+    # channel, method, url, status, body, headers, expected error, expected code
+    (website, "GET", WP, 503, wp_error("internal_server_error", 503), {}, TemporaryChannelError, "internal_server_error"),
+    (website, "GET", WP, 429, "", {"Retry-After": "7"}, TemporaryChannelError, 429),
+    (website, "GET", WP, 401, wp_error("incorrect_password", 401), {}, PermanentChannelError, "incorrect_password"),
+    (website, "GET", WP, 403, wp_error("rest_cannot_create", 403), {}, PermanentChannelError, "rest_cannot_create"),
+    (website, "GET", WP, 400, wp_error("rest_invalid_param", 400), {}, PermanentChannelError, "rest_invalid_param"),
+    (sms, "GET", KANNEL, 403, "Authorization failed for sendsms", {}, PermanentChannelError, 403),
+    (sms, "GET", KANNEL, 400, "Missing receiver number", {}, PermanentChannelError, 400),
+    (sms, "GET", KANNEL, 503, "Sending failed.", {}, TemporaryChannelError, 503),
+    (microblog, "POST", WEIBO, 403, weibo_error(10023), {}, TemporaryChannelError, "10023"),
+    (microblog, "POST", WEIBO, 400, weibo_error(20016), {}, TemporaryChannelError, "20016"),
+    (microblog, "POST", WEIBO, 400, weibo_error(10022), {}, TemporaryChannelError, "10022"),
+    (microblog, "POST", WEIBO, 401, weibo_error(21327), {}, PermanentChannelError, "21327"),
+    (microblog, "POST", WEIBO, 401, weibo_error(21332), {}, PermanentChannelError, "21332"),
+    (microblog, "POST", WEIBO, 400, weibo_error(20012), {}, PermanentChannelError, "20012"),
+    (microblog, "POST", WEIBO, 400, weibo_error(20019), {}, PermanentChannelError, "20019"),
+    (microblog, "POST", WEIBO, 500, "<html>gateway</html>", {}, TemporaryChannelError, 500),
+]
+
+
+@pytest.mark.parametrize(("make", "method", "url", "status", "body", "headers", "error", "code"), CASES)
+@responses.activate
+def test_errors_are_classified(make, method, url, status, body, headers, error, code) -> None:  # type: ignore[no-untyped-def]
+    channel, payload = make()
+    responses.add(method, url, body=body, status=status, headers=headers)
+    with pytest.raises(error) as caught:
+        channel.send(payload, "key-1")
+    assert type(caught.value) is error
+    assert caught.value.code == code
+    if "Retry-After" in headers:
+        assert caught.value.retry_after == 7.0
+
+
+@responses.activate
+def test_a_kannel_answer_that_is_not_accepted_is_permanent() -> None:
+    channel, payload = sms()
+    responses.add("GET", KANNEL, body="Unknown answer", status=202)
+    with pytest.raises(PermanentChannelError, match="Unknown answer"):
+        channel.send(payload, "k")
+
+
+@responses.activate
+def test_retracting_an_already_trashed_post_succeeds() -> None:
+    channel, payload = website()
+    responses.add("DELETE", f"{WP}/7", body=wp_error("rest_already_trashed", 410), status=410)
+    channel.retract(payload, Receipt("7"))
+
+
+def test_secrets_never_reach_error_messages() -> None:
+    channel = SmsChannel(SmsSettings(sendsms_url="http://127.0.0.1:9/cgi-bin/sendsms", password="s3cret-pw"))
+    _, payload = sms()
+    with pytest.raises(TemporaryChannelError) as caught:
+        channel.send(payload, "k")
+    assert "s3cret-pw" not in str(caught.value)
+    assert "s3cret-pw" not in repr(SmsSettings(password="s3cret-pw"))
+
+
+def test_connection_refused_is_temporary_not_unknown() -> None:
+    channel = MicroblogChannel(MicroblogSettings(api_base="http://127.0.0.1:9"))
+    _, payload = microblog()
+    with pytest.raises(TemporaryChannelError) as caught:
+        channel.send(payload, "k")
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+@responses.activate
+def test_a_read_timeout_after_sending_is_an_unknown_outcome() -> None:
+    channel, payload = microblog()
+    responses.add("POST", WEIBO, body=requests.ReadTimeout("slow"))
+    with pytest.raises(OutcomeUnknownError):
+        channel.send(payload, "k")
+
+
+@responses.activate
+def test_a_read_timeout_on_a_lookup_is_only_temporary(registry: Path) -> None:
+    channel = DisplayChannel(DisplaySettings(registry=registry, http_base_url="http://signs.test"))
+    responses.add("GET", "http://signs.test/signs/BJ-CY-001/message", body=requests.ReadTimeout("slow"))
+    with pytest.raises(TemporaryChannelError) as caught:
+        channel.lookup(Payload("display", "BJ-CY-001", {"sign": "BJ-CY-001"}), "k")
+    assert not isinstance(caught.value, OutcomeUnknownError)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), (None, None), ("soon", None),
+                                                ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
+def test_retry_after_reads_seconds_and_dates(value: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(value) == seconds

@@ -1,0 +1,109 @@
+"""Shared fixtures: a clean environment, a sign registry, the sandbox emulators and a ledger."""
+
+from __future__ import annotations
+
+import copy
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from dispatcher.ledger import Ledger
+from sandbox.server import Sandbox
+from settings import Settings, get_settings
+
+SIGNS = """\
+signs:
+  - {id: BJ-CY-001, name: 建国路, area: "110105", lines: 2, chars_per_line: 12, max_pages: 6, address: BJ-CY-001}
+  - {id: BJ-CY-002, name: 望京, area: "110105", lines: 3, chars_per_line: 16, max_pages: 4, address: BJ-CY-002}
+  - {id: BJ-HD-001, name: 中关村, area: "110108", lines: 2, chars_per_line: 10, max_pages: 2, address: BJ-HD-001}
+"""
+
+WARNING: dict[str, Any] = {
+    "kind": "warning",
+    "title": "朝阳区暴雨橙色预警",
+    "event": "暴雨",
+    "body": "预计未来3小时内朝阳区将出现50毫米以上降雨，请减少外出。",
+    "short_text": "朝阳区暴雨橙色预警：未来3小时强降雨，请减少外出。",
+    "channels": ["website", "sms", "display", "microblog"],
+    "areas": ["110105"],
+    "author": "张敏",
+    "department": "朝阳区应急管理局",
+    "severity": "Severe",
+    "urgency": "Immediate",
+    "certainty": "Likely",
+}
+
+
+def item_doc(**changes: Any) -> dict[str, Any]:
+    """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
+    doc = copy.deepcopy(WARNING)
+    doc["expires"] = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No DISPATCH_* variable or .env file of the machine leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("DISPATCH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Path:
+    path = tmp_path / "signs.yaml"
+    path.write_text(SIGNS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: Path) -> dict[str, str]:
+    """DISPATCH_* variables for a test: its own var dir, registry and quick retries."""
+    env = {
+        "DISPATCH_VAR_DIR": str(tmp_path / "var"),
+        "DISPATCH_DISPLAY__REGISTRY": str(registry),
+        "DISPATCH_RETRY_BASE_SECONDS": "0.2",
+        "DISPATCH_RETRY_MAX_SECONDS": "1",
+        "DISPATCH_SWEEP_INTERVAL": "0.5",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def sandbox(environment: dict[str, str]) -> Iterator[Sandbox]:
+    box = Sandbox(Settings()).start()
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def settings(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Settings:
+    for name, value in sandbox.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DISPATCH_WEBSITE__TIMEOUT", "2")
+    monkeypatch.setenv("DISPATCH_MICROBLOG__TIMEOUT", "2")
+    monkeypatch.setenv("DISPATCH_DISPLAY__TIMEOUT", "2")
+    monkeypatch.setenv("DISPATCH_SMS__TIMEOUT", "2")
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[Ledger]:
+    ledger = Ledger(settings.ledger_url)
+    yield ledger
+    ledger.dispose()
