@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from channels.base import digest_of
+from dispatcher import approval
+from dispatcher.errors import ContentError, NotFoundError, RefusedError
+from dispatcher.items import parse_item
+from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
+from settings import Settings
+from tests.conftest import item_doc
+
+
+def queued(settings: Settings) -> dict[str, int]:
+    """Messages waiting in the embedded broker, per queue."""
+    path = settings.broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(path) as db:
+        rows = db.execute(
+            "SELECT q.name, count(*) FROM kombu_message m JOIN kombu_queue q ON m.queue_id = q.id "
+            "WHERE m.visible = 1 GROUP BY q.name"
+        ).fetchall()
+    return dict(rows)
+
+
+def submitted(ledger: Ledger, **changes: object) -> int:
+    return approval.submit(ledger, parse_item(item_doc(**changes)))
+
+
+def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(ledger: Ledger, settings: Settings) -> None:
+    item_id = submitted(ledger)
+    result = approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        deliveries = session.query(DeliveryRow).order_by(DeliveryRow.id).all()
+        assert session.get(ItemRow, item_id).state is ItemState.approved
+        assert session.query(ApprovalRow).one().approver == "陈刚"
+        names = [e.name for e in session.query(EventRow).order_by(EventRow.id)]
+    # website 1, sms 1 batch, display 2 signs in Chaoyang (110105), microblog 1 account
+    assert sorted((d.channel, d.target) for d in deliveries) == [
+        ("display", "BJ-CY-001"), ("display", "BJ-CY-002"), ("microblog", "sandbox"),
+        ("sms", "batch-001"), ("website", "site")]
+    assert all(d.state is DeliveryState.pending for d in deliveries)
+    assert all(d.payload_digest == digest_of(d.payload) for d in deliveries)
+    assert len({d.idempotency_key for d in deliveries}) == len(deliveries)
+    assert [p.body for p in result.payloads] == [d.payload for d in deliveries]
+    assert all(d.enqueued_at is not None for d in deliveries)
+    assert queued(settings) == {"urgent": 5}  # a warning takes the urgent lane on every channel
+    assert names[:2] == ["item.submitted", "item.approved"]
+    assert names.count("delivery.pending") == 5
+
+
+def test_routine_items_go_to_their_channel_queues(ledger: Ledger, settings: Settings) -> None:
+    item_id = submitted(ledger, kind="safety_tip", severity=None, urgency=None, certainty=None,
+                        channels=["website", "microblog"])
+    approval.approve(ledger, settings, item_id, "陈刚")
+    assert queued(settings) == {"website": 1, "microblog": 1}
+
+
+def test_the_author_cannot_approve(ledger: Ledger, settings: Settings) -> None:
+    item_id = submitted(ledger)
+    with pytest.raises(RefusedError, match="another person must approve"):
+        approval.approve(ledger, settings, item_id, " 张敏 ")
+    with ledger.session() as session:
+        assert session.query(DeliveryRow).count() == 0
+        assert session.get(ItemRow, item_id).state is ItemState.submitted
+
+
+def test_approving_twice_does_not_fan_out_twice(ledger: Ledger, settings: Settings) -> None:
+    item_id = submitted(ledger)
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with pytest.raises(RefusedError, match="already approved .*陈刚.*nothing was sent again"):
+        approval.approve(ledger, settings, item_id, "王五")
+    with ledger.session() as session:
+        assert session.query(DeliveryRow).count() == 5
+        assert session.query(ApprovalRow).count() == 1
+    assert queued(settings) == {"urgent": 5}
+
+
+def test_an_expired_item_is_not_approved(ledger: Ledger, settings: Settings) -> None:
+    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    item_id = submitted(ledger, expires=past)
+    with pytest.raises(RefusedError, match="expired"):
+        approval.approve(ledger, settings, item_id, "陈刚")
+
+
+def test_text_too_long_for_a_sign_is_refused_naming_the_sign(ledger: Ledger, settings: Settings) -> None:
+    # BJ-HD-001 (Haidian) shows 2 pages of 2 lines of 10 characters: 40 cells at most.
+    item_id = submitted(ledger, areas=["110108"], short_text="长" * 60)
+    with pytest.raises(ContentError, match="display target BJ-HD-001: pages is 3, the limit is 2"):
+        approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        assert session.query(DeliveryRow).count() == 0
+        assert session.get(ItemRow, item_id).state is ItemState.submitted
+
+
+def test_an_item_reaching_no_target_is_refused(ledger: Ledger, settings: Settings) -> None:
+    item_id = submitted(ledger, areas=["310000"], channels=["display"])
+    with pytest.raises(RefusedError, match="reaches no target"):
+        approval.approve(ledger, settings, item_id, "陈刚")
+
+
+def test_unknown_items_are_not_found(ledger: Ledger, settings: Settings) -> None:
+    with pytest.raises(NotFoundError, match="no item 42"):
+        approval.approve(ledger, settings, 42, "陈刚")
+
+
+def test_a_rejected_item_cannot_be_approved(ledger: Ledger, settings: Settings) -> None:
+    item_id = submitted(ledger)
+    approval.reject(ledger, item_id, "陈刚", "wrong district")
+    with pytest.raises(RefusedError, match="already rejected"):
+        approval.approve(ledger, settings, item_id, "王五")
+
+
+def test_the_broker_being_down_leaves_deliveries_pending(ledger: Ledger, settings: Settings,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
+    item_id = submitted(ledger)
+    approval.approve(ledger, down, item_id, "陈刚")
+    with ledger.session() as session:
+        deliveries = session.query(DeliveryRow).all()
+    assert len(deliveries) == 5
+    assert all(d.state is DeliveryState.pending and d.enqueued_at is None for d in deliveries)

@@ -1,0 +1,166 @@
+"""The worker's core, run in the test process against the sandbox emulators and a real ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import update
+
+from dispatcher import approval, fanout
+from dispatcher.delivery import deliver
+from dispatcher.items import parse_item
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger, utcnow
+from sandbox.server import Sandbox
+from settings import Settings
+from tests.conftest import item_doc
+
+WORKER = "test-worker"
+
+
+def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[DeliveryRow]:
+    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
+
+
+def row(ledger: Ledger, delivery_id: int) -> DeliveryRow:
+    with ledger.session() as session:
+        return session.get(DeliveryRow, delivery_id)
+
+
+def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
+
+
+def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
+    requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+def make_due(ledger: Ledger, delivery_id: int) -> None:
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id)
+                        .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_every_delivery_is_sent_and_the_item_published(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    deliveries = approved(ledger, settings)
+    for d in deliveries:
+        assert deliver(ledger, settings, d.id, WORKER) is DeliveryState.sent
+    with ledger.session() as session:
+        assert session.query(ItemRow).one().state is ItemState.published
+        assert {d.state for d in session.query(DeliveryRow)} == {DeliveryState.sent}
+        assert session.query(EventRow).filter_by(name="item.published").count() == 1
+    for name in ("website", "display", "microblog"):
+        assert received(sandbox, name)
+
+
+def test_a_repeated_task_does_nothing(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    website = approved(ledger, settings, channels=["website"])[0]
+    assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
+    assert deliver(ledger, settings, website.id, WORKER) is None
+    assert len(received(sandbox, "website")) == 1
+    assert row(ledger, website.id).attempts == 1
+
+
+def test_a_delivery_held_under_a_live_lease_is_left_alone(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    website = approved(ledger, settings, channels=["website"])[0]
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).values(state=DeliveryState.sending,
+                                                   lease_until=utcnow() + timedelta(seconds=30)))
+    assert deliver(ledger, settings, website.id, WORKER) is None
+    assert received(sandbox, "website") == []
+
+
+def test_a_temporary_error_schedules_a_retry_then_succeeds(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    microblog = approved(ledger, settings, channels=["microblog"])[0]
+    inject(sandbox, "microblog", mode="status", status=503, retry_after=1)
+    assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.retrying
+    waiting = row(ledger, microblog.id)
+    assert waiting.next_attempt_at > utcnow() + timedelta(seconds=0.5)  # Retry-After honoured
+    assert deliver(ledger, settings, microblog.id, WORKER) is None  # not due yet
+    make_due(ledger, microblog.id)
+    assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.sent
+    assert row(ledger, microblog.id).attempts == 2
+    assert len(received(sandbox, "microblog")) == 1
+
+
+def test_the_retry_budget_ends_in_dead(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    microblog = approved(ledger, settings, channels=["microblog"])[0]
+    inject(sandbox, "microblog", mode="status", status=500, count=settings.max_attempts)
+    for _ in range(settings.max_attempts):
+        make_due(ledger, microblog.id)
+        state = deliver(ledger, settings, microblog.id, WORKER)
+    assert state is DeliveryState.dead
+    final = row(ledger, microblog.id)
+    assert f"gave up after {settings.max_attempts} attempts" in final.last_error
+    with ledger.session() as session:
+        assert session.query(ItemRow).one().state is ItemState.failed
+
+
+def test_a_permanent_error_fails_at_once_with_the_reason(ledger: Ledger, settings: Settings,
+                                                          sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    microblog = approved(ledger, settings, channels=["microblog", "website"])
+    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
+    broken = Settings()
+    states = {d.channel: deliver(ledger, broken, d.id, WORKER) for d in microblog}
+    assert states == {"microblog": DeliveryState.failed, "website": DeliveryState.sent}
+    failed = next(row(ledger, d.id) for d in microblog if d.channel == "microblog")
+    assert "21332" in failed.last_error and failed.attempts == 1
+    assert "revoked" not in failed.last_error
+    with ledger.session() as session:
+        assert session.query(ItemRow).one().state is ItemState.partially_published
+
+
+def test_a_lost_answer_is_reconciled_by_lookup_not_resent(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    website = approved(ledger, settings, channels=["website"])[0]
+    inject(sandbox, "website", mode="lost", seconds=3, method="POST")
+    assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.unknown
+    make_due(ledger, website.id)
+    assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
+    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    assert len(posts) == 1
+    assert len(received(sandbox, "website")) == 1  # one create, no second write
+    with ledger.session() as session:
+        sent = session.query(EventRow).filter_by(name="delivery.sent").one()
+    assert sent.detail["found_by_lookup"] is True
+
+
+def test_a_lapsed_lease_is_swept_and_looked_up(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    """A worker killed mid-send leaves `sending` with a lease; after it lapses the sweeper re-enqueues."""
+    website = approved(ledger, settings, channels=["website"])[0]
+    from channels import build_channel
+    from channels.base import Payload
+
+    build_channel("website", settings).send(Payload("website", "site", website.payload), website.idempotency_key)
+    with ledger.session() as session:  # the worker died after sending, before recording
+        session.execute(update(DeliveryRow).values(state=DeliveryState.sending, attempts=1,
+                                                   lease_until=utcnow() - timedelta(seconds=1)))
+    assert (website.id, "urgent") in fanout.due(ledger, settings)
+    assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
+    assert len(received(sandbox, "website")) == 1
+
+
+def test_a_tampered_payload_is_not_sent(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    website = approved(ledger, settings, channels=["website"])[0]
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).values(payload={**website.payload, "title": "changed"}))
+    assert deliver(ledger, settings, website.id, WORKER) is None
+    assert row(ledger, website.id).state is DeliveryState.failed
+    assert received(sandbox, "website") == []
+
+
+def test_an_unknown_delivery_id_is_dropped(ledger: Ledger, settings: Settings) -> None:
+    assert deliver(ledger, settings, 999, WORKER) is None
+
+
+def test_the_sweeper_finds_pending_deliveries_never_enqueued(ledger: Ledger, settings: Settings) -> None:
+    deliveries = approved(ledger, settings, channels=["website"])
+    assert fanout.due(ledger, settings) == []  # just enqueued
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).values(enqueued_at=None,
+                                                   created_at=utcnow() - timedelta(seconds=10)))
+    assert fanout.due(ledger, settings) == [(deliveries[0].id, "urgent")]
