@@ -24,9 +24,12 @@ def start_worker(
 
 
 def stop_worker(process: subprocess.Popen[bytes], grace: float = 20.0) -> int:
-    """SIGTERM (Celery's warm shutdown: finish what is running), then SIGKILL the whole group."""
+    """SIGTERM to the main process (Celery's warm shutdown: finish what is running, then stop the
+    pool and beat), then SIGKILL whatever of the group is left."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+        # Only the parent: a group-wide SIGTERM also hits the pool's children and beat directly,
+        # and the parent then waits for workers that are already gone.
+        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:

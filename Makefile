@@ -1,0 +1,32 @@
+# The two commands: `make demo` and `make test`. Both install what they need first: Debian packages
+# (as root, or through sudo), a virtualenv in .venv and the Python packages from pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install system-packages test-packages clean
+
+demo: install
+	$(BIN)/dispatch demo
+
+test: install test-packages
+	$(BIN)/pytest
+
+install: system-packages $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages: python3-venv for the virtualenv; redis-server for the tests on a real Redis.
+system-packages:
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./.ci/apt-install python3-venv
+
+test-packages:
+	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

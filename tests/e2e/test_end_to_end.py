@@ -1,0 +1,105 @@
+"""An approved item, fanned out by a real worker process through a real broker to the emulators."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from typing import Any, Callable
+
+import pytest
+import requests
+
+from dispatcher import approval
+from dispatcher.items import parse_item
+from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemState, Ledger
+from sandbox.server import Sandbox
+from settings import Settings, get_settings
+from tests.conftest import item_doc
+
+pytestmark = pytest.mark.e2e
+
+
+def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
+
+
+def wait_terminal(ledger: Ledger, item_id: int, timeout: float = 90) -> list[DeliveryRow]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with ledger.session() as session:
+            rows = session.query(DeliveryRow).filter_by(item_id=item_id).all()
+        if rows and all(r.state in TERMINAL for r in rows):
+            return rows
+        if time.monotonic() > deadline:
+            pytest.fail(f"not terminal after {timeout}s: {[(r.channel, r.target, r.state.value) for r in rows]}")
+        time.sleep(0.1)
+
+
+def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
+    rows = wait_terminal(ledger, item_id)
+    assert {r.state.value for r in rows} == {"sent"}, [(r.channel, r.last_error) for r in rows]
+    pinned = {(r.channel, r.target): r.payload for r in rows}
+    with ledger.session() as session:
+        assert session.get(ItemRow, item_id).state is ItemState.published
+        sent_events = Counter(e.delivery_id for e in session.query(EventRow).filter_by(name="delivery.sent"))
+    assert set(sent_events.values()) == {1}
+
+    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    assert len(posts) == 1
+    website = pinned[("website", "site")]
+    assert (posts[0]["title"]["raw"], posts[0]["content"]["raw"]) == (website["title"], website["content"])
+
+    sms = received(sandbox, "sms")
+    batch = pinned[("sms", "batch-001")]
+    assert sorted(m["to"] for m in sms) == sorted(batch["to"])  # each phone exactly once
+    assert {m["text"] for m in sms} == {batch["text"]}
+
+    signs = received(sandbox, "display")
+    assert Counter(m["sign"] for m in signs) == {"BJ-CY-001": 1, "BJ-CY-002": 1}
+    for message in signs:
+        assert message["multi"] == pinned[("display", message["sign"])]["multi"]
+
+    statuses = received(sandbox, "microblog")
+    assert [s["status"] for s in statuses] == [pinned[("microblog", "sandbox")]["status"]]
+
+
+def publish(settings: Settings) -> tuple[Ledger, int]:
+    ledger = Ledger(settings.ledger_url)
+    item_id = approval.submit(ledger, parse_item(item_doc()))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    return ledger, item_id
+
+
+def test_embedded_broker(sandbox: Sandbox, settings: Settings, worker_env: dict[str, str],
+                         run_worker: Callable) -> None:
+    run_worker(worker_env)
+    ledger, item_id = publish(settings)
+    check_exactly_once(ledger, sandbox, item_id)
+
+
+def test_redis_broker(sandbox: Sandbox, redis_url: str, worker_env: dict[str, str],
+                      run_worker: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCH_BROKER_URL", redis_url)
+    for name, value in sandbox.environment().items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    run_worker({**worker_env, "DISPATCH_BROKER_URL": redis_url})
+    ledger, item_id = publish(settings)
+    check_exactly_once(ledger, sandbox, item_id)
+
+
+def test_tasks_lost_by_the_broker_are_recovered_by_the_sweeper(
+    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+) -> None:
+    ledger, item_id = publish(settings)  # no worker yet: the tasks wait in the broker
+    broker = settings.broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(broker) as db:  # the broker loses every message
+        assert db.execute("DELETE FROM kombu_message").rowcount == 5
+    # The sweeper re-enqueues a delivery enqueued but never claimed once a lease has passed.
+    run_worker({**worker_env, "DISPATCH_LEASE_SECONDS": "5"})
+    check_exactly_once(ledger, sandbox, item_id)
+    with ledger.session() as session:
+        claims = session.query(EventRow).filter_by(name="delivery.claimed").count()
+    assert claims == 5
