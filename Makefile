@@ -6,13 +6,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install system-packages test-packages clean
+.PHONY: demo test bench lint install system-packages test-packages clean
 
 demo: install
 	$(BIN)/dispatch demo
 
 test: install test-packages
 	$(BIN)/pytest
+
+# On demand: fan-out throughput against a no-op baseline measured in the same run.
+bench: install
+	$(BIN)/python bench/fanout.py
+
+lint: install
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy settings.py worker.py dispatcher channels sandbox
 
 install: system-packages $(STAMP)
 

@@ -86,9 +86,7 @@ class MicroblogSettings(BaseModel):
 
     api_base: str = "http://127.0.0.1:8104"
     accounts: list[MicroblogAccount] = Field(
-        default_factory=lambda: [
-            MicroblogAccount(name="sandbox", access_token=SecretStr("sandbox-token"))
-        ]
+        default_factory=lambda: [MicroblogAccount(name="sandbox", access_token=SecretStr("sandbox-token"))]
     )
     rip: str = Field("127.0.0.1", description="The posting user's real IP, required by Weibo.")
     max_length: int = 140

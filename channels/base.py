@@ -21,8 +21,8 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from typing import Any, ClassVar, Protocol
 
 import requests
@@ -107,7 +107,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class Channel(abc.ABC):
@@ -172,9 +172,7 @@ class Channel(abc.ABC):
         """The provider's own error code in an error response, if it has one."""
         return None
 
-    def request(
-        self, method: str, url: str, *, idempotent: bool = False, **kwargs: Any
-    ) -> requests.Response:
+    def request(self, method: str, url: str, *, idempotent: bool = False, **kwargs: Any) -> requests.Response:
         """Send one request; return a 2xx/3xx response or raise a classified ChannelError.
 
         A failure after the request may have reached the server (read timeout, connection dropped
@@ -208,9 +206,7 @@ class Channel(abc.ABC):
         message += f": {text}" if text else ""
         if code is not None and code in self.permanent_codes:
             return PermanentChannelError(message, code=code)
-        if (code is not None and code in self.temporary_codes) or (
-            response.status_code in TEMPORARY_STATUS
-        ):
+        if (code is not None and code in self.temporary_codes) or (response.status_code in TEMPORARY_STATUS):
             return TemporaryChannelError(
                 message,
                 code=code or response.status_code,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,7 @@ class DisplayChannel(Channel):
         multi = f"[pt{on_time}o0]" + "[np]".join(
             "[nl]".join(escape_multi(line) for line in page) for page in pages
         )
-        remaining = (publication.item.expires - datetime.now(timezone.utc)).total_seconds()
+        remaining = (publication.item.expires - datetime.now(UTC)).total_seconds()
         return Payload(
             channel=self.name,
             target=target.name,
@@ -182,9 +182,7 @@ class DisplayChannel(Channel):
         return Receipt(provider_id=str(answer.get("id", key)), detail={"sign": body["sign"]})
 
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
-        shown = self.request(
-            "GET", f"{self.address(payload.body['sign'])}/message", idempotent=True
-        ).json()
+        shown = self.request("GET", f"{self.address(payload.body['sign'])}/message", idempotent=True).json()
         if shown and shown.get("id") == key:
             return Receipt(provider_id=key, detail={"sign": payload.body["sign"]})
         return None

@@ -12,8 +12,10 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
+from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Payload, Publication, digest_of
@@ -75,17 +77,13 @@ def plan(settings: Settings, publication: Publication, only: str | None = None) 
                 continue
             result.payloads.append(payload)
             if payload.body.get("segments", 1) > 1:
-                result.notes.append(
-                    f"sms {target.name}: the text needs {payload.body['segments']} messages"
-                )
+                result.notes.append(f"sms {target.name}: the text needs {payload.body['segments']} messages")
     return result
 
 
 def draft_publication(settings: Settings, item: Item) -> Publication:
     """A publication for an item not yet in the ledger (preview of a file)."""
-    return publication_for(
-        item, item_id=0, uid="0" * 32, revision=1, public_url=settings.website.public_url
-    )
+    return publication_for(item, item_id=0, uid="0" * 32, revision=1, public_url=settings.website.public_url)
 
 
 def stored_publication(settings: Settings, row: ItemRow) -> Publication:
@@ -113,15 +111,13 @@ def submit(ledger: Ledger, item: Item) -> int:
         )
         session.add(row)
         session.flush()
-        session.add(
-            RevisionRow(item_id=row.id, number=1, document=document, digest=digest_of(document))
-        )
+        session.add(RevisionRow(item_id=row.id, number=1, document=document, digest=digest_of(document)))
         record(session, "item.submitted", actor=item.author, item_id=row.id, kind=item.kind.value)
         return row.id
 
 
-def _load(session: object, item_id: int) -> ItemRow:
-    row = session.get(ItemRow, item_id, with_for_update=True)  # type: ignore[attr-defined]
+def _load(session: Session, item_id: int) -> ItemRow:
+    row = session.get(ItemRow, item_id, with_for_update=True)
     if row is None:
         raise NotFoundError(f"no item {item_id}")
     return row
@@ -147,9 +143,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
                 "approved, and nothing was sent again"
             )
         if approver.casefold() == row.author.casefold():
-            raise RefusedError(
-                f"item {item_id} was written by {row.author}; another person must approve it"
-            )
+            raise RefusedError(f"item {item_id} was written by {row.author}; another person must approve it")
         publication = stored_publication(settings, row)
         if publication.item.is_expired(utcnow()):
             raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
@@ -161,7 +155,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
             )
         if not result.payloads:
             raise RefusedError(f"item {item_id} reaches no target on any channel")
-        claimed = session.execute(
+        claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
             update(ItemRow)
             .where(ItemRow.id == item_id, ItemRow.state == ItemState.submitted)
             .values(state=ItemState.approved, updated_at=utcnow())
@@ -212,8 +206,6 @@ def reject(ledger: Ledger, item_id: int, approver: str, reason: str) -> None:
             raise RefusedError(f"item {item_id} was written by {row.author}; another person must review it")
         row.state = ItemState.rejected
         session.add(
-            ApprovalRow(
-                revision_id=row.current.id, approver=approver, decision="rejected", reason=reason
-            )
+            ApprovalRow(revision_id=row.current.id, approver=approver, decision="rejected", reason=reason)
         )
         record(session, "item.rejected", actor=approver, item_id=item_id, reason=reason)

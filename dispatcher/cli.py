@@ -24,7 +24,7 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
+def table(rows: list[list[Any]], header: list[str]) -> str:
     """A plain text table; widths count a CJK character as two columns, as terminals show it."""
     import unicodedata
 
@@ -35,7 +35,7 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(width(row[i]) for row in cells) for i in range(len(header))]
     lines = []
     for n, row in enumerate(cells):
-        lines.append("  ".join(c + " " * (w - width(c)) for c, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(c + " " * (w - width(c)) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -129,18 +129,22 @@ def preview(source: str, channel: str | None, as_json: bool) -> None:
         build_channel(channel, settings)  # an unknown name is refused with a suggestion
     result = approval.plan(settings, publication, only=channel)
     if as_json:
-        _print_json({
-            "payloads": [payload_view(p) for p in result.payloads],
-            "problems": result.problems,
-            "notes": result.notes,
-        })
+        _print_json(
+            {
+                "payloads": [payload_view(p) for p in result.payloads],
+                "problems": result.problems,
+                "notes": result.notes,
+            }
+        )
     else:
         for payload in result.payloads:
             click.echo(f"── {payload.channel} / {payload.target}")
             body = payload.body
             if payload.channel == "sms":
-                click.echo(f"{body['encoding']}, {body['segments']} segment(s), {body['characters']} characters, "
-                           f"{len(body['to'])} recipient(s)")
+                click.echo(
+                    f"{body['encoding']}, {body['segments']} segment(s), {body['characters']} characters, "
+                    f"{len(body['to'])} recipient(s)"
+                )
                 click.echo(body["text"])
             elif payload.channel == "display":
                 click.echo(f"{len(body['pages'])} page(s), priority {body['priority']}")
@@ -174,8 +178,16 @@ def status(item_id: int | None, as_json: bool) -> None:
         if as_json:
             _print_json(items)
             return
-        rows = [[i["id"], i["kind"], i["state"], i["title"][:30],
-                 " ".join(f"{k}:{v}" for k, v in sorted(i["deliveries"].items()))] for i in items]
+        rows = [
+            [
+                i["id"],
+                i["kind"],
+                i["state"],
+                i["title"][:30],
+                " ".join(f"{k}:{v}" for k, v in sorted(i["deliveries"].items())),
+            ]
+            for i in items
+        ]
         click.echo(table(rows, ["id", "kind", "state", "title", "deliveries"]) if rows else "no items yet")
         return
     report = item_status(ledger, item_id)
@@ -184,10 +196,22 @@ def status(item_id: int | None, as_json: bool) -> None:
         return
     click.echo(f"item {report['id']} ({report['kind']}) {report['state']}: {report['title']}")
     click.echo(f"author {report['author']}, approver {report['approver'] or '-'}")
-    rows = [[d["id"], d["channel"], d["target"], d["state"], d["attempts"], d["provider_id"] or "",
-             (d["last_error"] or "")[:60]] for d in report["deliveries"]]
+    rows = [
+        [
+            d["id"],
+            d["channel"],
+            d["target"],
+            d["state"],
+            d["attempts"],
+            d["provider_id"] or "",
+            (d["last_error"] or "")[:60],
+        ]
+        for d in report["deliveries"]
+    ]
     if rows:
-        click.echo(table(rows, ["delivery", "channel", "target", "state", "attempts", "provider id", "last error"]))
+        click.echo(
+            table(rows, ["delivery", "channel", "target", "state", "attempts", "provider id", "last error"])
+        )
 
 
 @cli.command()
@@ -201,22 +225,40 @@ def channels(as_json: bool) -> None:
     for name in REGISTRY:
         try:
             health = build_channel(name, settings).probe()
-            results.append({"channel": name, "ok": health.ok, "detail": health.detail,
-                            "latency_ms": round(health.latency_ms, 1)})
+            results.append(
+                {
+                    "channel": name,
+                    "ok": health.ok,
+                    "detail": health.detail,
+                    "latency_ms": round(health.latency_ms, 1),
+                }
+            )
         except DispatchError as exc:
             results.append({"channel": name, "ok": False, "detail": str(exc), "latency_ms": None})
     if as_json:
         _print_json(results)
     else:
-        click.echo(table([[r["channel"], "up" if r["ok"] else "DOWN", r["latency_ms"] or "-", r["detail"]]
-                          for r in results], ["channel", "health", "ms", "detail"]))
+        click.echo(
+            table(
+                [
+                    [r["channel"], "up" if r["ok"] else "DOWN", r["latency_ms"] or "-", r["detail"]]
+                    for r in results
+                ],
+                ["channel", "health", "ms", "detail"],
+            )
+        )
     if not all(r["ok"] for r in results):
         sys.exit(1)
 
 
 @cli.command()
-@click.option("--port-base", type=int, default=8101, show_default=True,
-              help="website, sms, display and microblog listen on this port and the next three.")
+@click.option(
+    "--port-base",
+    type=int,
+    default=8101,
+    show_default=True,
+    help="website, sms, display and microblog listen on this port and the next three.",
+)
 def sandbox(port_base: int) -> None:
     """Run the channel emulators on 127.0.0.1 until interrupted."""
     from sandbox.server import NAMES, Sandbox
@@ -253,8 +295,13 @@ def worker(beat: bool, queues: str | None, concurrency: int | None, loglevel: st
 
 
 @cli.command()
-@click.option("--item", "item_file", type=click.Path(path_type=Path), default=None,
-              help="Item file to publish (default: examples/warning.yaml).")
+@click.option(
+    "--item",
+    "item_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Item file to publish (default: examples/warning.yaml).",
+)
 @click.option("--timeout", type=float, default=90.0, show_default=True)
 def demo(item_file: Path | None, timeout: float) -> None:
     """Sandbox, worker, a sample warning approved and fanned out, and a per-channel table."""

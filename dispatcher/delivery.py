@@ -12,8 +12,10 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Channel, Payload, Receipt, digest_of
@@ -68,17 +70,36 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
         if digest_of(row.payload) != row.payload_digest:
             row.state = DeliveryState.failed
             row.last_error = "payload differs from the approved one; not sent"
-            record(session, "delivery.failed", actor=worker, item_id=row.item_id,
-                   delivery_id=row.id, error=row.last_error)
+            record(
+                session,
+                "delivery.failed",
+                actor=worker,
+                item_id=row.item_id,
+                delivery_id=row.id,
+                error=row.last_error,
+            )
             return None
         in_doubt = row.state in (DeliveryState.sending, DeliveryState.unknown)
         row.state = DeliveryState.sending
         row.attempts += 1
         row.lease_until = now + timedelta(seconds=settings.lease_seconds)
-        record(session, "delivery.claimed", actor=worker, item_id=row.item_id, delivery_id=row.id,
-               attempt=row.attempts, in_doubt=in_doubt)
-        return Claim(row.id, row.item_id, row.attempts, in_doubt,
-                     Payload(row.channel, row.target, dict(row.payload)), row.idempotency_key)
+        record(
+            session,
+            "delivery.claimed",
+            actor=worker,
+            item_id=row.item_id,
+            delivery_id=row.id,
+            attempt=row.attempts,
+            in_doubt=in_doubt,
+        )
+        return Claim(
+            row.id,
+            row.item_id,
+            row.attempts,
+            in_doubt,
+            Payload(row.channel, row.target, dict(row.payload)),
+            row.idempotency_key,
+        )
 
 
 def attempt(channel: Channel, claim: Claim) -> tuple[Receipt, bool]:
@@ -123,47 +144,68 @@ def finish(
         row = session.get(DeliveryRow, taken.delivery_id, with_for_update=True)
         if row is None or row.state is not DeliveryState.sending or row.attempts != taken.attempt:
             # Our lease ran out and another worker took the delivery over; its outcome stands.
-            record(session, "delivery.late_outcome", actor=worker, item_id=taken.item_id,
-                   delivery_id=taken.delivery_id, attempt=taken.attempt, error=str(error or ""))
+            record(
+                session,
+                "delivery.late_outcome",
+                actor=worker,
+                item_id=taken.item_id,
+                delivery_id=taken.delivery_id,
+                attempt=taken.attempt,
+                error=str(error or ""),
+            )
             return None
         row.lease_until = None
-        base = {"actor": worker, "item_id": row.item_id, "delivery_id": row.id, "attempt": row.attempts}
+
+        def event(name: str, **detail: Any) -> None:
+            record(
+                session,
+                name,
+                actor=worker,
+                item_id=row.item_id,
+                delivery_id=row.id,
+                attempt=row.attempts,
+                **detail,
+            )
+
         if error is None and receipt is not None:
             row.state = DeliveryState.sent
             row.provider_id = receipt.provider_id
             row.sent_at = now
             row.last_error = None
-            record(session, "delivery.sent", provider_id=receipt.provider_id, found_by_lookup=found,
-                   **base)
+            event("delivery.sent", provider_id=receipt.provider_id, found_by_lookup=found)
         elif isinstance(error, TemporaryChannelError):
             if row.attempts >= settings.max_attempts:
                 row.state = DeliveryState.dead
                 row.last_error = f"{error} (gave up after {row.attempts} attempts)"
-                record(session, "delivery.dead", error=str(error), **base)
+                event("delivery.dead", error=str(error))
             else:
                 delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
                 unknown = isinstance(error, OutcomeUnknownError)
                 row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 row.last_error = str(error)
-                record(session, "delivery.unknown" if unknown else "delivery.retrying",
-                       error=str(error), retry_in=round(delay, 2), **base)
+                event(
+                    "delivery.unknown" if unknown else "delivery.retrying",
+                    error=str(error),
+                    retry_in=round(delay, 2),
+                )
         else:
             row.state = DeliveryState.failed
             row.last_error = str(error)
-            record(session, "delivery.failed", error=str(error), **base)
+            event("delivery.failed", error=str(error))
         state = row.state
         if state in TERMINAL:
             settle_item(session, row.item_id, worker)
-    log.info("delivery %s %s/%s → %s", taken.delivery_id, taken.payload.channel,
-             taken.payload.target, state.value)
+    log.info(
+        "delivery %s %s/%s → %s", taken.delivery_id, taken.payload.channel, taken.payload.target, state.value
+    )
     return state
 
 
-def settle_item(session: object, item_id: int, worker: str) -> None:
+def settle_item(session: Session, item_id: int, worker: str) -> None:
     """Once every delivery of the item is terminal, mark it published, partially published or failed."""
     counts = dict(
-        session.execute(  # type: ignore[attr-defined]
+        session.execute(
             select(DeliveryRow.state, func.count())
             .where(DeliveryRow.item_id == item_id)
             .group_by(DeliveryRow.state)
@@ -173,14 +215,20 @@ def settle_item(session: object, item_id: int, worker: str) -> None:
         return
     sent = counts.get(DeliveryState.sent, 0)
     total = sum(counts.values())
-    state = (
-        ItemState.published if sent == total
-        else ItemState.failed if sent == 0
-        else ItemState.partially_published
-    )
-    item = session.get(ItemRow, item_id)  # type: ignore[attr-defined]
+    if sent == total:
+        state = ItemState.published
+    elif sent == 0:
+        state = ItemState.failed
+    else:
+        state = ItemState.partially_published
+    item = session.get_one(ItemRow, item_id)
     if item.state is not state:
         item.state = state
-        record(session, f"item.{state.value}", actor=worker, item_id=item_id,  # type: ignore[arg-type]
-               sent=sent, total=total)
-
+        record(
+            session,
+            f"item.{state.value}",
+            actor=worker,
+            item_id=item_id,
+            sent=sent,
+            total=total,
+        )

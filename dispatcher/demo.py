@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
     settings = get_settings()
     ledger = Ledger(settings.ledger_url)
     log_path = settings.var_dir / "demo-worker.log"
-    click.echo(f"sandbox emulators: " + ", ".join(f"{k} {v}" for k, v in box.urls.items()))
+    click.echo("sandbox emulators: " + ", ".join(f"{k} {v}" for k, v in box.urls.items()))
     worker = start_worker(dict(os.environ), log_path, beat=True)
     click.echo(f"worker started (pid {worker.pid}, broker {settings.broker_url}, log {log_path})")
     try:
@@ -75,18 +76,28 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
         for d in report["deliveries"]:
             taken = "-"
             if d["sent_at"] and approved_at:
-                from datetime import datetime
-
-                taken = f"{(datetime.fromisoformat(d['sent_at']) - datetime.fromisoformat(approved_at)).total_seconds():.2f}s"
+                delta = datetime.fromisoformat(d["sent_at"]) - datetime.fromisoformat(approved_at)
+                taken = f"{delta.total_seconds():.2f}s"
             entries = box.states[d["channel"]].received
-            rows.append([d["channel"], d["target"], d["state"], d["attempts"], taken,
-                         received_summary(d["channel"], entries, d["target"]) if d["state"] == "sent"
-                         else (d["last_error"] or "")[:50]])
+            rows.append(
+                [
+                    d["channel"],
+                    d["target"],
+                    d["state"],
+                    d["attempts"],
+                    taken,
+                    received_summary(d["channel"], entries, d["target"])
+                    if d["state"] == "sent"
+                    else (d["last_error"] or "")[:50],
+                ]
+            )
         click.echo("")
         click.echo(table(rows, ["channel", "target", "state", "tries", "time", "what the emulator received"]))
         click.echo("")
-        click.echo(f"item {item_id} is {report['state']} after {elapsed:.1f}s. "
-                   f"The ledger stays in {settings.var_dir}; `dispatch status {item_id}` shows it again.")
+        click.echo(
+            f"item {item_id} is {report['state']} after {elapsed:.1f}s. "
+            f"The ledger stays in {settings.var_dir}; `dispatch status {item_id}` shows it again."
+        )
         return 0 if report["state"] == "published" else 1
     finally:
         stop_worker(worker)

@@ -39,9 +39,7 @@ def enqueue(ledger: Ledger, settings: Settings, deliveries: list[tuple[int, str]
         log.warning("enqueue stopped after %d of %d: %s", len(sent), len(deliveries), exc)
     if sent:
         with ledger.session() as session:
-            session.execute(
-                update(DeliveryRow).where(DeliveryRow.id.in_(sent)).values(enqueued_at=utcnow())
-            )
+            session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(sent)).values(enqueued_at=utcnow()))
     return len(sent)
 
 
@@ -70,8 +68,11 @@ def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:
     retry = and_(
         DeliveryRow.state.in_([DeliveryState.retrying, DeliveryState.unknown]),
         or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
-        or_(DeliveryRow.enqueued_at.is_(None), DeliveryRow.enqueued_at < DeliveryRow.next_attempt_at,
-            DeliveryRow.enqueued_at < stale),
+        or_(
+            DeliveryRow.enqueued_at.is_(None),
+            DeliveryRow.enqueued_at < DeliveryRow.next_attempt_at,
+            DeliveryRow.enqueued_at < stale,
+        ),
     )
     lapsed = and_(DeliveryRow.state == DeliveryState.sending, DeliveryRow.lease_until < now)
     with ledger.session() as session:

@@ -7,10 +7,11 @@ is written here together with an event, in the same transaction.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -37,7 +38,7 @@ from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -51,15 +52,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the ledger")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None or value.tzinfo is not None:
             return value
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
-class ItemState(str, enum.Enum):
+class ItemState(enum.StrEnum):
     draft = "draft"
     submitted = "submitted"
     approved = "approved"
@@ -69,7 +70,7 @@ class ItemState(str, enum.Enum):
     failed = "failed"
 
 
-class DeliveryState(str, enum.Enum):
+class DeliveryState(enum.StrEnum):
     pending = "pending"  # written by approval, waiting for a worker
     sending = "sending"  # claimed by a worker under a lease
     retrying = "retrying"  # a temporary error; due again at next_attempt_at
@@ -99,9 +100,7 @@ class ItemRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    revisions: Mapped[list[RevisionRow]] = relationship(
-        back_populates="item", order_by="RevisionRow.number"
-    )
+    revisions: Mapped[list[RevisionRow]] = relationship(back_populates="item", order_by="RevisionRow.number")
 
     @property
     def current(self) -> RevisionRow:
@@ -121,9 +120,7 @@ class RevisionRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     item: Mapped[ItemRow] = relationship(back_populates="revisions")
-    deliveries: Mapped[list[DeliveryRow]] = relationship(
-        back_populates="revision", order_by="DeliveryRow.id"
-    )
+    deliveries: Mapped[list[DeliveryRow]] = relationship(back_populates="revision", order_by="DeliveryRow.id")
 
 
 class ApprovalRow(Base):

@@ -18,9 +18,7 @@ def start_worker(
     if beat:
         argv.append("--beat")
     with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_worker(process: subprocess.Popen[bytes], grace: float = 20.0) -> int:

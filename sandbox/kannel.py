@@ -41,9 +41,7 @@ def _report(url: str, number: str, kind: int) -> None:
 def create_app(
     username: str = "dispatch", password: str = "sandbox", report_delay: float = 0.05
 ) -> tuple[Flask, EmulatorState]:
-    app, state = emulator_app(
-        "kannel", lambda status: Response("Sending failed.", mimetype="text/html")
-    )
+    app, state = emulator_app("kannel", lambda status: Response("Sending failed.", mimetype="text/html"))
 
     @app.route("/cgi-bin/sendsms", methods=["GET", "POST"])
     def sendsms() -> Any:

@@ -36,9 +36,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         s = self.settings
         apps = {
-            "website": wordpress.create_app(
-                s.website.username, s.website.app_password.get_secret_value()
-            ),
+            "website": wordpress.create_app(s.website.username, s.website.app_password.get_secret_value()),
             "sms": kannel.create_app(s.sms.username, s.sms.password.get_secret_value()),
             "display": signs.create_app(load_registry(s.display.registry)),
             "microblog": weibo.create_app(

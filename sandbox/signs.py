@@ -56,9 +56,7 @@ def parse_multi(multi: str) -> list[list[str]]:
 
 
 def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
-    app, state = emulator_app(
-        "signs", lambda status: jsonify({"error": "controller unavailable"})
-    )
+    app, state = emulator_app("signs", lambda status: jsonify({"error": "controller unavailable"}))
     by_id = {sign.address if "://" not in sign.address else sign.id: sign for sign in signs}
     showing: dict[str, dict[str, Any]] = {}
 
@@ -86,7 +84,9 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
             return jsonify({"error": f"{len(pages)} pages, the sign shows {sign.max_pages}"}), 400
         for number, page in enumerate(pages, 1):
             if len(page) > sign.lines:
-                return jsonify({"error": f"page {number} has {len(page)} lines, the sign has {sign.lines}"}), 400
+                return jsonify(
+                    {"error": f"page {number} has {len(page)} lines, the sign has {sign.lines}"}
+                ), 400
             for line in page:
                 if len(line) > sign.chars_per_line:
                     return jsonify({"error": f"line {line!r} is longer than {sign.chars_per_line}"}), 400
@@ -96,11 +96,23 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
         if now_showing and int(data["priority"]) < now_showing["priority"]:
             return jsonify({"error": "a message of higher priority is showing"}), 409
         minutes = float(data.get("duration_minutes") or 60)
-        message = {"id": data["id"], "multi": data["multi"], "pages": pages,
-                   "priority": int(data["priority"]), "until": time.time() + minutes * 60}
+        message = {
+            "id": data["id"],
+            "multi": data["multi"],
+            "pages": pages,
+            "priority": int(data["priority"]),
+            "until": time.time() + minutes * 60,
+        }
         showing[sign_id] = message
-        state.keep({"sign": sign_id, "id": data["id"], "multi": data["multi"],
-                    "priority": int(data["priority"]), "pages": pages})
+        state.keep(
+            {
+                "sign": sign_id,
+                "id": data["id"],
+                "multi": data["multi"],
+                "priority": int(data["priority"]),
+                "pages": pages,
+            }
+        )
         return jsonify({"id": data["id"], "status": "active"})
 
     @app.get("/signs/<sign_id>/message")
@@ -129,4 +141,3 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
         return jsonify({"id": sign_id, "online": True, "showing": message["id"] if message else None})
 
     return app, state
-

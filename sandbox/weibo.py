@@ -11,7 +11,7 @@ status over 140 characters as Weibo counts them (20012), the same text twice on 
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -25,8 +25,11 @@ def create_app(tokens: dict[str, int] | None = None) -> tuple[Flask, EmulatorSta
     app, state = emulator_app(
         "weibo",
         lambda status: jsonify(
-            {"error": "User requests out of rate limit!" if status == 429 else "System error!",
-             "error_code": 10023 if status == 429 else 10001, "request": request.path}
+            {
+                "error": "User requests out of rate limit!" if status == 429 else "System error!",
+                "error_code": 10023 if status == 429 else 10001,
+                "request": request.path,
+            }
         ),
     )
     statuses: dict[str, dict[str, Any]] = {}
@@ -48,15 +51,23 @@ def create_app(tokens: dict[str, int] | None = None) -> tuple[Flask, EmulatorSta
                 return fail(10016, f"miss required parameter ({field}) , see doc for more info")
         text = request.form["status"]
         if not LINK_PATTERN.search(text):
-            return fail(10017, "parameter (status)'s value invalid, expect (text with a link), see doc for more info")
+            return fail(
+                10017, "parameter (status)'s value invalid, expect (text with a link), see doc for more info"
+            )
         if weibo_length(text) > 140:
             return fail(20012, "Text too long, please input text less than 140 characters!")
         if any(s["text"] == text and s["uid"] == uid for s in statuses.values()):
             return fail(20019, "Repeat content!")
         idstr = str(next(ids))
-        status = {"id": int(idstr), "idstr": idstr, "mid": idstr, "text": text, "uid": uid,
-                  "created_at": datetime.now(timezone.utc).strftime("%a %b %d %H:%M:%S %z %Y"),
-                  "user": {"id": uid, "idstr": str(uid)}}
+        status = {
+            "id": int(idstr),
+            "idstr": idstr,
+            "mid": idstr,
+            "text": text,
+            "uid": uid,
+            "created_at": datetime.now(UTC).strftime("%a %b %d %H:%M:%S %z %Y"),
+            "user": {"id": uid, "idstr": str(uid)},
+        }
         statuses[idstr] = status
         state.keep({"action": "share", "id": idstr, "uid": uid, "status": text, "rip": request.form["rip"]})
         return jsonify(status)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
@@ -32,8 +32,11 @@ def create_app(
     app, state = emulator_app(
         "wordpress",
         lambda status: jsonify(
-            {"code": "internal_server_error" if status >= 500 else "rest_too_many_requests",
-             "message": "Injected failure.", "data": {"status": status}}
+            {
+                "code": "internal_server_error" if status >= 500 else "rest_too_many_requests",
+                "message": "Injected failure.",
+                "data": {"status": status},
+            }
         ),
     )
     posts: dict[int, dict[str, Any]] = {}
@@ -64,9 +67,16 @@ def create_app(
 
     def view(post: dict[str, Any], edit: bool) -> dict[str, Any]:
         out = {
-            "id": post["id"], "date": post["date"], "date_gmt": post["date"], "modified": post["modified"],
-            "slug": post["slug"], "status": post["status"], "type": "post", "link": link(post),
-            "title": {"rendered": post["title"]}, "content": {"rendered": post["content"], "protected": False},
+            "id": post["id"],
+            "date": post["date"],
+            "date_gmt": post["date"],
+            "modified": post["modified"],
+            "slug": post["slug"],
+            "status": post["status"],
+            "type": "post",
+            "link": link(post),
+            "title": {"rendered": post["title"]},
+            "content": {"rendered": post["content"], "protected": False},
             "excerpt": {"rendered": post["excerpt"], "protected": False},
         }
         if edit:
@@ -79,9 +89,13 @@ def create_app(
     def guard(action: str) -> tuple[Response, int] | None:
         who = user()
         if who is False:
-            return _error("incorrect_password", "The provided password is an invalid application password.", 401)
+            return _error(
+                "incorrect_password", "The provided password is an invalid application password.", 401
+            )
         if who is None:
-            return _error(f"rest_cannot_{action}", f"Sorry, you are not allowed to {action} posts as this user.", 401)
+            return _error(
+                f"rest_cannot_{action}", f"Sorry, you are not allowed to {action} posts as this user.", 401
+            )
         return None
 
     def write(post: dict[str, Any], data: dict[str, Any]) -> tuple[Response, int] | None:
@@ -97,12 +111,18 @@ def create_app(
             post["slug"] = unique_slug(str(data["slug"]), post.get("id"))
         meta = data.get("meta") or {}
         post["meta"].update({k: v for k, v in meta.items() if k in REGISTERED_META})
-        post["modified"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        post["modified"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return None
 
     @app.get("/wp-json/")
     def index() -> Response:
-        return jsonify({"name": "Sandbox WordPress", "namespaces": ["wp/v2"], "authentication": {"application-passwords": {}}})
+        return jsonify(
+            {
+                "name": "Sandbox WordPress",
+                "namespaces": ["wp/v2"],
+                "authentication": {"application-passwords": {}},
+            }
+        )
 
     @app.get("/wp-json/wp/v2/users/me")
     def me() -> Any:
@@ -119,9 +139,17 @@ def create_app(
         data = request.get_json(silent=True) or {}
         if not any(data.get(f) for f in ("title", "content", "excerpt")):
             return _error("empty_content", "Content, title, and excerpt are empty.", 400)
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-        post: dict[str, Any] = {"id": next(ids), "date": now, "title": "", "content": "", "excerpt": "",
-                                "slug": "", "status": "draft", "meta": {}}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        post: dict[str, Any] = {
+            "id": next(ids),
+            "date": now,
+            "title": "",
+            "content": "",
+            "excerpt": "",
+            "slug": "",
+            "status": "draft",
+            "meta": {},
+        }
         bad = write(post, data)
         if bad:
             return bad
@@ -152,11 +180,16 @@ def create_app(
         edit = request.args.get("context") == "edit"
         if (wanted != "publish" or edit) and not user():
             if edit:
-                return _error("rest_forbidden_context", "Sorry, you are not allowed to edit posts in this post type.", 401)
+                return _error(
+                    "rest_forbidden_context",
+                    "Sorry, you are not allowed to edit posts in this post type.",
+                    401,
+                )
             return _error("rest_invalid_param", "Invalid parameter(s): status", 400)
         slugs = set(filter(None, request.args.get("slug", "").split(",")))
         found = [
-            view(p, edit) for p in posts.values()
+            view(p, edit)
+            for p in posts.values()
             if (wanted == "any" and p["status"] != "trash" or p["status"] == wanted)
             and (not slugs or p["slug"] in slugs)
         ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import os
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -16,9 +17,9 @@ from settings import Settings, get_settings
 
 SIGNS = """\
 signs:
-  - {id: BJ-CY-001, name: 建国路, area: "110105", lines: 2, chars_per_line: 12, max_pages: 6, address: BJ-CY-001}
-  - {id: BJ-CY-002, name: 望京, area: "110105", lines: 3, chars_per_line: 16, max_pages: 4, address: BJ-CY-002}
-  - {id: BJ-HD-001, name: 中关村, area: "110108", lines: 2, chars_per_line: 10, max_pages: 2, address: BJ-HD-001}
+  - {id: BJ-CY-001, area: "110105", lines: 2, chars_per_line: 12, max_pages: 6, address: BJ-CY-001}
+  - {id: BJ-CY-002, area: "110105", lines: 3, chars_per_line: 16, max_pages: 4, address: BJ-CY-002}
+  - {id: BJ-HD-001, area: "110108", lines: 2, chars_per_line: 10, max_pages: 2, address: BJ-HD-001}
 """
 
 WARNING: dict[str, Any] = {
@@ -40,7 +41,7 @@ WARNING: dict[str, Any] = {
 def item_doc(**changes: Any) -> dict[str, Any]:
     """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
     doc = copy.deepcopy(WARNING)
-    doc["expires"] = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    doc["expires"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     for key, value in changes.items():
         if value is None:
             doc.pop(key, None)

@@ -36,8 +36,14 @@ def weibo_error(code: int) -> str:
 
 def website() -> tuple[WebsiteChannel, Payload]:
     channel = WebsiteChannel(WebsiteSettings(base_url="http://wp.test"))
-    body = {"title": "t", "content": "c", "excerpt": "e", "slug": "s", "status": "publish",
-            "meta": {"dispatch_uid": "u"}}
+    body = {
+        "title": "t",
+        "content": "c",
+        "excerpt": "e",
+        "slug": "s",
+        "status": "publish",
+        "meta": {"dispatch_uid": "u"},
+    }
     return channel, Payload("website", "site", body)
 
 
@@ -49,16 +55,54 @@ def sms() -> tuple[SmsChannel, Payload]:
 
 def microblog() -> tuple[MicroblogChannel, Payload]:
     channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test"))
-    return channel, Payload("microblog", "sandbox", {"account": "sandbox", "status": "s http://x/", "length": 6})
+    return channel, Payload(
+        "microblog", "sandbox", {"account": "sandbox", "status": "s http://x/", "length": 6}
+    )
 
 
 CASES = [
     # channel, method, url, status, body, headers, expected error, expected code
-    (website, "GET", WP, 503, wp_error("internal_server_error", 503), {}, TemporaryChannelError, "internal_server_error"),
+    (
+        website,
+        "GET",
+        WP,
+        503,
+        wp_error("internal_server_error", 503),
+        {},
+        TemporaryChannelError,
+        "internal_server_error",
+    ),
     (website, "GET", WP, 429, "", {"Retry-After": "7"}, TemporaryChannelError, 429),
-    (website, "GET", WP, 401, wp_error("incorrect_password", 401), {}, PermanentChannelError, "incorrect_password"),
-    (website, "GET", WP, 403, wp_error("rest_cannot_create", 403), {}, PermanentChannelError, "rest_cannot_create"),
-    (website, "GET", WP, 400, wp_error("rest_invalid_param", 400), {}, PermanentChannelError, "rest_invalid_param"),
+    (
+        website,
+        "GET",
+        WP,
+        401,
+        wp_error("incorrect_password", 401),
+        {},
+        PermanentChannelError,
+        "incorrect_password",
+    ),
+    (
+        website,
+        "GET",
+        WP,
+        403,
+        wp_error("rest_cannot_create", 403),
+        {},
+        PermanentChannelError,
+        "rest_cannot_create",
+    ),
+    (
+        website,
+        "GET",
+        WP,
+        400,
+        wp_error("rest_invalid_param", 400),
+        {},
+        PermanentChannelError,
+        "rest_invalid_param",
+    ),
     (sms, "GET", KANNEL, 403, "Authorization failed for sendsms", {}, PermanentChannelError, 403),
     (sms, "GET", KANNEL, 400, "Missing receiver number", {}, PermanentChannelError, 400),
     (sms, "GET", KANNEL, 503, "Sending failed.", {}, TemporaryChannelError, 503),
@@ -135,7 +179,8 @@ def test_a_read_timeout_on_a_lookup_is_only_temporary(registry: Path) -> None:
     assert not isinstance(caught.value, OutcomeUnknownError)
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), (None, None), ("soon", None),
-                                                ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("7", 7.0), (None, None), ("soon", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)]
+)
 def test_retry_after_reads_seconds_and_dates(value: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(value) == seconds

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -29,7 +29,9 @@ def submitted(ledger: Ledger, **changes: object) -> int:
     return approval.submit(ledger, parse_item(item_doc(**changes)))
 
 
-def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(ledger: Ledger, settings: Settings) -> None:
+def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(
+    ledger: Ledger, settings: Settings
+) -> None:
     item_id = submitted(ledger)
     result = approval.approve(ledger, settings, item_id, "陈刚")
     with ledger.session() as session:
@@ -39,8 +41,12 @@ def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(ledger: Ledge
         names = [e.name for e in session.query(EventRow).order_by(EventRow.id)]
     # website 1, sms 1 batch, display 2 signs in Chaoyang (110105), microblog 1 account
     assert sorted((d.channel, d.target) for d in deliveries) == [
-        ("display", "BJ-CY-001"), ("display", "BJ-CY-002"), ("microblog", "sandbox"),
-        ("sms", "batch-001"), ("website", "site")]
+        ("display", "BJ-CY-001"),
+        ("display", "BJ-CY-002"),
+        ("microblog", "sandbox"),
+        ("sms", "batch-001"),
+        ("website", "site"),
+    ]
     assert all(d.state is DeliveryState.pending for d in deliveries)
     assert all(d.payload_digest == digest_of(d.payload) for d in deliveries)
     assert len({d.idempotency_key for d in deliveries}) == len(deliveries)
@@ -52,8 +58,14 @@ def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(ledger: Ledge
 
 
 def test_routine_items_go_to_their_channel_queues(ledger: Ledger, settings: Settings) -> None:
-    item_id = submitted(ledger, kind="safety_tip", severity=None, urgency=None, certainty=None,
-                        channels=["website", "microblog"])
+    item_id = submitted(
+        ledger,
+        kind="safety_tip",
+        severity=None,
+        urgency=None,
+        certainty=None,
+        channels=["website", "microblog"],
+    )
     approval.approve(ledger, settings, item_id, "陈刚")
     assert queued(settings) == {"website": 1, "microblog": 1}
 
@@ -79,7 +91,7 @@ def test_approving_twice_does_not_fan_out_twice(ledger: Ledger, settings: Settin
 
 
 def test_an_expired_item_is_not_approved(ledger: Ledger, settings: Settings) -> None:
-    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     item_id = submitted(ledger, expires=past)
     with pytest.raises(RefusedError, match="expired"):
         approval.approve(ledger, settings, item_id, "陈刚")
@@ -113,8 +125,9 @@ def test_a_rejected_item_cannot_be_approved(ledger: Ledger, settings: Settings) 
         approval.approve(ledger, settings, item_id, "王五")
 
 
-def test_the_broker_being_down_leaves_deliveries_pending(ledger: Ledger, settings: Settings,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_broker_being_down_leaves_deliveries_pending(
+    ledger: Ledger, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
     item_id = submitted(ledger)
     approval.approve(ledger, down, item_id, "陈刚")

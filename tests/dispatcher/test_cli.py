@@ -103,7 +103,10 @@ def test_status_lists_every_delivery(tmp_path: Path, ledger: Ledger) -> None:
     run("approve", "1", "--as", "陈刚")
     report = json.loads(run("status", "1", "--json").stdout)
     assert report["state"] == "approved" and report["approver"] == "陈刚"
-    assert {(d["channel"], d["state"]) for d in report["deliveries"]} >= {("website", "pending"), ("sms", "pending")}
+    assert {(d["channel"], d["state"]) for d in report["deliveries"]} >= {
+        ("website", "pending"),
+        ("sms", "pending"),
+    }
     text = run("status").stdout
     assert "pending:5" in text
     assert "BJ-CY-002" in run("status", "1").stdout
@@ -113,7 +116,11 @@ def test_channels_probes_every_channel(settings: Settings) -> None:
     result = run("channels", "--json")
     assert result.exit_code == 0
     assert {r["channel"]: r["ok"] for r in json.loads(result.stdout)} == {
-        "website": True, "sms": True, "display": True, "microblog": True}
+        "website": True,
+        "sms": True,
+        "display": True,
+        "microblog": True,
+    }
 
 
 def test_channels_exits_1_when_one_is_down(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

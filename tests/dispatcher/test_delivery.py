@@ -42,11 +42,16 @@ def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
 
 def make_due(ledger: Ledger, delivery_id: int) -> None:
     with ledger.session() as session:
-        session.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id)
-                        .values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == delivery_id)
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
 
 
-def test_every_delivery_is_sent_and_the_item_published(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+def test_every_delivery_is_sent_and_the_item_published(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
     deliveries = approved(ledger, settings)
     for d in deliveries:
         assert deliver(ledger, settings, d.id, WORKER) is DeliveryState.sent
@@ -66,16 +71,23 @@ def test_a_repeated_task_does_nothing(ledger: Ledger, settings: Settings, sandbo
     assert row(ledger, website.id).attempts == 1
 
 
-def test_a_delivery_held_under_a_live_lease_is_left_alone(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+def test_a_delivery_held_under_a_live_lease_is_left_alone(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
     website = approved(ledger, settings, channels=["website"])[0]
     with ledger.session() as session:
-        session.execute(update(DeliveryRow).values(state=DeliveryState.sending,
-                                                   lease_until=utcnow() + timedelta(seconds=30)))
+        session.execute(
+            update(DeliveryRow).values(
+                state=DeliveryState.sending, lease_until=utcnow() + timedelta(seconds=30)
+            )
+        )
     assert deliver(ledger, settings, website.id, WORKER) is None
     assert received(sandbox, "website") == []
 
 
-def test_a_temporary_error_schedules_a_retry_then_succeeds(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+def test_a_temporary_error_schedules_a_retry_then_succeeds(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
     microblog = approved(ledger, settings, channels=["microblog"])[0]
     inject(sandbox, "microblog", mode="status", status=503, retry_after=1)
     assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.retrying
@@ -101,8 +113,9 @@ def test_the_retry_budget_ends_in_dead(ledger: Ledger, settings: Settings, sandb
         assert session.query(ItemRow).one().state is ItemState.failed
 
 
-def test_a_permanent_error_fails_at_once_with_the_reason(ledger: Ledger, settings: Settings,
-                                                          sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_permanent_error_fails_at_once_with_the_reason(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     microblog = approved(ledger, settings, channels=["microblog", "website"])
     monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
     broken = Settings()
@@ -115,7 +128,9 @@ def test_a_permanent_error_fails_at_once_with_the_reason(ledger: Ledger, setting
         assert session.query(ItemRow).one().state is ItemState.partially_published
 
 
-def test_a_lost_answer_is_reconciled_by_lookup_not_resent(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+def test_a_lost_answer_is_reconciled_by_lookup_not_resent(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
     website = approved(ledger, settings, channels=["website"])[0]
     inject(sandbox, "website", mode="lost", seconds=3, method="POST")
     assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.unknown
@@ -135,10 +150,15 @@ def test_a_lapsed_lease_is_swept_and_looked_up(ledger: Ledger, settings: Setting
     from channels import build_channel
     from channels.base import Payload
 
-    build_channel("website", settings).send(Payload("website", "site", website.payload), website.idempotency_key)
+    build_channel("website", settings).send(
+        Payload("website", "site", website.payload), website.idempotency_key
+    )
     with ledger.session() as session:  # the worker died after sending, before recording
-        session.execute(update(DeliveryRow).values(state=DeliveryState.sending, attempts=1,
-                                                   lease_until=utcnow() - timedelta(seconds=1)))
+        session.execute(
+            update(DeliveryRow).values(
+                state=DeliveryState.sending, attempts=1, lease_until=utcnow() - timedelta(seconds=1)
+            )
+        )
     assert (website.id, "urgent") in fanout.due(ledger, settings)
     assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
     assert len(received(sandbox, "website")) == 1
@@ -161,6 +181,7 @@ def test_the_sweeper_finds_pending_deliveries_never_enqueued(ledger: Ledger, set
     deliveries = approved(ledger, settings, channels=["website"])
     assert fanout.due(ledger, settings) == []  # just enqueued
     with ledger.session() as session:
-        session.execute(update(DeliveryRow).values(enqueued_at=None,
-                                                   created_at=utcnow() - timedelta(seconds=10)))
+        session.execute(
+            update(DeliveryRow).values(enqueued_at=None, created_at=utcnow() - timedelta(seconds=10))
+        )
     assert fanout.due(ledger, settings) == [(deliveries[0].id, "urgent")]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
@@ -32,7 +33,9 @@ def wait_terminal(ledger: Ledger, item_id: int, timeout: float = 90) -> list[Del
         if rows and all(r.state in TERMINAL for r in rows):
             return rows
         if time.monotonic() > deadline:
-            pytest.fail(f"not terminal after {timeout}s: {[(r.channel, r.target, r.state.value) for r in rows]}")
+            pytest.fail(
+                f"not terminal after {timeout}s: {[(r.channel, r.target, r.state.value) for r in rows]}"
+            )
         time.sleep(0.1)
 
 
@@ -71,15 +74,21 @@ def publish(settings: Settings) -> tuple[Ledger, int]:
     return ledger, item_id
 
 
-def test_embedded_broker(sandbox: Sandbox, settings: Settings, worker_env: dict[str, str],
-                         run_worker: Callable) -> None:
+def test_embedded_broker(
+    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+) -> None:
     run_worker(worker_env)
     ledger, item_id = publish(settings)
     check_exactly_once(ledger, sandbox, item_id)
 
 
-def test_redis_broker(sandbox: Sandbox, redis_url: str, worker_env: dict[str, str],
-                      run_worker: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_redis_broker(
+    sandbox: Sandbox,
+    redis_url: str,
+    worker_env: dict[str, str],
+    run_worker: Callable,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("DISPATCH_BROKER_URL", redis_url)
     for name, value in sandbox.environment().items():
         monkeypatch.setenv(name, value)
