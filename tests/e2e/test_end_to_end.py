@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections import Counter
@@ -48,28 +50,40 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
         sent_events = Counter(e.delivery_id for e in session.query(EventRow).filter_by(name="delivery.sent"))
     assert set(sent_events.values()) == {1}
 
+    channels = {channel for channel, _ in pinned}
+
     posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
-    assert len(posts) == 1
-    website = pinned[("website", "site")]
-    assert (posts[0]["title"]["raw"], posts[0]["content"]["raw"]) == (website["title"], website["content"])
+    assert len(posts) == (1 if "website" in channels else 0)
+    if posts:
+        website = pinned[("website", "site")]
+        assert (posts[0]["title"]["raw"], posts[0]["content"]["raw"]) == (
+            website["title"],
+            website["content"],
+        )
 
     sms = received(sandbox, "sms")
-    batch = pinned[("sms", "batch-001")]
-    assert sorted(m["to"] for m in sms) == sorted(batch["to"])  # each phone exactly once
-    assert {m["text"] for m in sms} == {batch["text"]}
+    if "sms" in channels:
+        batch = pinned[("sms", "batch-001")]
+        assert sorted(m["to"] for m in sms) == sorted(batch["to"])  # each phone exactly once
+        assert {m["text"] for m in sms} == {batch["text"]}
+    else:
+        assert sms == []
 
     signs = received(sandbox, "display")
-    assert Counter(m["sign"] for m in signs) == {"BJ-CY-001": 1, "BJ-CY-002": 1}
+    assert Counter(m["sign"] for m in signs) == (
+        {"BJ-CY-001": 1, "BJ-CY-002": 1} if "display" in channels else {}
+    )
     for message in signs:
         assert message["multi"] == pinned[("display", message["sign"])]["multi"]
 
     statuses = received(sandbox, "microblog")
-    assert [s["status"] for s in statuses] == [pinned[("microblog", "sandbox")]["status"]]
+    expected = [pinned[("microblog", "sandbox")]["status"]] if "microblog" in channels else []
+    assert [s["status"] for s in statuses] == expected
 
 
-def publish(settings: Settings) -> tuple[Ledger, int]:
+def publish(settings: Settings, **changes: Any) -> tuple[Ledger, int]:
     ledger = Ledger(settings.ledger_url)
-    item_id = approval.submit(ledger, parse_item(item_doc()))
+    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
     approval.approve(ledger, settings, item_id, "陈刚")
     return ledger, item_id
 
@@ -112,3 +126,37 @@ def test_tasks_lost_by_the_broker_are_recovered_by_the_sweeper(
     with ledger.session() as session:
         claims = session.query(EventRow).filter_by(name="delivery.claimed").count()
     assert claims == 5
+
+
+def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
+    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+) -> None:
+    # Only channels that can look a send up: Kannel and Weibo cannot, so an SMS or a status whose
+    # outcome a kill made unknown is sent again (the policy for those is explicit in a later change).
+    # The website answers 3 s late, so the kill lands while the post is being created.
+    requests.post(
+        f"{sandbox.urls['website']}/_sandbox/faults",
+        json={"mode": "delay", "seconds": 3, "method": "POST", "path": "/wp-json/wp/v2/posts"},
+        timeout=5,
+    ).raise_for_status()
+    env = {**worker_env, "DISPATCH_LEASE_SECONDS": "5"}
+    first = run_worker(env)
+    ledger, item_id = publish(settings, channels=["website", "display"])
+    deadline = time.monotonic() + 60
+    while True:
+        with ledger.session() as session:
+            website = session.query(DeliveryRow).filter_by(item_id=item_id, channel="website").one()
+        if website.state.value == "sending":
+            break
+        assert time.monotonic() < deadline, f"website delivery never claimed: {website.state}"
+        time.sleep(0.05)
+    time.sleep(1)  # past the lookup, into the 3 s of the create
+    os.killpg(first.pid, signal.SIGKILL)  # the whole worker, pool and scheduler, at once
+    first.wait(timeout=10)
+    run_worker(env)
+    check_exactly_once(ledger, sandbox, item_id)
+    with ledger.session() as session:
+        website = session.query(DeliveryRow).filter_by(item_id=item_id, channel="website").one()
+        sent = session.query(EventRow).filter_by(name="delivery.sent", delivery_id=website.id).one()
+    assert website.attempts == 2
+    assert sent.detail["found_by_lookup"] is True
