@@ -194,7 +194,8 @@ class Channel(abc.ABC):
                 raise TemporaryChannelError(f"{self.name}: read timeout: {url}") from exc
             raise OutcomeUnknownError(f"{self.name}: no answer in {self.timeout}s") from exc
         except requests.RequestException as exc:
-            raise PermanentChannelError(f"{self.name}: bad request: {exc}") from exc
+            # Only the type: the text of these errors can quote the URL, query secrets included.
+            raise PermanentChannelError(f"{self.name}: request refused: {type(exc).__name__}") from exc
         if response.status_code >= 400:
             raise self.error_for(response)
         return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -267,7 +268,8 @@ def sandbox(port_base: int) -> None:
     box = Sandbox(get_settings(), ports=ports).start()
     for name, url in box.urls.items():
         click.echo(f"{name:10} {url}")
-    click.echo("sandbox running; Ctrl-C stops it")
+    click.echo("sandbox running; Ctrl-C or SIGTERM stops it")
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     try:
         while True:
             time.sleep(3600)
