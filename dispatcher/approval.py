@@ -12,9 +12,7 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from channels import build_channel
@@ -123,50 +121,53 @@ def _load(session: Session, item_id: int) -> ItemRow:
     return row
 
 
+def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> ItemRow:
+    """The item, locked, if ``reviewer`` may ``action`` it now; a RefusedError saying why not otherwise."""
+    row = _load(session, item_id)
+    if row.state is not ItemState.submitted:
+        review = session.query(ApprovalRow).filter_by(revision_id=row.current.id).one_or_none()
+        by = f" ({review.decision} by {review.approver} at {review.at:%Y-%m-%d %H:%M:%S}Z)" if review else ""
+        raise RefusedError(
+            f"item {item_id} is already {row.state.value}{by}; only a submitted item can be {action}, "
+            "and nothing was sent again"
+        )
+    if reviewer.casefold() == row.author.casefold():
+        verb = "approve" if action == "approved" else "review"
+        raise RefusedError(f"item {item_id} was written by {row.author}; another person must {verb} it")
+    return row
+
+
 def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> Plan:
     """Approve a submitted item, pin its payloads, write its deliveries and enqueue them."""
     approver = approver.strip()
     if not approver:
         raise RefusedError("an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
-        row = _load(session, item_id)
-        revision = row.current
-        if row.state is not ItemState.submitted:
-            approval = session.query(ApprovalRow).filter_by(revision_id=revision.id).one_or_none()
-            by = (
-                f" ({approval.decision} by {approval.approver} at {approval.at:%Y-%m-%d %H:%M:%S}Z)"
-                if approval
-                else ""
-            )
-            raise RefusedError(
-                f"item {item_id} is already {row.state.value}{by}; only a submitted item can be "
-                "approved, and nothing was sent again"
-            )
-        if approver.casefold() == row.author.casefold():
-            raise RefusedError(f"item {item_id} was written by {row.author}; another person must approve it")
+        row = _reviewable(session, item_id, approver, "approved")
         publication = stored_publication(settings, row)
-        if publication.item.is_expired(utcnow()):
-            raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
-        result = plan(settings, publication)
-        if result.problems:
-            raise ContentError(
-                f"item {item_id} cannot be approved as written:\n"
-                + "\n".join(f"  {problem}" for problem in result.problems)
-            )
-        if not result.payloads:
-            raise RefusedError(f"item {item_id} reaches no target on any channel")
-        claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            update(ItemRow)
-            .where(ItemRow.id == item_id, ItemRow.state == ItemState.submitted)
-            .values(state=ItemState.approved, updated_at=utcnow())
+        revision_id = row.current.id
+    if publication.item.is_expired(utcnow()):
+        raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
+    # Rendering (every SMS batch, every sign) happens outside the write transaction, so a large
+    # fan-out does not hold the ledger's lock; the item is checked again under the lock below.
+    result = plan(settings, publication)
+    if result.problems:
+        raise ContentError(
+            f"item {item_id} cannot be approved as written:\n"
+            + "\n".join(f"  {problem}" for problem in result.problems)
         )
-        if claimed.rowcount != 1:
-            raise RefusedError(f"item {item_id} was approved by someone else just now")
+    if not result.payloads:
+        raise RefusedError(f"item {item_id} reaches no target on any channel")
+    with ledger.session() as session:
+        row = _reviewable(session, item_id, approver, "approved")
+        revision = row.current
+        if revision.id != revision_id:
+            raise RefusedError(f"item {item_id} changed while it was being approved; approve it again")
+        row.state = ItemState.approved
         session.add(ApprovalRow(revision_id=revision.id, approver=approver, decision="approved"))
         record(session, "item.approved", actor=approver, item_id=item_id, revision=revision.number)
-        deliveries = []
-        for payload in result.payloads:
-            delivery = DeliveryRow(
+        deliveries = [
+            DeliveryRow(
                 revision_id=revision.id,
                 item_id=item_id,
                 channel=payload.channel,
@@ -177,8 +178,9 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
                 payload_digest=payload.digest,
                 state=DeliveryState.pending,
             )
-            session.add(delivery)
-            deliveries.append(delivery)
+            for payload in result.payloads
+        ]
+        session.add_all(deliveries)
         session.flush()
         for delivery in deliveries:
             record(
@@ -197,15 +199,11 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
     return result
 
 
-def reject(ledger: Ledger, item_id: int, approver: str, reason: str) -> None:
+def reject(ledger: Ledger, item_id: int, reviewer: str, reason: str) -> None:
     with ledger.session() as session:
-        row = _load(session, item_id)
-        if row.state is not ItemState.submitted:
-            raise RefusedError(f"item {item_id} is {row.state.value}; only a submitted item can be rejected")
-        if approver.strip().casefold() == row.author.casefold():
-            raise RefusedError(f"item {item_id} was written by {row.author}; another person must review it")
+        row = _reviewable(session, item_id, reviewer.strip(), "rejected")
         row.state = ItemState.rejected
         session.add(
-            ApprovalRow(revision_id=row.current.id, approver=approver, decision="rejected", reason=reason)
+            ApprovalRow(revision_id=row.current.id, approver=reviewer, decision="rejected", reason=reason)
         )
-        record(session, "item.rejected", actor=approver, item_id=item_id, reason=reason)
+        record(session, "item.rejected", actor=reviewer, item_id=item_id, reason=reason)

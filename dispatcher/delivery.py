@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -111,8 +112,21 @@ def attempt(channel: Channel, claim: Claim) -> tuple[Receipt, bool]:
     return channel.send(claim.payload, claim.key), False
 
 
-def deliver(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> DeliveryState | None:
-    """Run one delivery to its next state; returns that state, or None if there was nothing to do."""
+ChannelSource = Callable[[str], Channel]
+
+
+def deliver(
+    ledger: Ledger,
+    settings: Settings,
+    delivery_id: int,
+    worker: str,
+    channel_for: ChannelSource | None = None,
+) -> DeliveryState | None:
+    """Run one delivery to its next state; returns that state, or None if there was nothing to do.
+
+    ``channel_for`` gives the adapter for a channel name; a worker process passes one that keeps
+    its adapters (and their HTTP connections) between deliveries.
+    """
     taken = claim(ledger, settings, delivery_id, worker)
     if taken is None:
         return None
@@ -120,7 +134,8 @@ def deliver(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -
     receipt: Receipt | None = None
     found = False
     try:
-        channel = build_channel(taken.payload.channel, settings)
+        name = taken.payload.channel
+        channel = channel_for(name) if channel_for else build_channel(name, settings)
         receipt, found = attempt(channel, taken)
     except DispatchError as exc:
         error = exc

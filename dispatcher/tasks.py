@@ -6,22 +6,43 @@ import logging
 import os
 import socket
 
+from channels import build_channel
+from channels.base import Channel
 from dispatcher import delivery, fanout
 from dispatcher.ledger import Ledger
-from settings import get_settings
+from settings import Settings, get_settings
 from worker import app
 
 log = logging.getLogger(__name__)
-_ledgers: dict[int, Ledger] = {}
 
 
-def ledger() -> Ledger:
-    """One ledger per process: an engine must not cross a fork into the worker's children."""
-    pid = os.getpid()
-    if pid not in _ledgers:
-        _ledgers.clear()
-        _ledgers[pid] = Ledger(get_settings().ledger_url)
-    return _ledgers[pid]
+class Runtime:
+    """What a worker process keeps between tasks: its ledger engine and its channel adapters.
+
+    Built lazily in each process: an engine or an HTTP connection must not cross the fork into the
+    pool's children.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.pid = os.getpid()
+        self.settings = settings
+        self.ledger = Ledger(settings.ledger_url)
+        self.channels: dict[str, Channel] = {}
+
+    def channel(self, name: str) -> Channel:
+        if name not in self.channels:
+            self.channels[name] = build_channel(name, self.settings)
+        return self.channels[name]
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None or _runtime.pid != os.getpid():
+        _runtime = Runtime(get_settings())
+    return _runtime
 
 
 @app.task(name="dispatcher.deliver", ignore_result=True)
@@ -30,10 +51,12 @@ def deliver(delivery_id: int) -> str | None:
         log.error("deliver task with a malformed delivery id %r; dropped", delivery_id)
         return None
     worker = f"worker@{socket.gethostname()}:{os.getpid()}"
-    state = delivery.deliver(ledger(), get_settings(), delivery_id, worker)
+    here = runtime()
+    state = delivery.deliver(here.ledger, here.settings, delivery_id, worker, here.channel)
     return state.value if state else None
 
 
 @app.task(name="dispatcher.sweep", ignore_result=True)
 def sweep() -> int:
-    return fanout.sweep(ledger(), get_settings())
+    here = runtime()
+    return fanout.sweep(here.ledger, here.settings)
