@@ -71,7 +71,7 @@ class MicroblogChannel(Channel):
         return Payload(
             channel=self.name,
             target=target.name,
-            body={"account": target.name, "status": text, "length": length},
+            body={"account": target.name, "text": text, "length": length},
             measures={"length": length},
         )
 
@@ -85,7 +85,7 @@ class MicroblogChannel(Channel):
             f"{self.base}/2/statuses/share.json",
             data={
                 "access_token": self.token(account),
-                "status": payload.body["status"],
+                "status": payload.body["text"],
                 "rip": self.settings.rip,
             },
         ).json()

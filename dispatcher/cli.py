@@ -154,7 +154,7 @@ def preview(source: str, channel: str | None, as_json: bool) -> None:
                 click.echo(f"  MULTI: {body['multi']}")
             elif payload.channel == "microblog":
                 click.echo(f"@{body['account']}, {body['length']} characters")
-                click.echo(body["status"])
+                click.echo(body["text"])
             else:
                 click.echo(f"{body['title']}  (slug {body['slug']}, status {body['status']})")
                 click.echo(body["content"])

@@ -60,7 +60,7 @@ CONTENT = {
     "website": ("body", None),
     "sms": ("text", "text"),
     "display": ("multi", "multi"),
-    "microblog": ("status", "status"),
+    "microblog": ("status", "text"),
 }
 
 

@@ -56,7 +56,7 @@ def sms() -> tuple[SmsChannel, Payload]:
 def microblog() -> tuple[MicroblogChannel, Payload]:
     channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test"))
     return channel, Payload(
-        "microblog", "sandbox", {"account": "sandbox", "status": "s http://x/", "length": 6}
+        "microblog", "sandbox", {"account": "sandbox", "text": "s http://x/", "length": 6}
     )
 
 

@@ -80,7 +80,7 @@ def test_preview_json_shows_each_channel_as_it_will_be_sent(tmp_path: Path, sett
     assert sms["text"].startswith("【应急管理】") and sms["encoding"] == "UCS-2" and sms["segments"] >= 1
     assert payloads["display"]["multi"].startswith("[pt30o0]") and payloads["display"]["pages"]
     microblog = payloads["microblog"]
-    assert microblog["length"] <= 140 and "http" in microblog["status"]
+    assert microblog["length"] <= 140 and "http" in microblog["text"]
     assert payloads["website"]["title"] == "朝阳区暴雨橙色预警"
 
 

@@ -77,7 +77,7 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
         assert message["multi"] == pinned[("display", message["sign"])]["multi"]
 
     statuses = received(sandbox, "microblog")
-    expected = [pinned[("microblog", "sandbox")]["status"]] if "microblog" in channels else []
+    expected = [pinned[("microblog", "sandbox")]["text"]] if "microblog" in channels else []
     assert [s["status"] for s in statuses] == expected
 
 
