@@ -95,8 +95,8 @@ def stored_publication(settings: Settings, row: ItemRow) -> Publication:
     )
 
 
-def submit(ledger: Ledger, item: Item) -> int:
-    """Store a validated item as ``submitted`` with its first revision; return its id."""
+def submit(ledger: Ledger, item: Item, *, draft: bool = False) -> int:
+    """Store a validated item with its first revision, as ``submitted`` (or ``draft``); return its id."""
     document = item.model_dump(mode="json")
     with ledger.session() as session:
         row = ItemRow(
@@ -105,13 +105,29 @@ def submit(ledger: Ledger, item: Item) -> int:
             title=item.title,
             author=item.author,
             department=item.department,
-            state=ItemState.submitted,
+            state=ItemState.draft if draft else ItemState.submitted,
         )
         session.add(row)
         session.flush()
         session.add(RevisionRow(item_id=row.id, number=1, document=document, digest=digest_of(document)))
-        record(session, "item.submitted", actor=item.author, item_id=row.id, kind=item.kind.value)
+        record(
+            session,
+            "item.drafted" if draft else "item.submitted",
+            actor=item.author,
+            item_id=row.id,
+            kind=item.kind.value,
+        )
         return row.id
+
+
+def submit_draft(ledger: Ledger, item_id: int) -> None:
+    """Move a draft on to review."""
+    with ledger.session() as session:
+        row = _load(session, item_id)
+        if row.state is not ItemState.draft:
+            raise RefusedError(f"item {item_id} is {row.state.value}; only a draft can be submitted")
+        row.state = ItemState.submitted
+        record(session, "item.submitted", actor=row.author, item_id=item_id, kind=row.kind)
 
 
 def _load(session: Session, item_id: int) -> ItemRow:
@@ -124,6 +140,8 @@ def _load(session: Session, item_id: int) -> ItemRow:
 def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> ItemRow:
     """The item, locked, if ``reviewer`` may ``action`` it now; a RefusedError saying why not otherwise."""
     row = _load(session, item_id)
+    if row.state is ItemState.draft:
+        raise RefusedError(f"item {item_id} is a draft; submit it for review first (dispatch submit {item_id})")
     if row.state is not ItemState.submitted:
         review = session.query(ApprovalRow).filter_by(revision_id=row.current.id).one_or_none()
         by = f" ({review.decision} by {review.approver} at {review.at:%Y-%m-%d %H:%M:%S}Z)" if review else ""

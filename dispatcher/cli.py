@@ -59,17 +59,24 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the new item as JSON.")
-def submit(file: Path, as_json: bool) -> None:
-    """Validate an item file (YAML or JSON) and store it as submitted; prints the new item's id."""
-    from dispatcher.approval import submit as submit_item
+@click.argument("source")
+@click.option("--draft", is_flag=True, help="Store the file as a draft, not yet for review.")
+@click.option("--json", "as_json", is_flag=True, help="Print the item as JSON.")
+def submit(source: str, draft: bool, as_json: bool) -> None:
+    """Store an item file (YAML or JSON) for review and print its id; or submit draft ID."""
+    from dispatcher import approval
     from dispatcher.items import load_item
 
-    item = load_item(file)
-    item_id = submit_item(_ledger(), item)
+    ledger = _ledger()
+    if source.isdigit() and not Path(source).exists():
+        approval.submit_draft(ledger, int(source))
+        item_id, state = int(source), "submitted"
+    else:
+        item = load_item(Path(source))
+        item_id = approval.submit(ledger, item, draft=draft)
+        state = "draft" if draft else "submitted"
     if as_json:
-        _print_json({"id": item_id, "state": "submitted", "kind": item.kind.value, "title": item.title})
+        _print_json({"id": item_id, "state": state})
     else:
         click.echo(item_id)
 

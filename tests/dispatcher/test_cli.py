@@ -127,3 +127,12 @@ def test_channels_exits_1_when_one_is_down(settings: Settings, monkeypatch: pyte
     monkeypatch.setenv("DISPATCH_SMS__PASSWORD", "wrong")
     result = run("channels")
     assert result.exit_code == 1 and "DOWN" in result.stdout
+
+
+def test_a_draft_is_submitted_before_it_can_be_approved(tmp_path: Path, ledger: Ledger) -> None:
+    assert json.loads(run("submit", str(write(tmp_path)), "--draft", "--json").stdout)["state"] == "draft"
+    early = run("approve", "1", "--as", "陈刚")
+    assert early.exit_code == 1 and "already draft" not in early.stderr and "draft" in early.stderr
+    assert run("submit", "1").exit_code == 0
+    assert run("submit", "1").exit_code == 1  # no longer a draft
+    assert run("approve", "1", "--as", "陈刚").exit_code == 0
