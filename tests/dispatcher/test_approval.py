@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from channels.base import digest_of
-from dispatcher import approval
+from dispatcher import approval, fanout
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import parse_item
 from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
@@ -135,3 +135,12 @@ def test_the_broker_being_down_leaves_deliveries_pending(
         deliveries = session.query(DeliveryRow).all()
     assert len(deliveries) == 5
     assert all(d.state is DeliveryState.pending and d.enqueued_at is None for d in deliveries)
+
+
+def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(ledger: Ledger, settings: Settings) -> None:
+    approval.approve(ledger, settings, submitted(ledger), "陈刚")
+    path = settings.broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(path) as db:  # as kombu leaves them once a worker took two of them
+        db.execute("UPDATE kombu_message SET visible = 0 WHERE id IN (SELECT id FROM kombu_message LIMIT 2)")
+    assert fanout.purge_acknowledged(settings) == 2
+    assert queued(settings) == {"urgent": 3}
