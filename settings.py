@@ -11,15 +11,13 @@ channel pointed at the sandbox emulators on 127.0.0.1 (``dispatch sandbox``).
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class WebsiteSettings(BaseModel):
@@ -45,23 +43,20 @@ class SmsSettings(BaseModel):
     sender: str = "12379"
     signature: str = Field("应急管理", description="Shown as 【signature】 in front of every text.")
     batch_size: int = Field(100, ge=1, le=1000)
-    recipients: list[str] = Field(
-        default_factory=lambda: ["+8613800138000", "+8613800138001", "+8613800138002"],
-        description="E.164 numbers; the sandbox defaults are placeholders until a subscriber store exists.",
+    default_region: str = Field(
+        "CN", description="Region for numbers given without a country code (ISO 3166 code)."
+    )
+    warnings_ignore_opt_out: bool = Field(
+        True, description="Warnings reach every subscriber in the area, opted out of routine texts or not."
     )
     dlr_url: str | None = Field(
-        None, description="Base URL Kannel calls with delivery reports; None sends no dlr-url."
+        None, description="Where Kannel sends delivery reports; default: the dispatcher API's /sms/dlr."
+    )
+    callback_token: SecretStr = Field(
+        SecretStr(""), description="Sent with delivery-report URLs; default: the API token."
     )
     dlr_mask: int = 31
     timeout: float = 10.0
-
-    @field_validator("recipients")
-    @classmethod
-    def _e164(cls, numbers: list[str]) -> list[str]:
-        bad = [n for n in numbers if not E164.match(n)]
-        if bad:
-            raise ValueError(f"not E.164 phone numbers: {', '.join(bad)}")
-        return list(dict.fromkeys(numbers))
 
 
 class DisplaySettings(BaseModel):
@@ -93,6 +88,20 @@ class MicroblogSettings(BaseModel):
     timeout: float = 10.0
 
 
+class ApiSettings(BaseModel):
+    """The dispatcher's own HTTP endpoints: Kannel's delivery reports and inbound SMS."""
+
+    host: str = "127.0.0.1"
+    port: int = 8100
+    public_url: str = Field(
+        "http://127.0.0.1:8100", description="How the SMS gateway reaches the API (callback URLs)."
+    )
+    token: SecretStr = Field(
+        SecretStr("sandbox-callback-token"),
+        description="Shared secret every callback must carry as ?token=; set your own in production.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPATCH_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -111,16 +120,21 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(300.0, gt=0)
     templates_dir: Path = PROJECT_DIR / "templates"
-    website: WebsiteSettings = WebsiteSettings()
-    sms: SmsSettings = SmsSettings()
-    display: DisplaySettings = DisplaySettings()
-    microblog: MicroblogSettings = MicroblogSettings()
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    website: WebsiteSettings = Field(default_factory=WebsiteSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
+    display: DisplaySettings = Field(default_factory=DisplaySettings)
+    microblog: MicroblogSettings = Field(default_factory=MicroblogSettings)
 
     def model_post_init(self, _context: object) -> None:
         if not self.ledger_url:
             self.ledger_url = f"sqlite:///{self.var_dir / 'ledger.sqlite'}"
         if not self.broker_url:
             self.broker_url = f"sqla+sqlite:///{self.var_dir / 'broker.sqlite'}"
+        if not self.sms.dlr_url:
+            self.sms.dlr_url = f"{self.api.public_url.rstrip('/')}/sms/dlr"
+        if not self.sms.callback_token.get_secret_value():
+            self.sms.callback_token = self.api.token
 
     @property
     def embedded_broker(self) -> bool:

@@ -47,6 +47,7 @@ class Publication:
     revision: int
     slug: str
     link: str
+    recipients: tuple[str, ...] = ()  # SMS audience, resolved from the subscriber store by the core
 
 
 @dataclass(frozen=True)

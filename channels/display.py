@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
 from dispatcher.errors import ChannelError, ConfigurationError
-from dispatcher.items import Kind
+from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
 from settings import DisplaySettings
 
@@ -80,14 +80,6 @@ def load_registry(path: Path) -> list[Sign]:
     if len(ids) != len(set(ids)):
         raise ConfigurationError(f"sign registry {path}: sign ids are not unique")
     return signs
-
-
-def covers(area: str, sign_area: str) -> bool:
-    """Whether administrative division ``area`` contains ``sign_area`` (trailing 00 pairs are wildcards)."""
-    prefix = area
-    while prefix.endswith("00") and len(prefix) > 2:
-        prefix = prefix[:-2]
-    return sign_area.startswith(prefix)
 
 
 def wrap(text: str, width: int) -> list[str]:

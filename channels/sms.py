@@ -70,7 +70,7 @@ class SmsChannel(Channel):
         self.settings = settings
 
     def targets(self, publication: Publication) -> list[Target]:
-        numbers = self.settings.recipients
+        numbers = publication.recipients
         size = self.settings.batch_size
         return [
             Target(f"batch-{i // size + 1:03d}", {"to": numbers[i : i + size]})
@@ -110,9 +110,10 @@ class SmsChannel(Channel):
         }
         if self.settings.dlr_url:
             # Kannel fills in %d (report type), %p (recipient) and %T (time) when it calls back.
-            query = urlencode({"key": key})
+            query = urlencode({"token": self.settings.callback_token.get_secret_value(), "key": key})
+            joiner = "&" if "?" in self.settings.dlr_url else "?"
             params["dlr-mask"] = self.settings.dlr_mask
-            params["dlr-url"] = f"{self.settings.dlr_url}?{query}&type=%d&to=%p&at=%T"
+            params["dlr-url"] = f"{self.settings.dlr_url}{joiner}{query}&type=%d&to=%p&at=%T"
         response = self.request("GET", self.settings.sendsms_url, params=params)
         answer = response.text.strip()
         if not answer.startswith(("0:", "3:")):

@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Payload, Publication, digest_of
-from dispatcher import fanout
+from dispatcher import fanout, subscribers
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
-from dispatcher.items import Item, Kind
+from dispatcher.items import ChannelName, Item, Kind
 from dispatcher.ledger import (
     ApprovalRow,
     DeliveryRow,
@@ -79,19 +79,34 @@ def plan(settings: Settings, publication: Publication, only: str | None = None) 
     return result
 
 
-def draft_publication(settings: Settings, item: Item) -> Publication:
+def _recipients(session: Session, settings: Settings, item: Item) -> tuple[str, ...]:
+    if ChannelName.sms not in item.channels:
+        return ()
+    return tuple(subscribers.audience(session, item, settings.sms))
+
+
+def draft_publication(session: Session, settings: Settings, item: Item) -> Publication:
     """A publication for an item not yet in the ledger (preview of a file)."""
-    return publication_for(item, item_id=0, uid="0" * 32, revision=1, public_url=settings.website.public_url)
-
-
-def stored_publication(settings: Settings, row: ItemRow) -> Publication:
-    revision = row.current
     return publication_for(
-        Item.model_validate(revision.document),
+        item,
+        item_id=0,
+        uid="0" * 32,
+        revision=1,
+        public_url=settings.website.public_url,
+        recipients=_recipients(session, settings, item),
+    )
+
+
+def stored_publication(session: Session, settings: Settings, row: ItemRow) -> Publication:
+    revision = row.current
+    item = Item.model_validate(revision.document)
+    return publication_for(
+        item,
         item_id=row.id,
         uid=row.uid,
         revision=revision.number,
         public_url=settings.website.public_url,
+        recipients=_recipients(session, settings, item),
     )
 
 
@@ -141,7 +156,9 @@ def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> I
     """The item, locked, if ``reviewer`` may ``action`` it now; a RefusedError saying why not otherwise."""
     row = _load(session, item_id)
     if row.state is ItemState.draft:
-        raise RefusedError(f"item {item_id} is a draft; submit it for review first (dispatch submit {item_id})")
+        raise RefusedError(
+            f"item {item_id} is a draft; submit it for review first (dispatch submit {item_id})"
+        )
     if row.state is not ItemState.submitted:
         review = session.query(ApprovalRow).filter_by(revision_id=row.current.id).one_or_none()
         by = f" ({review.decision} by {review.approver} at {review.at:%Y-%m-%d %H:%M:%S}Z)" if review else ""
@@ -162,7 +179,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
         raise RefusedError("an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
-        publication = stored_publication(settings, row)
+        publication = stored_publication(session, settings, row)
         revision_id = row.current.id
     if publication.item.is_expired(utcnow()):
         raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
@@ -201,6 +218,8 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
         session.add_all(deliveries)
         session.flush()
         for delivery in deliveries:
+            if delivery.channel == ChannelName.sms.value:
+                subscribers.track(session, delivery)
             record(
                 session,
                 "delivery.pending",

@@ -122,15 +122,14 @@ def preview(source: str, channel: str | None, as_json: bool) -> None:
     from dispatcher.reports import payload_view
 
     settings = get_settings()
-    if source.isdigit() and not Path(source).exists():
-        ledger = _ledger()
-        with ledger.session() as session:
+    with _ledger().session() as session:
+        if source.isdigit() and not Path(source).exists():
             row = session.get(ItemRow, int(source))
             if row is None:
                 raise NotFoundError(f"no item {source}")
-            publication = approval.stored_publication(settings, row)
-    else:
-        publication = approval.draft_publication(settings, load_item(Path(source)))
+            publication = approval.stored_publication(session, settings, row)
+        else:
+            publication = approval.draft_publication(session, settings, load_item(Path(source)))
     if channel:
         from channels import build_channel
 
@@ -259,6 +258,91 @@ def channels(as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.group()
+def subscribers() -> None:
+    """The SMS subscriber store."""
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+def subscribers_import(file: Path) -> None:
+    """Import subscribers from a CSV file (phone, areas, topics, consent); bad rows are listed."""
+    from dispatcher.subscribers import import_csv
+
+    report = import_csv(_ledger(), file, get_settings().sms)
+    for line, problem in report.refused:
+        click.echo(f"{file}:{line}: {problem}", err=True)
+    click.echo(
+        f"imported {report.created + report.updated} subscribers ({report.created} new, "
+        f"{report.updated} updated, {report.merged} duplicates merged), refused {len(report.refused)} rows"
+    )
+    if report.refused:
+        sys.exit(1)
+
+
+@subscribers.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def subscribers_list(as_json: bool) -> None:
+    """Every subscriber with areas, topics, consent and opt-out."""
+    from sqlalchemy import select
+
+    from dispatcher.ledger import SubscriberRow
+
+    with _ledger().session() as session:
+        rows = [
+            {
+                "phone": s.phone,
+                "areas": s.areas,
+                "topics": s.topics,
+                "consent": s.consent,
+                "opted_out_at": s.opted_out_at.isoformat() if s.opted_out_at else None,
+            }
+            for s in session.scalars(select(SubscriberRow).order_by(SubscriberRow.phone))
+        ]
+    if as_json:
+        _print_json(rows)
+        return
+    cells = [
+        [
+            r["phone"],
+            ",".join(r["areas"]),
+            ",".join(r["topics"]),
+            "yes" if r["consent"] else "no",
+            r["opted_out_at"] or "",
+        ]
+        for r in rows
+    ]
+    click.echo(
+        table(cells, ["phone", "areas", "topics", "consent", "opted out"]) if rows else "no subscribers"
+    )
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on (default: DISPATCH_API__HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: DISPATCH_API__PORT).")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the callbacks of the SMS gateway (delivery reports, inbound SMS) until interrupted."""
+    from dispatcher.api import create_api
+    from dispatcher.serving import serve_in_thread
+
+    settings = get_settings()
+    host = host or settings.api.host
+    running = serve_in_thread(create_api(settings, _ledger()), host, port or settings.api.port, "api")
+    click.echo(f"API on http://{host}:{running.port}; Ctrl-C or SIGTERM stops it")
+    wait_for_interrupt()
+    running.stop()
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
+    try:
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
 @cli.command()
 @click.option(
     "--port-base",
@@ -276,14 +360,8 @@ def sandbox(port_base: int) -> None:
     for name, url in box.urls.items():
         click.echo(f"{name:10} {url}")
     click.echo("sandbox running; Ctrl-C or SIGTERM stops it")
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        box.stop()
+    wait_for_interrupt()
+    box.stop()
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

@@ -94,6 +94,9 @@ class Item(BaseModel):
     urgency: Urgency | None = None
     certainty: Certainty | None = None
     interpretation: str | None = Field(None, min_length=1, max_length=20000)
+    topics: list[str] = Field(
+        default_factory=list, description="Subscription topics; routine SMS reach their subscribers only."
+    )
 
     @field_validator("areas")
     @classmethod
@@ -104,6 +107,14 @@ class Item(BaseModel):
             if code[:2] not in PROVINCES:
                 raise ValueError(f"{code!r} does not start with a province code")
         return list(dict.fromkeys(areas))
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, topics: list[str]) -> list[str]:
+        for topic in topics:
+            if not re.fullmatch(r"[\w-]{1,40}", topic):
+                raise ValueError(f"{topic!r} is not a topic name (letters, digits, _ or -, at most 40)")
+        return list(dict.fromkeys(topics))
 
     @field_validator("channels")
     @classmethod
@@ -137,6 +148,14 @@ class Item(BaseModel):
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires <= now
+
+
+def covers(area: str, inner: str) -> bool:
+    """Whether division ``area`` contains division ``inner`` (``110000`` covers ``110105``)."""
+    prefix = area
+    while prefix.endswith("00") and len(prefix) > 2:
+        prefix = prefix[:-2]
+    return inner.startswith(prefix)
 
 
 def parse_item(data: Any, source: str = "item") -> Item:

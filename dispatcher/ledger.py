@@ -164,6 +164,36 @@ class DeliveryRow(Base):
     revision: Mapped[RevisionRow] = relationship(back_populates="deliveries")
 
 
+class SubscriberRow(Base):
+    """A phone number that asked for messages: where it lives, what about, and whether it still wants them."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)  # E.164
+    areas: Mapped[list[str]] = mapped_column(JSON, default=list)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    consent: Mapped[bool] = mapped_column(default=True)
+    opted_out_at: Mapped[datetime | None] = mapped_column()
+    source: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RecipientRow(Base):
+    """One phone of an SMS delivery, with the outcome its delivery reports tell."""
+
+    __tablename__ = "sms_recipients"
+    __table_args__ = (UniqueConstraint("delivery_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    report_type: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class EventRow(Base):
     """Append-only: rows are inserted, never updated or deleted (enforced in :func:`_append_only`)."""
 

@@ -61,7 +61,15 @@ def context_for(publication: Publication) -> dict[str, Any]:
     }
 
 
-def publication_for(item: Item, *, item_id: int, uid: str, revision: int, public_url: str) -> Publication:
+def publication_for(
+    item: Item,
+    *,
+    item_id: int,
+    uid: str,
+    revision: int,
+    public_url: str,
+    recipients: tuple[str, ...] = (),
+) -> Publication:
     """Identity and article link of an item; the link is known before the website post exists."""
     slug = f"{item.kind.value.replace('_', '-')}-{uid[:12]}"
     return Publication(
@@ -71,4 +79,5 @@ def publication_for(item: Item, *, item_id: int, uid: str, revision: int, public
         revision=revision,
         slug=slug,
         link=f"{public_url.rstrip('/')}/{slug}/",
+        recipients=recipients,
     )

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from channels.base import Payload
 from dispatcher.errors import NotFoundError
 from dispatcher.ledger import ApprovalRow, DeliveryRow, ItemRow, Ledger
+from dispatcher.subscribers import recipient_counts
 
 
 def delivery_view(row: DeliveryRow) -> dict[str, Any]:
@@ -39,6 +40,12 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         deliveries = session.scalars(
             select(DeliveryRow).where(DeliveryRow.item_id == item_id).order_by(DeliveryRow.id)
         ).all()
+        views = []
+        for delivery in deliveries:
+            view = delivery_view(delivery)
+            if delivery.channel == "sms":
+                view["recipients"] = recipient_counts(session, delivery.id)
+            views.append(view)
         return {
             "id": item.id,
             "uid": item.uid,
@@ -48,7 +55,7 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
             "author": item.author,
             "approver": approval.approver if approval and approval.decision == "approved" else None,
             "approved_at": approval.at.isoformat() if approval else None,
-            "deliveries": [delivery_view(d) for d in deliveries],
+            "deliveries": views,
         }
 
 

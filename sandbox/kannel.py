@@ -1,11 +1,14 @@
-"""An emulator of Kannel's smsbox HTTP ``sendsms`` interface, with delivery reports.
+"""An emulator of Kannel's smsbox HTTP ``sendsms`` interface, with delivery reports and inbound SMS.
 
-Answers as smsbox does: ``202 0: Accepted for delivery`` for a good request, ``403 Authorization
-failed for sendsms`` for a bad login, ``400`` with the reason for a missing receiver or text or a bad
-``coding``. Every recipient becomes one received message. When the request carries ``dlr-url`` and
-a ``dlr-mask`` with bit 1 (delivered) or 8 (SMSC success), the emulator calls the URL back for each
-recipient — SMSC success first, then delivered, as bearerbox does — filling in ``%d``, ``%p``,
-``%T`` and ``%A``.
+Answers as smsbox 1.4.5 does: ``202 0: Accepted for delivery`` for a good request, ``403
+Authorization failed for sendsms`` for a bad login, ``400`` with the reason for a missing sender,
+receiver or text or a bad ``coding``. Every recipient becomes one received message. When the request
+carries ``dlr-url`` and a ``dlr-mask`` with bit 1 (delivered) or 8 (SMSC success), the emulator calls
+the URL back for each recipient — SMSC success first, then delivered, as bearerbox does — filling in
+``%d``, ``%p``, ``%T`` and ``%A``.
+
+``POST /_sandbox/mo`` with ``{"from", "text"}`` plays a phone texting the gateway: the emulator calls
+``mo_url`` as an ``sms-service`` group's ``get-url`` would (``%p`` sender, ``%P`` receiver, ``%a`` text).
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ def _report(url: str, number: str, kind: int) -> None:
 
 
 def create_app(
-    username: str = "dispatch", password: str = "sandbox", report_delay: float = 0.05
+    username: str = "dispatch",
+    password: str = "sandbox",
+    report_delay: float = 0.05,
+    mo_url: str | None = None,
 ) -> tuple[Flask, EmulatorState]:
     app, state = emulator_app("kannel", lambda status: Response("Sending failed.", mimetype="text/html"))
 
@@ -53,6 +59,8 @@ def create_app(
             return _text("Missing receiver number", 400)
         if any(not number.lstrip("+").isdigit() for number in to):
             return _text("Number(s) has/have been denied by white- and/or black-lists.", 403)
+        if not args.get("from"):
+            return _text("Sender missing and no global set, rejected", 400)
         text = args.get("text")
         if text is None or text == "":
             return _text("Missing text", 400)
@@ -84,5 +92,19 @@ def create_app(
 
             threading.Thread(target=reports, daemon=True).start()
         return _text("0: Accepted for delivery", 202)
+
+    @app.post("/_sandbox/mo")
+    def inbound() -> Any:
+        """A phone sends a text: call the sms-service get-url as smsbox does (%p sender, %a text)."""
+        data = request.get_json(force=True)
+        if not mo_url:
+            return {"error": "no MO URL configured"}, 409
+        url = (
+            mo_url.replace("%p", urllib.parse.quote(data["from"]))
+            .replace("%P", urllib.parse.quote(data.get("to", "12379")))
+            .replace("%a", urllib.parse.quote(data["text"]))
+        )
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return {"status": answer.status, "body": answer.read().decode()}
 
     return app, state

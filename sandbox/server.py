@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from urllib.parse import urlencode
 
 from channels.display import load_registry
+from dispatcher.serving import Running, serve_in_thread
 from sandbox import kannel, signs, weibo, wordpress
 from sandbox.emulator import EmulatorState
 from settings import Settings
 
 NAMES = ("website", "sms", "display", "microblog")
-
-
-class QuietHandler(WSGIRequestHandler):
-    """No access log: request lines carry credentials (Kannel takes its password in the query)."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 @dataclass
@@ -29,36 +21,33 @@ class Sandbox:
     settings: Settings
     host: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NAMES, 0))
-    servers: dict[str, BaseWSGIServer] = field(default_factory=dict)
+    servers: dict[str, Running] = field(default_factory=dict)
     states: dict[str, EmulatorState] = field(default_factory=dict)
-    threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> Sandbox:
         s = self.settings
         apps = {
             "website": wordpress.create_app(s.website.username, s.website.app_password.get_secret_value()),
-            "sms": kannel.create_app(s.sms.username, s.sms.password.get_secret_value()),
+            "sms": kannel.create_app(
+                s.sms.username,
+                s.sms.password.get_secret_value(),
+                mo_url=f"{s.api.public_url.rstrip('/')}/sms/mo?"
+                + urlencode({"token": s.api.token.get_secret_value()})
+                + "&from=%p&to=%P&text=%a",
+            ),
             "display": signs.create_app(load_registry(s.display.registry)),
             "microblog": weibo.create_app(
                 {a.access_token.get_secret_value(): 1000001 + i for i, a in enumerate(s.microblog.accounts)}
             ),
         }
         for name, (app, state) in apps.items():
-            server = make_server(
-                self.host, self.ports.get(name, 0), app, threaded=True, request_handler=QuietHandler
-            )
-            self.servers[name] = server
+            self.servers[name] = serve_in_thread(app, self.host, self.ports.get(name, 0), f"sandbox-{name}")
             self.states[name] = state
-            thread = threading.Thread(
-                target=server.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True
-            )
-            thread.start()
-            self.threads.append(thread)
         return self
 
     @property
     def urls(self) -> dict[str, str]:
-        return {name: f"http://{self.host}:{server.server_port}" for name, server in self.servers.items()}
+        return {name: f"http://{self.host}:{running.port}" for name, running in self.servers.items()}
 
     def environment(self) -> dict[str, str]:
         """``DISPATCH_*`` variables that point a dispatcher at these emulators."""
@@ -72,8 +61,5 @@ class Sandbox:
         }
 
     def stop(self) -> None:
-        for server in self.servers.values():
-            server.shutdown()
-            server.server_close()
-        for thread in self.threads:
-            thread.join(timeout=5)
+        for running in self.servers.values():
+            running.stop()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dispatcher.ledger import Ledger
+from dispatcher.subscribers import import_csv
 from sandbox.server import Sandbox
 from settings import Settings, get_settings
 
@@ -20,6 +21,14 @@ signs:
   - {id: BJ-CY-001, area: "110105", lines: 2, chars_per_line: 12, max_pages: 6, address: BJ-CY-001}
   - {id: BJ-CY-002, area: "110105", lines: 3, chars_per_line: 16, max_pages: 4, address: BJ-CY-002}
   - {id: BJ-HD-001, area: "110108", lines: 2, chars_per_line: 10, max_pages: 2, address: BJ-HD-001}
+"""
+
+SUBSCRIBERS = """\
+phone,areas,topics,consent
+13800138000,110105,safety,yes
+13800138001,110105,flood,yes
+13800138002,110105,safety,no
+13800138003,110108,safety,yes
 """
 
 WARNING: dict[str, Any] = {
@@ -100,7 +109,14 @@ def settings(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Settings:
     monkeypatch.setenv("DISPATCH_DISPLAY__TIMEOUT", "2")
     monkeypatch.setenv("DISPATCH_SMS__TIMEOUT", "2")
     get_settings.cache_clear()
-    return get_settings()
+    settings = get_settings()
+    path = settings.var_dir / "subscribers.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SUBSCRIBERS, encoding="utf-8")
+    seed = Ledger(settings.ledger_url)
+    import_csv(seed, path, settings.sms)
+    seed.dispose()
+    return settings
 
 
 @pytest.fixture

@@ -24,7 +24,12 @@ ALL = sorted(REGISTRY)
 
 def publication(settings: Settings) -> Publication:
     return publication_for(
-        parse_item(item_doc()), item_id=1, uid="a" * 32, revision=1, public_url=settings.website.public_url
+        parse_item(item_doc()),
+        item_id=1,
+        uid="a" * 32,
+        revision=1,
+        public_url=settings.website.public_url,
+        recipients=("+8613800138000", "+8613800138001"),
     )
 
 

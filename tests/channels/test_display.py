@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from channels.display import DisplayChannel, covers, escape_multi, load_registry, wrap
+from channels.display import DisplayChannel, escape_multi, load_registry, wrap
 from dispatcher.errors import ConfigurationError
+from dispatcher.items import covers
 
 
 def test_wrap_breaks_cjk_by_cell_and_latin_at_spaces() -> None:

@@ -38,7 +38,7 @@ def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(
         deliveries = session.query(DeliveryRow).order_by(DeliveryRow.id).all()
         assert session.get(ItemRow, item_id).state is ItemState.approved
         assert session.query(ApprovalRow).one().approver == "陈刚"
-        names = [e.name for e in session.query(EventRow).order_by(EventRow.id)]
+        names = [e.name for e in session.query(EventRow).filter_by(item_id=item_id).order_by(EventRow.id)]
     # website 1, sms 1 batch, display 2 signs in Chaoyang (110105), microblog 1 account
     assert sorted((d.channel, d.target) for d in deliveries) == [
         ("display", "BJ-CY-001"),
@@ -137,7 +137,9 @@ def test_the_broker_being_down_leaves_deliveries_pending(
     assert all(d.state is DeliveryState.pending and d.enqueued_at is None for d in deliveries)
 
 
-def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(ledger: Ledger, settings: Settings) -> None:
+def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(
+    ledger: Ledger, settings: Settings
+) -> None:
     approval.approve(ledger, settings, submitted(ledger), "陈刚")
     path = settings.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(path) as db:  # as kombu leaves them once a worker took two of them

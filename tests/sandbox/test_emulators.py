@@ -55,13 +55,14 @@ def test_wordpress_trashes_then_answers_410() -> None:
     [
         ({"username": "dispatch", "password": "x", "to": "+1", "text": "t"}, 403, "Authorization failed"),
         ({"username": "dispatch", "password": "sandbox", "text": "t"}, 400, "Missing receiver number"),
+        ({"username": "dispatch", "password": "sandbox", "to": "+86138", "text": "t"}, 400, "Sender missing"),
         (
-            {"username": "dispatch", "password": "sandbox", "to": "+86138", "text": "t", "coding": "9"},
+            {"username": "dispatch", "password": "sandbox", "from": "1", "to": "+86138", "text": "t", "coding": "9"},
             400,
             "Coding",
         ),
         (
-            {"username": "dispatch", "password": "sandbox", "to": "+86138 +86139", "text": "t"},
+            {"username": "dispatch", "password": "sandbox", "from": "1", "to": "+86138 +86139", "text": "t"},
             202,
             "0: Accepted",
         ),
@@ -97,6 +98,7 @@ def test_kannel_calls_the_dlr_url_back_smsc_success_then_delivered() -> None:
             "username": "dispatch",
             "password": "sandbox",
             "to": "+86138",
+            "from": "1",
             "text": "t",
             "dlr-mask": "9",
             "dlr-url": url,

@@ -1,0 +1,188 @@
+"""The SMS subscriber store: who receives texts, about what, and what became of each text.
+
+- **Import** (``dispatch subscribers import FILE``): a CSV with a header and the columns ``phone``
+  (required), ``areas`` and ``topics`` (lists separated by ``;``) and ``consent`` (yes/no, default
+  yes). Numbers are normalised to E.164 (``DISPATCH_SMS__DEFAULT_REGION`` for numbers without a
+  country code); a number given twice is merged. Every bad row is reported by its line number and the
+  others are imported. An import replaces a known number's areas, topics and consent but never lifts
+  an opt-out: only the subscriber can undo that.
+- **Audience**: a warning reaches every subscriber whose area lies inside one of the item's areas
+  (opted out or not, unless ``DISPATCH_SMS__WARNINGS_IGNORE_OPT_OUT=false``); any other kind only
+  subscribers in the area who consented, did not opt out and follow one of the item's topics.
+- **Opt-out** arrives as an inbound SMS (Kannel's MO callback) saying ``TD``, ``T``, ``STOP`` or ``退订``.
+- **Delivery reports** (Kannel's DLR callback, ``%d``): 8 accepted by the SMSC, 4 queued, 1 delivered,
+  2 not delivered, 16 rejected by the SMSC. The final ones (1, 2, 16) are never overwritten, so a
+  duplicated or late report changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import phonenumbers
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dispatcher.errors import InvalidItemError
+from dispatcher.items import PROVINCES, Item, Kind, covers
+from dispatcher.ledger import DeliveryRow, Ledger, RecipientRow, SubscriberRow, record, utcnow
+from settings import SmsSettings
+
+OPT_OUT_WORDS = frozenset({"TD", "T", "STOP", "退订"})
+REPORTS = {1: "delivered", 2: "failed", 4: "queued", 8: "accepted", 16: "rejected"}
+FINAL_REPORTS = frozenset({1, 2, 16})
+_YES = {"yes", "y", "true", "1", "是"}
+_NO = {"no", "n", "false", "0", "否"}
+
+
+def normalise(raw: str, region: str) -> str:
+    """A phone number in E.164, or ValueError saying what is wrong with it."""
+    try:
+        number = phonenumbers.parse(raw.strip(), region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{raw!r} is not a phone number ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{raw!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in re.split(r"[;|、]", value or "") if part.strip()]
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    merged: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _parse_row(row: dict[str, str], region: str) -> tuple[str, list[str], list[str], bool]:
+    phone = normalise(row.get("phone") or "", region)
+    areas = _split(row.get("areas"))
+    for code in areas:
+        if not re.fullmatch(r"\d{6}", code) or code[:2] not in PROVINCES:
+            raise ValueError(f"areas: {code!r} is not a 6-digit administrative division code")
+    topics = _split(row.get("topics"))
+    consent_text = (row.get("consent") or "yes").strip().lower()
+    if consent_text not in _YES | _NO:
+        raise ValueError(f"consent: {consent_text!r} is neither yes nor no")
+    return phone, areas, topics, consent_text in _YES
+
+
+def import_csv(ledger: Ledger, path: Path, settings: SmsSettings) -> ImportReport:
+    """Import subscribers from a CSV file; bad rows are reported, the rest stored in one transaction."""
+    report = ImportReport()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidItemError(str(path), [("(file)", "no such file")]) from None
+    except UnicodeDecodeError:
+        raise InvalidItemError(str(path), [("(file)", "is not UTF-8 text")]) from None
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or "phone" not in [name.strip() for name in reader.fieldnames]:
+        raise InvalidItemError(str(path), [("line 1", "the header must name a 'phone' column")])
+    wanted: dict[str, tuple[list[str], list[str], bool]] = {}
+    for row in reader:
+        line = reader.line_num
+        cleaned = {(k or "").strip(): (v or "") for k, v in row.items()}
+        try:
+            phone, areas, topics, consent = _parse_row(cleaned, settings.default_region)
+        except ValueError as exc:
+            report.refused.append((line, str(exc)))
+            continue
+        if phone in wanted:
+            report.merged += 1
+            old_areas, old_topics, _ = wanted[phone]
+            areas = list(dict.fromkeys(old_areas + areas))
+            topics = list(dict.fromkeys(old_topics + topics))
+        wanted[phone] = (areas, topics, consent)
+    with ledger.session() as session:
+        known = {
+            s.phone: s
+            for s in session.scalars(select(SubscriberRow).where(SubscriberRow.phone.in_(list(wanted))))
+        }
+        for phone, (areas, topics, consent) in wanted.items():
+            subscriber = known.get(phone)
+            if subscriber is None:
+                session.add(
+                    SubscriberRow(phone=phone, areas=areas, topics=topics, consent=consent, source=path.name)
+                )
+                report.created += 1
+            else:
+                subscriber.areas, subscriber.topics, subscriber.consent = areas, topics, consent
+                subscriber.source = path.name
+                report.updated += 1
+        record(
+            session,
+            "subscribers.imported",
+            actor="import",
+            file=path.name,
+            created=report.created,
+            updated=report.updated,
+            refused=len(report.refused),
+        )
+    return report
+
+
+def audience(session: Session, item: Item, settings: SmsSettings) -> list[str]:
+    """The phone numbers an item's SMS goes to, in a stable order."""
+    warning = item.kind is Kind.warning
+    topics = set(item.topics)
+    phones = []
+    for subscriber in session.scalars(select(SubscriberRow).order_by(SubscriberRow.phone)):
+        if not any(covers(area, own) for area in item.areas for own in subscriber.areas):
+            continue
+        opted_out = subscriber.opted_out_at is not None
+        if warning:
+            if opted_out and not settings.warnings_ignore_opt_out:
+                continue
+        elif opted_out or not subscriber.consent or not topics & set(subscriber.topics):
+            continue
+        phones.append(subscriber.phone)
+    return phones
+
+
+def track(session: Session, delivery: DeliveryRow) -> None:
+    """One row per phone of an SMS delivery, to be updated by the delivery reports."""
+    session.add_all(RecipientRow(delivery_id=delivery.id, phone=phone) for phone in delivery.payload["to"])
+
+
+def apply_report(session: Session, key: str, phone: str, report_type: int) -> str | None:
+    """Record a delivery report; returns the recipient's state, or None for an unknown delivery or phone."""
+    delivery = session.scalars(select(DeliveryRow).where(DeliveryRow.idempotency_key == key)).one_or_none()
+    if delivery is None:
+        return None
+    recipient = session.scalars(
+        select(RecipientRow).where(RecipientRow.delivery_id == delivery.id, RecipientRow.phone == phone)
+    ).one_or_none()
+    if recipient is None:
+        return None
+    if recipient.report_type in FINAL_REPORTS or report_type not in REPORTS:
+        return recipient.state  # a duplicate, or a report older than the final one: nothing changes
+    recipient.report_type = report_type
+    recipient.state = REPORTS[report_type]
+    return recipient.state
+
+
+def opt_out(session: Session, phone: str, text: str) -> bool:
+    """Apply an inbound SMS; True when it opted its sender out."""
+    if text.strip().upper() not in OPT_OUT_WORDS:
+        return False
+    subscriber = session.scalars(select(SubscriberRow).where(SubscriberRow.phone == phone)).one_or_none()
+    if subscriber is None or subscriber.opted_out_at is not None:
+        return subscriber is not None
+    subscriber.opted_out_at = utcnow()
+    record(session, "subscriber.opted_out", actor=phone, subscriber=subscriber.id, text=text.strip())
+    return True
+
+
+def recipient_counts(session: Session, delivery_id: int) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for state in session.scalars(select(RecipientRow.state).where(RecipientRow.delivery_id == delivery_id)):
+        counts[state] = counts.get(state, 0) + 1
+    return counts
