@@ -11,15 +11,32 @@ from typing import Any
 import click
 
 from dispatcher import approval
+from dispatcher.api import create_api
 from dispatcher.cli import table
 from dispatcher.items import load_item
 from dispatcher.ledger import TERMINAL, Ledger
 from dispatcher.reports import item_status
+from dispatcher.serving import serve_in_thread
+from dispatcher.subscribers import import_csv, recipient_counts
 from dispatcher.workers import start_worker, stop_worker
 from sandbox.server import Sandbox
 from settings import PROJECT_DIR, get_settings
 
 APPROVER = "陈刚"
+SUBSCRIBERS = PROJECT_DIR / "examples" / "subscribers.csv"
+
+
+def wait_for_reports(ledger: Ledger, report: dict[str, Any], deadline: float) -> None:
+    """Give the gateway's delivery reports a moment to arrive for every sent SMS."""
+    sent = [d["id"] for d in report["deliveries"] if d["channel"] == "sms" and d["state"] == "sent"]
+    while sent and time.monotonic() < deadline:
+        with ledger.session() as session:
+            waiting = [
+                i for i in sent if set(recipient_counts(session, i)) - {"delivered", "failed", "rejected"}
+            ]
+        if not waiting:
+            return
+        time.sleep(0.1)
 
 
 def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -> str:
@@ -29,9 +46,8 @@ def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -
         titles = {e["body"].get("title") for e in entries}
         return f"{len(posts)} post(s) #{','.join(map(str, posts))}: {', '.join(map(str, titles))}"
     if channel == "sms":
-        texts = {e["text"] for e in entries}
-        text = next(iter(texts), "")
-        return f"{len(entries)} message(s) to {len({e['to'] for e in entries})} phones: {text[:24]}…"
+        text = entries[-1]["text"] if entries else ""
+        return f"{len(entries)} text(s) to {len({e['to'] for e in entries})} phones: {text[:22]}…"
     if channel == "display":
         mine = [e for e in entries if e.get("sign") == target and "multi" in e]
         if not mine:
@@ -43,16 +59,24 @@ def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -
 
 def run_demo(item_file: Path | None, timeout: float) -> int:
     item_file = item_file or PROJECT_DIR / "examples" / "warning.yaml"
+    ledger = Ledger(get_settings().ledger_url)
+    api = serve_in_thread(create_api(get_settings(), ledger), "127.0.0.1", 0, "demo-api")
+    os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api.port}"  # where reports go
+    get_settings.cache_clear()
     box = Sandbox(get_settings()).start()
     os.environ.update(box.environment())
     get_settings.cache_clear()
     settings = get_settings()
-    ledger = Ledger(settings.ledger_url)
     log_path = settings.var_dir / "demo-worker.log"
     click.echo("sandbox emulators: " + ", ".join(f"{k} {v}" for k, v in box.urls.items()))
     worker = start_worker(dict(os.environ), log_path, beat=True)
     click.echo(f"worker started (pid {worker.pid}, broker {settings.broker_url}, log {log_path})")
     try:
+        imported = import_csv(ledger, SUBSCRIBERS, settings.sms)
+        click.echo(
+            f"subscribers: {imported.created} new, {imported.updated} updated from {SUBSCRIBERS.name}"
+            f" (API for delivery reports on port {api.port})"
+        )
         item = load_item(item_file)
         item_id = approval.submit(ledger, item)
         click.echo(f"submitted {item_file.name} as item {item_id} by {item.author}")
@@ -71,6 +95,8 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
                 break
             time.sleep(0.2)
         elapsed = time.monotonic() - started
+        wait_for_reports(ledger, report, deadline=time.monotonic() + 5)
+        report = item_status(ledger, item_id)
         approved_at = report["approved_at"]
         rows = []
         for d in report["deliveries"]:
@@ -79,6 +105,9 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
                 delta = datetime.fromisoformat(d["sent_at"]) - datetime.fromisoformat(approved_at)
                 taken = f"{delta.total_seconds():.2f}s"
             entries = box.states[d["channel"]].received
+            if d["channel"] == "sms" and d.get("recipients"):
+                counts = d["recipients"]
+                taken += " (" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")"
             rows.append(
                 [
                     d["channel"],
@@ -102,4 +131,5 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
     finally:
         stop_worker(worker)
         box.stop()
+        api.stop()
         ledger.dispose()

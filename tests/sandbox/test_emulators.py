@@ -57,7 +57,14 @@ def test_wordpress_trashes_then_answers_410() -> None:
         ({"username": "dispatch", "password": "sandbox", "text": "t"}, 400, "Missing receiver number"),
         ({"username": "dispatch", "password": "sandbox", "to": "+86138", "text": "t"}, 400, "Sender missing"),
         (
-            {"username": "dispatch", "password": "sandbox", "from": "1", "to": "+86138", "text": "t", "coding": "9"},
+            {
+                "username": "dispatch",
+                "password": "sandbox",
+                "from": "1",
+                "to": "+86138",
+                "text": "t",
+                "coding": "9",
+            },
             400,
             "Coding",
         ),

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dispatcher import subscribers
+from dispatcher.errors import InvalidItemError
+from dispatcher.items import parse_item
+from dispatcher.ledger import EventRow, Ledger, SubscriberRow
+from settings import Settings, SmsSettings
+from tests.conftest import item_doc
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Ledger:
+    return Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+
+
+def csv_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "subscribers.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("13800138000", "+8613800138000"),
+        ("+86 138-0013-8000", "+8613800138000"),
+        ("0086 13800138000", "+8613800138000"),
+        ("+852 6123 4567", "+85261234567"),
+    ],
+)
+def test_numbers_are_normalised_to_e164(raw: str, e164: str) -> None:
+    assert subscribers.normalise(raw, "CN") == e164
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "abc", "+86 138 0013"])
+def test_bad_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError):
+        subscribers.normalise(raw, "CN")
+
+
+def test_import_reports_bad_rows_by_line_and_imports_the_rest(store: Ledger, tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path,
+        "phone,areas,topics,consent\n"
+        "13800138000,110105,safety,yes\n"
+        "12345,110105,,yes\n"  # line 3: not a number
+        "13800138001,1101,,yes\n"  # line 4: bad area
+        "13800138002,110105,,maybe\n"  # line 5: bad consent
+        "+86 138 0013 8000,110108,fire,yes\n",  # line 6: a duplicate of line 2, merged
+    )
+    report = subscribers.import_csv(store, path, SmsSettings())
+    assert [line for line, _ in report.refused] == [3, 4, 5]
+    assert "areas" in report.refused[1][1] and "consent" in report.refused[2][1]
+    assert (report.created, report.merged) == (1, 1)
+    with store.session() as session:
+        only = session.scalars(select(SubscriberRow)).one()
+    assert (only.phone, only.areas, only.topics) == (
+        "+8613800138000",
+        ["110105", "110108"],
+        ["safety", "fire"],
+    )
+
+
+def test_a_file_without_a_phone_column_is_refused(store: Ledger, tmp_path: Path) -> None:
+    with pytest.raises(InvalidItemError, match="phone"):
+        subscribers.import_csv(store, csv_file(tmp_path, "mobile,areas\n1,2\n"), SmsSettings())
+
+
+def test_an_import_never_lifts_an_opt_out(store: Ledger, tmp_path: Path) -> None:
+    path = csv_file(tmp_path, "phone,areas\n13800138000,110105\n")
+    subscribers.import_csv(store, path, SmsSettings())
+    with store.session() as session:
+        assert subscribers.opt_out(session, "+8613800138000", " 退订 ")
+    subscribers.import_csv(store, path, SmsSettings())
+    with store.session() as session:
+        assert session.scalars(select(SubscriberRow)).one().opted_out_at is not None
+        assert session.scalars(select(EventRow).where(EventRow.name == "subscriber.opted_out")).one()
+
+
+@pytest.mark.parametrize(
+    ("text", "opts_out"),
+    [
+        ("TD", True),
+        ("td", True),
+        ("T", True),
+        ("STOP", True),
+        ("退订", True),
+        ("hello", False),
+        ("TD please", False),
+    ],
+)
+def test_opt_out_words(store: Ledger, tmp_path: Path, text: str, opts_out: bool) -> None:
+    subscribers.import_csv(store, csv_file(tmp_path, "phone,areas\n13800138000,110105\n"), SmsSettings())
+    with store.session() as session:
+        assert subscribers.opt_out(session, "+8613800138000", text) is opts_out
+
+
+def audience(store: Ledger, settings: SmsSettings, **changes: object) -> list[str]:
+    with store.session() as session:
+        return subscribers.audience(session, parse_item(item_doc(**changes)), settings)
+
+
+def test_audience_rules(store: Ledger, tmp_path: Path) -> None:
+    text = (
+        "phone,areas,topics,consent\n"
+        "13800138000,110105,safety,yes\n"  # in Chaoyang, safety
+        "13800138001,110105,flood,yes\n"  # in Chaoyang, another topic
+        "13800138002,110105,safety,no\n"  # no consent
+        "13800138003,110108,safety,yes\n"  # Haidian
+        "13800138004,110105,safety,yes\n"  # will opt out
+    )
+    subscribers.import_csv(store, csv_file(tmp_path, text), SmsSettings())
+    with store.session() as session:
+        subscribers.opt_out(session, "+8613800138004", "TD")
+    chaoyang = ["+8613800138000", "+8613800138001", "+8613800138002", "+8613800138004"]
+    assert audience(store, SmsSettings()) == chaoyang  # a warning: everyone in the area
+    strict = SmsSettings(warnings_ignore_opt_out=False)
+    assert audience(store, strict) == [p for p in chaoyang if p != "+8613800138004"]
+    tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None}
+    assert audience(store, SmsSettings(), **tip, topics=["safety"]) == ["+8613800138000"]
+    assert audience(store, SmsSettings(), **tip, topics=["safety"], areas=["110000"]) == [
+        "+8613800138000",
+        "+8613800138003",
+    ]
+    assert audience(store, SmsSettings(), **tip) == []  # no topic, no routine text
+
+
+def test_reports_move_forward_only(ledger: Ledger, settings: Settings) -> None:
+    from dispatcher import approval
+    from dispatcher.ledger import DeliveryRow
+
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"])))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        delivery = session.scalars(select(DeliveryRow)).one()
+        phone = delivery.payload["to"][0]
+        assert subscribers.recipient_counts(session, delivery.id) == {"pending": len(delivery.payload["to"])}
+        key = delivery.idempotency_key
+        assert subscribers.apply_report(session, key, phone, 8) == "accepted"
+        assert subscribers.apply_report(session, key, phone, 1) == "delivered"
+        assert subscribers.apply_report(session, key, phone, 8) == "delivered"  # late: ignored
+        assert subscribers.apply_report(session, key, phone, 1) == "delivered"  # duplicate
+        assert subscribers.apply_report(session, key, phone, 2) == "delivered"  # after a final one
+        assert subscribers.apply_report(session, "nope", phone, 1) is None
+        assert subscribers.apply_report(session, key, "+8613999999999", 1) is None
