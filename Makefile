@@ -29,12 +29,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-# Debian packages: python3-venv for the virtualenv; redis-server for the tests on a real Redis.
+# Debian packages: python3-venv for the virtualenv; for the tests, redis-server (a real broker) and
+# kannel + kannel-extras (a real SMS gateway: bearerbox, smsbox and the fake SMSC).
 system-packages:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./.ci/apt-install python3-venv
 
 test-packages:
 	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
+	@test -x /usr/lib/kannel/test/fakesmsc || ./.ci/apt-install kannel kannel-extras
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
