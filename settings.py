@@ -85,6 +85,9 @@ class MicroblogSettings(BaseModel):
     )
     rip: str = Field("127.0.0.1", description="The posting user's real IP, required by Weibo.")
     max_length: int = 140
+    hourly_allowance: int = Field(
+        30, ge=1, description="Statuses an account may post per hour; rate-limit retries are spaced by it."
+    )
     timeout: float = 10.0
 
 

@@ -1,14 +1,15 @@
 """Government microblog accounts on Weibo, through the Weibo open API.
 
 Speaks: ``POST /2/statuses/share.json`` (form fields ``access_token``, ``status``, ``rip``; the status
-must carry a link to a domain registered for the app), ``POST /2/statuses/destroy.json`` (``id``) and
-``GET /2/account/get_uid.json`` — see https://open.weibo.com/wiki/2/statuses/share and
-https://open.weibo.com/wiki/Error_code. Errors come as
-``{"error": "...", "error_code": 20016, "request": "/2/statuses/share.json"}``.
+must carry a link to a domain registered for the app), ``POST /2/statuses/destroy.json`` (``id``),
+``GET /2/statuses/user_timeline.json`` (the lookup) and ``GET /2/account/get_uid.json`` (the probe) —
+see https://open.weibo.com/wiki/2/statuses/share and https://open.weibo.com/wiki/Error_code. Errors
+come as ``{"error": "...", "error_code": 20016, "request": "/2/statuses/share.json"}``.
 
 Limits: a status holds 140 characters as Weibo counts them: a Chinese (full-width) character counts
 one, two ASCII characters count one, and every link counts as a shortened ``t.cn`` link would
-(``LINK_WEIGHT``).
+(``LINK_WEIGHT``). Repeated content (20017, 20019) means the status is already there: the adapter looks
+it up on the account's timeline and records that post instead of failing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import unicodedata
 from typing import Any
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
-from dispatcher.errors import ConfigurationError
+from dispatcher.errors import (
+    ChannelError,
+    ConfigurationError,
+    PermanentChannelError,
+    TemporaryChannelError,
+)
 from dispatcher.rendering import context_for
 from settings import MicroblogSettings
 
@@ -37,12 +43,24 @@ def weibo_length(text: str) -> int:
 
 class MicroblogChannel(Channel):
     name = "microblog"
-    # Rate limits and "posting too often" (https://open.weibo.com/wiki/Error_code): try again later.
-    temporary_codes = frozenset({"10001", "10002", "10009", "10022", "10023", "10024", "20016"})
-    # Bad or expired tokens, too long, repeated content: sending again cannot succeed.
-    permanent_codes = frozenset(
-        {"10006", "10013", "10014", "20012", "20017", "20019", "21314", "21315", "21327", "21332"}
-    )
+    # Rate limits and "posting too often" (https://open.weibo.com/wiki/Error_code): try again later,
+    # spaced to the account's hourly allowance.
+    rate_codes = frozenset({"10022", "10023", "10024", "20016"})
+    temporary_codes = frozenset({"10001", "10002", "10009"}) | rate_codes
+    # Repeated or similar content: the status is already there; look it up instead of failing.
+    repeat_codes = frozenset({"20017", "20019"})
+    # Bad, expired or revoked tokens: nothing will work until someone renews the token.
+    credential_codes = frozenset({"21314", "21315", "21316", "21317", "21327", "21332"})
+    permanent_codes = frozenset({"10006", "10013", "10014", "20012"}) | repeat_codes | credential_codes
+    # Some gateways in front of the API drop error_code; the error text says the same.
+    text_codes = {
+        "repeat content": "20019",
+        "repeated weibo text": "20017",
+        "out of rate limit": "10023",
+        "update weibo too fast": "20016",
+        "expired_token": "21327",
+        "invalid_access_token": "21332",
+    }
 
     def __init__(self, settings: MicroblogSettings, **kwargs: Any) -> None:
         super().__init__(timeout=settings.timeout, **kwargs)
@@ -52,10 +70,22 @@ class MicroblogChannel(Channel):
 
     def provider_code(self, response: Any) -> str | None:
         try:
-            code = response.json().get("error_code")
+            body = response.json()
+            code, text = body.get("error_code"), str(body.get("error", ""))
         except (ValueError, AttributeError):
-            return None
-        return str(code) if code is not None else None
+            code, text = None, response.text
+        if code is not None:
+            return str(code)
+        lowered = text.lower()
+        return next((c for phrase, c in self.text_codes.items() if phrase in lowered), None)
+
+    def error_for(self, response: Any) -> ChannelError:
+        error = super().error_for(response)
+        if error.code in self.rate_codes and isinstance(error, TemporaryChannelError):
+            error.retry_after = max(error.retry_after or 0.0, 3600 / self.settings.hourly_allowance)
+        if error.code in self.credential_codes:
+            error.alert = True
+        return error
 
     def token(self, account: str) -> str:
         if account not in self.tokens:
@@ -80,16 +110,38 @@ class MicroblogChannel(Channel):
 
     def send(self, payload: Payload, key: str) -> Receipt:
         account = payload.body["account"]
-        status = self.request(
-            "POST",
-            f"{self.base}/2/statuses/share.json",
-            data={
-                "access_token": self.token(account),
-                "status": payload.body["text"],
-                "rip": self.settings.rip,
-            },
-        ).json()
+        try:
+            status = self.request(
+                "POST",
+                f"{self.base}/2/statuses/share.json",
+                data={
+                    "access_token": self.token(account),
+                    "status": payload.body["text"],
+                    "rip": self.settings.rip,
+                },
+            ).json()
+        except PermanentChannelError as exc:
+            if exc.code not in self.repeat_codes:
+                raise
+            found = self.lookup(payload, key)  # posted before (an answer lost, a worker killed)
+            if found is None:
+                raise
+            return Receipt(found.provider_id, {**found.detail, "already_posted": True})
         return Receipt(provider_id=str(status.get("idstr") or status["id"]), detail={"account": account})
+
+    def lookup(self, payload: Payload, key: str) -> Receipt | None:
+        """The account's recent status with exactly this text, from ``statuses/user_timeline``."""
+        account = payload.body["account"]
+        timeline = self.request(
+            "GET",
+            f"{self.base}/2/statuses/user_timeline.json",
+            idempotent=True,
+            params={"access_token": self.token(account), "count": 50},
+        ).json()
+        for status in timeline.get("statuses", []):
+            if status.get("text") == payload.body["text"]:
+                return Receipt(str(status.get("idstr") or status["id"]), {"account": account})
+        return None
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
         self.request(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from channels import build_channel
 from channels.base import Channel, Payload, Receipt, digest_of
 from dispatcher.errors import (
+    ChannelError,
     DispatchError,
     OutcomeUnknownError,
     TemporaryChannelError,
@@ -208,6 +209,9 @@ def finish(
             row.state = DeliveryState.failed
             row.last_error = str(error)
             event("delivery.failed", error=str(error))
+        if isinstance(error, ChannelError) and error.alert:
+            # Credentials expired or revoked: every delivery on this channel will fail until renewed.
+            event("channel.alert", channel=row.channel, target=row.target, error=str(error))
         state = row.state
         if state in TERMINAL:
             settle_item(session, row.item_id, worker)

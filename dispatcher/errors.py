@@ -22,9 +22,11 @@ class DispatchError(Exception):
 
 
 class ChannelError(DispatchError):
-    def __init__(self, message: str, *, code: str | int | None = None) -> None:
+    def __init__(self, message: str, *, code: str | int | None = None, alert: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        #: True when people must act (expired credentials): the core raises a channel alert
+        self.alert = alert
 
 
 class TemporaryChannelError(ChannelError):

@@ -1,7 +1,8 @@
 """An emulator of the Weibo open API's posting endpoints.
 
 ``POST /2/statuses/share.json`` (``access_token``, ``status``, ``rip``), ``POST
-/2/statuses/destroy.json`` (``id``) and ``GET /2/account/get_uid.json``, answering errors as Weibo
+/2/statuses/destroy.json`` (``id``), ``GET /2/statuses/user_timeline.json`` (newest first) and
+``GET /2/account/get_uid.json``, answering errors as Weibo
 does: ``{"error": ..., "error_code": ..., "request": ...}``. It refuses a missing parameter
 (10016), a status without a link (10017; share.json requires a link to the app's domain), a
 status over 140 characters as Weibo counts them (20012), the same text twice on one account
@@ -83,6 +84,15 @@ def create_app(tokens: dict[str, int] | None = None) -> tuple[Flask, EmulatorSta
         del statuses[status["idstr"]]
         state.keep({"action": "destroy", "id": status["idstr"], "uid": uid})
         return jsonify(status)
+
+    @app.get("/2/statuses/user_timeline.json")
+    def user_timeline() -> Any:
+        uid = owner()
+        if uid is None:
+            return fail(21332, "invalid_access_token", 401)
+        count = min(int(request.args.get("count", 20)), 100)
+        mine = [s for s in statuses.values() if s["uid"] == uid]
+        return jsonify({"statuses": list(reversed(mine))[:count], "total_number": len(mine)})
 
     @app.get("/2/account/get_uid.json")
     def get_uid() -> Any:

@@ -17,7 +17,7 @@ from settings import Settings
 from tests.conftest import item_doc
 
 # What differs between channels is data, not a different test.
-CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": False}
+CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": True}
 CAN_RETRACT = {"website": True, "sms": False, "display": True, "microblog": True}
 ALL = sorted(REGISTRY)
 

@@ -112,7 +112,26 @@ CASES = [
     (microblog, "POST", WEIBO, 401, weibo_error(21327), {}, PermanentChannelError, "21327"),
     (microblog, "POST", WEIBO, 401, weibo_error(21332), {}, PermanentChannelError, "21332"),
     (microblog, "POST", WEIBO, 400, weibo_error(20012), {}, PermanentChannelError, "20012"),
-    (microblog, "POST", WEIBO, 400, weibo_error(20019), {}, PermanentChannelError, "20019"),
+    (
+        microblog,
+        "POST",
+        WEIBO,
+        400,
+        json.dumps({"error": "User requests out of rate limit!"}),
+        {},
+        TemporaryChannelError,
+        "10023",
+    ),
+    (
+        microblog,
+        "POST",
+        WEIBO,
+        401,
+        json.dumps({"error": "expired_token"}),
+        {},
+        PermanentChannelError,
+        "21327",
+    ),
     (microblog, "POST", WEIBO, 500, "<html>gateway</html>", {}, TemporaryChannelError, 500),
 ]
 
@@ -184,3 +203,44 @@ def test_a_read_timeout_on_a_lookup_is_only_temporary(registry: Path) -> None:
 )
 def test_retry_after_reads_seconds_and_dates(value: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(value) == seconds
+
+
+TIMELINE = "http://weibo.test/2/statuses/user_timeline.json"
+
+
+@responses.activate
+def test_repeated_content_is_looked_up_and_counted_as_sent() -> None:
+    channel, payload = microblog()
+    responses.add("POST", WEIBO, body=weibo_error(20019), status=400)
+    responses.add("GET", TIMELINE, json={"statuses": [{"idstr": "99", "id": 99, "text": "s http://x/"}]})
+    receipt = channel.send(payload, "k")
+    assert receipt.provider_id == "99" and receipt.detail["already_posted"] is True
+
+
+@responses.activate
+def test_repeated_content_not_on_the_timeline_stays_an_error() -> None:
+    channel, payload = microblog()
+    responses.add("POST", WEIBO, body=weibo_error(20017), status=400)
+    responses.add("GET", TIMELINE, json={"statuses": [{"idstr": "98", "id": 98, "text": "another"}]})
+    with pytest.raises(PermanentChannelError) as caught:
+        channel.send(payload, "k")
+    assert caught.value.code == "20017"
+
+
+@responses.activate
+def test_rate_limits_are_spaced_to_the_hourly_allowance() -> None:
+    channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test", hourly_allowance=12))
+    _, payload = microblog()
+    responses.add("POST", WEIBO, body=weibo_error(20016), status=400)
+    with pytest.raises(TemporaryChannelError) as caught:
+        channel.send(payload, "k")
+    assert caught.value.retry_after == 300.0  # 3600 s / 12 statuses
+
+
+@responses.activate
+def test_expired_tokens_raise_an_alert() -> None:
+    channel, payload = microblog()
+    responses.add("POST", WEIBO, body=weibo_error(21327), status=401)
+    with pytest.raises(PermanentChannelError) as caught:
+        channel.send(payload, "k")
+    assert caught.value.alert is True

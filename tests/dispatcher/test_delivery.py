@@ -185,3 +185,27 @@ def test_the_sweeper_finds_pending_deliveries_never_enqueued(ledger: Ledger, set
             update(DeliveryRow).values(enqueued_at=None, created_at=utcnow() - timedelta(seconds=10))
         )
     assert fanout.due(ledger, settings) == [(deliveries[0].id, "urgent")]
+
+
+def test_revoked_credentials_raise_a_channel_alert(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    microblog = approved(ledger, settings, channels=["microblog"])[0]
+    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
+    assert deliver(ledger, Settings(), microblog.id, WORKER) is DeliveryState.failed
+    with ledger.session() as session:
+        alert = session.query(EventRow).filter_by(name="channel.alert").one()
+    assert alert.detail["channel"] == "microblog" and "21332" in alert.detail["error"]
+
+
+def test_a_status_posted_before_its_answer_was_lost_is_found_not_failed(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    microblog = approved(ledger, settings, channels=["microblog"])[0]
+    inject(sandbox, "microblog", mode="lost", seconds=3, method="POST")
+    assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.unknown
+    make_due(ledger, microblog.id)
+    assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.sent
+    shares = [r for r in received(sandbox, "microblog") if r["action"] == "share"]
+    assert len(shares) == 1
+    assert row(ledger, microblog.id).provider_id == shares[0]["id"]
