@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,14 @@ class WebsiteSettings(BaseModel):
     username: str = "dispatch"
     app_password: SecretStr = SecretStr("sand box pass word")
     post_status: str = "publish"
+    categories: dict[str, list[int]] = Field(
+        default_factory=lambda: {"warning": [2], "safety_tip": [3], "release": [4]},
+        description="Disclosure catalogue: category ids per kind (JSON).",
+    )
+    interpretation_category: int | None = Field(
+        5, description="Added to releases that carry an interpretation; None adds nothing."
+    )
+    retract_to: Literal["trash", "draft"] = "trash"
     timeout: float = 10.0
 
 

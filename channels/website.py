@@ -8,8 +8,12 @@ Errors come as ``{"code": "rest_…", "message": …, "data": {"status": …}}``
 
 Create-or-update is keyed by the item: each post carries the item's id in the post meta field
 ``dispatch_uid`` (the site registers it with ``register_post_meta(…, 'show_in_rest' => true)``, see
-the README). Before creating, the adapter looks the post up with ``status=any``, so a repeated send
-or a correction updates the same post and never creates a second one.
+the README) and in an HTML comment in its content. Before creating, the adapter searches for that id
+with ``status=any`` and keeps the post whose meta matches — never trusting the slug, which WordPress
+renames on collision — so a repeated send, a create whose answer was lost, or a correction updates
+the same post and never creates a second one. A retraction moves the post to the trash (a 410
+``rest_already_trashed`` is success) or back to draft. Categories follow the disclosure catalogue in
+the settings (kind → category ids).
 """
 
 from __future__ import annotations
@@ -46,6 +50,12 @@ class WebsiteChannel(Channel):
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
         item = publication.item
         content = renderer.render(self.name, item.kind.value, context_for(publication))
+        # The item's id also stands in the content, where WordPress's search finds it: the lookup
+        # never depends on the slug, which WordPress renames when it collides.
+        content += f"\n<!-- dispatch:{publication.uid} -->"
+        categories = list(self.settings.categories.get(item.kind.value, []))
+        if item.interpretation and self.settings.interpretation_category:
+            categories.append(self.settings.interpretation_category)
         return Payload(
             channel=self.name,
             target=target.name,
@@ -55,6 +65,7 @@ class WebsiteChannel(Channel):
                 "excerpt": item.short,
                 "slug": publication.slug,
                 "status": self.settings.post_status,
+                "categories": categories,
                 "meta": {"dispatch_uid": publication.uid},
             },
         )
@@ -74,7 +85,7 @@ class WebsiteChannel(Channel):
             "GET",
             self.posts_url,
             idempotent=True,
-            params={"slug": payload.body["slug"], "status": "any", "context": "edit"},
+            params={"search": uid, "status": "any", "context": "edit", "per_page": 100},
         ).json()
         for post in posts:
             if (post.get("meta") or {}).get("dispatch_uid") == uid:
@@ -82,8 +93,12 @@ class WebsiteChannel(Channel):
         return None
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
+        url = f"{self.posts_url}/{receipt.provider_id}"
+        if self.settings.retract_to == "draft":
+            self.request("POST", url, idempotent=True, json={"status": "draft"})
+            return
         try:
-            self.request("DELETE", f"{self.posts_url}/{receipt.provider_id}", idempotent=True)
+            self.request("DELETE", url, idempotent=True)
         except PermanentChannelError as exc:
             if exc.code != self.already_trashed:
                 raise

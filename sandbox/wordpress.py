@@ -4,7 +4,8 @@ As WordPress does: HTTP Basic with an Application Password (spaces in it are opt
 ``{"code", "message", "data": {"status"}}``; a slug already taken gets ``-2``, ``-3`` appended;
 ``status=any`` and ``context=edit`` need a logged-in user; ``DELETE`` moves a post to the trash and
 a second ``DELETE`` answers 410 ``rest_already_trashed``; ``?force=true`` deletes for good. Only
-registered meta keys (``dispatch_uid``) are stored.
+registered meta keys (``dispatch_uid``) are stored; ``search`` matches title, content and excerpt as
+WordPress's ``LIKE`` search does; categories must exist (``CATEGORIES``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flask import Flask, Response, jsonify, request
 from sandbox.emulator import EmulatorState, emulator_app
 
 REGISTERED_META = ("dispatch_uid",)
+CATEGORIES = {1: "未分类", 2: "预警信息", 3: "安全提示", 4: "政策文件", 5: "政策解读"}
 STATUSES = ("publish", "future", "draft", "pending", "private", "trash")
 
 
@@ -78,6 +80,7 @@ def create_app(
             "title": {"rendered": post["title"]},
             "content": {"rendered": post["content"], "protected": False},
             "excerpt": {"rendered": post["excerpt"], "protected": False},
+            "categories": post.get("categories") or [1],
         }
         if edit:
             out["title"]["raw"] = post["title"]
@@ -107,6 +110,11 @@ def create_app(
                 value = data[field]
                 post[field] = value.get("raw", "") if isinstance(value, dict) else str(value)
         post["status"] = status
+        if "categories" in data:
+            unknown = [c for c in data["categories"] if c not in CATEGORIES]
+            if unknown:
+                return _error("rest_invalid_param", "Invalid parameter(s): categories", 400)
+            post["categories"] = list(data["categories"])
         if "slug" in data:
             post["slug"] = unique_slug(str(data["slug"]), post.get("id"))
         meta = data.get("meta") or {}
@@ -187,11 +195,13 @@ def create_app(
                 )
             return _error("rest_invalid_param", "Invalid parameter(s): status", 400)
         slugs = set(filter(None, request.args.get("slug", "").split(",")))
+        search = request.args.get("search", "")
         found = [
             view(p, edit)
             for p in posts.values()
             if (wanted == "any" and p["status"] != "trash" or p["status"] == wanted)
             and (not slugs or p["slug"] in slugs)
+            and (not search or any(search in p[f] for f in ("title", "content", "excerpt")))
         ]
         return jsonify(found)
 
