@@ -25,18 +25,21 @@ duration, ``GET <address>/message`` (what is shown now), ``DELETE <address>/mess
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 import time
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
-from dispatcher.errors import ChannelError, ConfigurationError
+from dispatcher.errors import ChannelError, ConfigurationError, ContentError, TemporaryChannelError
 from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
 from settings import DisplaySettings
@@ -55,8 +58,34 @@ class Sign(BaseModel):
     lines: int = Field(ge=1, le=32)
     chars_per_line: int = Field(ge=1, le=200)
     max_pages: int = Field(1, ge=1, le=16)
+    charset: str = Field("gb2312", description="What the sign's font can show; other characters are refused.")
+    cjk_cells: int = Field(1, ge=1, le=2, description="Cells a CJK character takes (1 on most LED fonts).")
+    page_time: float | None = Field(None, gt=0, description="Seconds per page; default from the settings.")
     driver: str = "http"
     address: str
+
+    @field_validator("charset")
+    @classmethod
+    def _known_charset(cls, charset: str) -> str:
+        try:
+            codecs.lookup(charset)
+        except LookupError:
+            raise ValueError(f"unknown character set {charset!r}") from None
+        return charset
+
+    def width(self, text: str) -> int:
+        """Cells ``text`` takes on this sign."""
+        return sum(self.cjk_cells if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    def unshowable(self, text: str) -> list[str]:
+        """Characters of ``text`` outside the sign's character set, each once."""
+        bad = []
+        for ch in dict.fromkeys(text):
+            try:
+                ch.encode(self.charset)
+            except UnicodeEncodeError:
+                bad.append(ch)
+        return bad
 
 
 def load_registry(path: Path) -> list[Sign]:
@@ -82,28 +111,26 @@ def load_registry(path: Path) -> list[Sign]:
     return signs
 
 
-def wrap(text: str, width: int) -> list[str]:
+def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str]:
     """Break text into lines of at most ``width`` cells, at spaces where a word allows it."""
     lines: list[str] = []
-    current = ""
     for paragraph in text.splitlines() or [""]:
+        current = ""
         for token in _TOKEN.findall(paragraph):
             if token.isspace():
-                if current:
-                    current += " "
+                current += " " if current else ""
                 continue
-            if len(current.rstrip()) + len(token) > width and current.strip():
+            if measure(current.rstrip() + token) > width and current.strip():
                 lines.append(current.rstrip())
                 current = ""
-            while len(token) > width:  # a word longer than a line is split
-                room = width - len(current)
-                lines.append(current + token[:room])
-                current, token = "", token[room:]
-            current += token
+            for ch in token:  # a word longer than a line is split where it must be
+                if measure(current + ch) > width and current:
+                    lines.append(current.rstrip())
+                    current = ""
+                current += ch
         if current.strip():
             lines.append(current.rstrip())
-        current = ""
-    return [line for line in lines if line]
+    return lines
 
 
 def escape_multi(text: str) -> str:
@@ -112,6 +139,24 @@ def escape_multi(text: str) -> str:
 
 class DisplayChannel(Channel):
     name = "display"
+    # A routine message meets a warning that is still showing: not an error, a wait until it ends.
+    temporary_codes = frozenset({"preempted"})
+
+    def provider_code(self, response: Any) -> str | None:
+        try:
+            code = response.json().get("code")
+        except (ValueError, AttributeError):
+            return None
+        return str(code) if code else None
+
+    def error_for(self, response: Any) -> ChannelError:
+        error = super().error_for(response)
+        if isinstance(error, TemporaryChannelError) and error.code == "preempted":
+            try:
+                error.retry_after = float(response.json().get("retry_after") or 0) or error.retry_after
+            except (ValueError, AttributeError):
+                pass
+        return error
 
     def __init__(self, settings: DisplaySettings, **kwargs: Any) -> None:
         super().__init__(timeout=settings.timeout, **kwargs)
@@ -136,12 +181,20 @@ class DisplayChannel(Channel):
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
         sign = Sign.model_validate(target.detail)
         text = renderer.render(self.name, publication.item.kind.value, context_for(publication))
-        lines = wrap(text, sign.chars_per_line)
+        unshowable = sign.unshowable(text)
+        if unshowable:
+            raise ContentError(
+                f"display target {sign.id}: {' '.join(unshowable)} not in the sign's character set "
+                f"{sign.charset.upper()}"
+            )
+        lines = wrap(text, sign.chars_per_line, sign.width)
         pages = [lines[i : i + sign.lines] for i in range(0, len(lines), sign.lines)] or [[]]
-        on_time = round(self.settings.page_time * 10)
-        multi = f"[pt{on_time}o0]" + "[np]".join(
-            "[nl]".join(escape_multi(line) for line in page) for page in pages
-        )
+        on_time = round((sign.page_time or self.settings.page_time) * 10)
+        flash = publication.item.kind is Kind.warning
+        bodies = ["[nl]".join(escape_multi(line) for line in page) for page in pages]
+        if flash:  # warnings flash: half a second on, half off (NTCIP 1203 [fltXoY]…[/fl])
+            bodies = [f"[flt5o5]{body}[/fl]" for body in bodies]
+        multi = f"[pt{on_time}o0]" + "[np]".join(bodies)
         remaining = (publication.item.expires - datetime.now(UTC)).total_seconds()
         return Payload(
             channel=self.name,

@@ -2,10 +2,15 @@
 
 Per sign (``/signs/<id>``): ``PUT /message`` activates ``{"id", "multi", "priority",
 "duration_minutes"}`` after checking the MULTI string (known tags only, doubled brackets for literal
-ones) against the sign's lines, characters per line and pages; a message of lower priority than the
-one showing is refused with 409. ``GET /message`` tells what is showing (or ``null``),
-``DELETE /message/<id>`` blanks the sign if that message is showing, ``GET /status`` reports.
-Errors are ``{"error": "..."}``.
+ones) against the sign's lines, width in cells, pages and character set; a message of lower priority
+than the one showing is refused with 409 and the seconds until that one expires. When a message
+expires or is cleared, the one it covered shows again if still valid. ``GET /message`` tells what is
+showing (or ``null``), ``DELETE /message/<id>`` removes that message, ``GET /status`` reports.
+Errors are ``{"error": "..."}``; an offline sign answers 504.
+
+For the tests: ``POST /_sandbox/clock {"advance": seconds}`` moves the controller's clock,
+``POST /_sandbox/signs/<id>/reboot`` makes a sign forget its messages, ``POST
+/_sandbox/signs/<id>/offline {"offline": true|false}`` takes it off the network.
 """
 
 from __future__ import annotations
@@ -58,20 +63,48 @@ def parse_multi(multi: str) -> list[list[str]]:
 def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
     app, state = emulator_app("signs", lambda status: jsonify({"error": "controller unavailable"}))
     by_id = {sign.address if "://" not in sign.address else sign.id: sign for sign in signs}
-    showing: dict[str, dict[str, Any]] = {}
+    # Per sign, the messages it holds: the last one shows; when it expires or is cleared, the one
+    # beneath it (if still valid) shows again, as a sign restores what a pre-empting warning covered.
+    stacks: dict[str, list[dict[str, Any]]] = {sign_id: [] for sign_id in by_id}
+    offline: set[str] = set()
+    clock = {"offset": 0.0}
+
+    def now() -> float:
+        return time.time() + clock["offset"]
 
     def current(sign_id: str) -> dict[str, Any] | None:
-        message = showing.get(sign_id)
-        if message and message["until"] <= time.time():
-            del showing[sign_id]
-            return None
-        return message
+        stack = stacks[sign_id]
+        while stack and stack[-1]["until"] <= now():
+            stack.pop()
+        return stack[-1] if stack else None
+
+    def problem(sign: Sign, pages: list[list[str]], multi: str) -> str | None:
+        if len(pages) > sign.max_pages:
+            return f"{len(pages)} pages, the sign shows {sign.max_pages}"
+        for number, page in enumerate(pages, 1):
+            if len(page) > sign.lines:
+                return f"page {number} has {len(page)} lines, the sign has {sign.lines}"
+            for line in page:
+                if sign.width(line) > sign.chars_per_line:
+                    return f"line {line!r} is wider than {sign.chars_per_line} cells"
+        unshowable = sign.unshowable("".join("".join(page) for page in pages))
+        if unshowable:
+            return f"characters outside {sign.charset}: {' '.join(unshowable)}"
+        return None
+
+    @app.before_request
+    def _reachable() -> Any:
+        parts = request.path.split("/")
+        if len(parts) > 2 and parts[1] == "signs":
+            if parts[2] not in by_id:
+                return jsonify({"error": f"no sign {parts[2]}"}), 404
+            if parts[2] in offline:
+                return jsonify({"error": f"sign {parts[2]} does not answer"}), 504
+        return None
 
     @app.put("/signs/<sign_id>/message")
     def activate(sign_id: str) -> Any:
-        sign = by_id.get(sign_id)
-        if sign is None:
-            return jsonify({"error": f"no sign {sign_id}"}), 404
+        sign = by_id[sign_id]
         data = request.get_json(silent=True) or {}
         for field in ("id", "multi", "priority"):
             if field not in data:
@@ -80,36 +113,32 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
             pages = parse_multi(str(data["multi"]))
         except ValueError as exc:
             return jsonify({"error": f"bad MULTI: {exc}"}), 400
-        if len(pages) > sign.max_pages:
-            return jsonify({"error": f"{len(pages)} pages, the sign shows {sign.max_pages}"}), 400
-        for number, page in enumerate(pages, 1):
-            if len(page) > sign.lines:
-                return jsonify(
-                    {"error": f"page {number} has {len(page)} lines, the sign has {sign.lines}"}
-                ), 400
-            for line in page:
-                if len(line) > sign.chars_per_line:
-                    return jsonify({"error": f"line {line!r} is longer than {sign.chars_per_line}"}), 400
-        now_showing = current(sign_id)
-        if now_showing and now_showing["id"] == data["id"]:
+        refused = problem(sign, pages, str(data["multi"]))
+        if refused:
+            return jsonify({"error": refused}), 400
+        shown_now = current(sign_id)
+        if shown_now and shown_now["id"] == data["id"]:
             return jsonify({"id": data["id"], "status": "active"})
-        if now_showing and int(data["priority"]) < now_showing["priority"]:
-            return jsonify({"error": "a message of higher priority is showing"}), 409
+        if shown_now and int(data["priority"]) < shown_now["priority"]:
+            wait = max(1, int(shown_now["until"] - now()))
+            return jsonify(
+                {"error": "a message of higher priority is showing", "code": "preempted", "retry_after": wait}
+            ), 409
         minutes = float(data.get("duration_minutes") or 60)
         message = {
             "id": data["id"],
             "multi": data["multi"],
             "pages": pages,
             "priority": int(data["priority"]),
-            "until": time.time() + minutes * 60,
+            "until": now() + minutes * 60,
         }
-        showing[sign_id] = message
+        stacks[sign_id].append(message)
         state.keep(
             {
                 "sign": sign_id,
                 "id": data["id"],
                 "multi": data["multi"],
-                "priority": int(data["priority"]),
+                "priority": message["priority"],
                 "pages": pages,
             }
         )
@@ -117,27 +146,37 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
 
     @app.get("/signs/<sign_id>/message")
     def shown(sign_id: str) -> Any:
-        if sign_id not in by_id:
-            return jsonify({"error": f"no sign {sign_id}"}), 404
         message = current(sign_id)
         return jsonify(message and {k: message[k] for k in ("id", "multi", "priority")})
 
     @app.delete("/signs/<sign_id>/message/<message_id>")
     def blank(sign_id: str, message_id: str) -> Any:
-        if sign_id not in by_id:
-            return jsonify({"error": f"no sign {sign_id}"}), 404
-        message = current(sign_id)
-        cleared = bool(message and message["id"] == message_id)
+        before = len(stacks[sign_id])
+        stacks[sign_id] = [m for m in stacks[sign_id] if m["id"] != message_id]
+        cleared = len(stacks[sign_id]) < before
         if cleared:
-            del showing[sign_id]
             state.keep({"sign": sign_id, "id": message_id, "cleared": True})
         return jsonify({"cleared": cleared})
 
     @app.get("/signs/<sign_id>/status")
     def status(sign_id: str) -> Any:
-        if sign_id not in by_id:
-            return jsonify({"error": f"no sign {sign_id}"}), 404
         message = current(sign_id)
         return jsonify({"id": sign_id, "online": True, "showing": message["id"] if message else None})
+
+    @app.post("/_sandbox/clock")
+    def advance() -> Any:
+        clock["offset"] += float((request.get_json(force=True) or {}).get("advance", 0))
+        return jsonify({"offset": clock["offset"]})
+
+    @app.post("/_sandbox/signs/<sign_id>/reboot")
+    def reboot(sign_id: str) -> Any:
+        stacks[sign_id] = []  # a controller that restarts forgets what it showed
+        return jsonify({"rebooted": sign_id})
+
+    @app.post("/_sandbox/signs/<sign_id>/offline")
+    def go_offline(sign_id: str) -> Any:
+        wanted = (request.get_json(force=True) or {}).get("offline", True)
+        (offline.add if wanted else offline.discard)(sign_id)
+        return jsonify({"offline": sorted(offline)})
 
     return app, state

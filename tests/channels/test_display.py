@@ -67,3 +67,62 @@ def test_addresses_are_urls_or_ids_under_the_base(registry: Path) -> None:
     assert channel.address("BJ-CY-001") == "http://h:1/signs/BJ-CY-001"
     with pytest.raises(ConfigurationError, match="not in the registry"):
         channel.address("nope")
+
+
+def test_wide_cjk_cells_halve_a_line(tmp_path: Path) -> None:
+    from channels.display import Sign
+
+    wide = Sign(id="W", area="110105", lines=2, chars_per_line=8, address="W", cjk_cells=2)
+    assert wrap("一二三四五六", 8, wide.width) == ["一二三四", "五六"]
+    assert wrap("AB一二三", 8, wide.width) == ["AB一二三"]
+
+
+def render_for(registry_text: str, tmp_path: Path, **changes: object) -> list:  # type: ignore[type-arg]
+    from dispatcher.items import parse_item
+    from dispatcher.rendering import TemplateRenderer, publication_for
+    from settings import PROJECT_DIR, DisplaySettings
+    from tests.conftest import item_doc
+
+    path = tmp_path / "signs.yaml"
+    path.write_text(registry_text, encoding="utf-8")
+    channel = DisplayChannel(DisplaySettings(registry=path))
+    pub = publication_for(
+        parse_item(item_doc(**changes)), item_id=1, uid="d" * 32, revision=1, public_url="http://x"
+    )
+    renderer = TemplateRenderer(PROJECT_DIR / "templates")
+    return [channel.prepare(pub, target, renderer) for target in channel.targets(pub)]
+
+
+SIGN_YAML = "signs:\n  - {id: A, area: '110105', lines: 2, chars_per_line: 10, max_pages: 8, address: A%s}\n"
+
+
+def test_warnings_flash_and_routine_items_do_not(tmp_path: Path) -> None:
+    warning = render_for(SIGN_YAML % "", tmp_path)[0]
+    assert "[flt5o5]" in warning.body["multi"] and warning.body["multi"].count("[/fl]") == len(
+        warning.body["pages"]
+    )
+    tip = render_for(
+        SIGN_YAML % "", tmp_path, kind="safety_tip", severity=None, urgency=None, certainty=None
+    )[0]
+    assert "[fl" not in tip.body["multi"]
+
+
+def test_a_sign_page_time_overrides_the_default(tmp_path: Path) -> None:
+    payload = render_for(SIGN_YAML % ", page_time: 5", tmp_path)[0]
+    assert payload.body["multi"].startswith("[pt50o0]")
+
+
+def test_characters_outside_the_sign_charset_are_refused_naming_the_sign(tmp_path: Path) -> None:
+    from dispatcher.errors import ContentError
+
+    with pytest.raises(ContentError, match="display target A: 😀 not in the sign's character set GB2312"):
+        render_for(SIGN_YAML % "", tmp_path, short_text="暴雨预警😀")
+    big5 = render_for(SIGN_YAML % ", charset: big5", tmp_path, short_text="暴雨預警")
+    assert big5
+
+
+def test_an_unknown_charset_in_the_registry_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "signs.yaml"
+    path.write_text(SIGN_YAML % ", charset: klingon", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="signs\\[0\\].charset"):
+        load_registry(path)

@@ -209,3 +209,27 @@ def test_a_status_posted_before_its_answer_was_lost_is_found_not_failed(
     shares = [r for r in received(sandbox, "microblog") if r["action"] == "share"]
     assert len(shares) == 1
     assert row(ledger, microblog.id).provider_id == shares[0]["id"]
+
+
+def test_a_routine_message_waits_for_a_warning_to_end(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    warning = approved(ledger, settings, channels=["display"])
+    for d in warning:
+        assert deliver(ledger, settings, d.id, WORKER) is DeliveryState.sent
+    tip = approved(
+        ledger,
+        settings,
+        channels=["display"],
+        kind="safety_tip",
+        severity=None,
+        urgency=None,
+        certainty=None,
+        title="冬季用电安全",
+    )
+    assert deliver(ledger, settings, tip[0].id, WORKER) is DeliveryState.retrying
+    waiting = row(ledger, tip[0].id)
+    assert "preempted" in waiting.last_error
+    assert waiting.next_attempt_at > utcnow() + timedelta(hours=20)  # the warning runs a day
+    shown = requests.get(f"{sandbox.urls['display']}/signs/{tip[0].target}/message", timeout=5).json()
+    assert shown["priority"] == 200

@@ -126,7 +126,7 @@ SIGN = Sign(id="S1", area="110105", lines=2, chars_per_line=4, max_pages=2, addr
     [
         ("[xx]abc", "unsupported tag [xx]"),
         ("[nl", "unterminated tag"),
-        ("abcde", "longer than 4"),
+        ("abcde", "wider than 4"),
         ("a[nl]b[nl]c", "3 lines"),
         ("a[np]b[np]c", "3 pages"),
         ("a]b", "unmatched"),
@@ -175,12 +175,26 @@ def test_weibo_refuses_repeated_content_and_destroys_by_id() -> None:
     assert again.json["error_code"] == 20101
 
 
+def four_free_ports() -> int:
+    """A port p with p..p+3 free on 127.0.0.1 (the sandbox listens on four consecutive ports)."""
+    for base in range(21000 + os.getpid() % 2000 * 4, 65000, 4):
+        socks = []
+        try:
+            for port in range(base, base + 4):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no four consecutive free ports")
+
+
 def test_the_sandbox_command_serves_and_stops_on_sigterm(environment: dict[str, str]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        base = sock.getsockname()[1]
-    if base > 65000:
-        base = 20000 + base % 10000
+    base = four_free_ports()
     process = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port-base", str(base)],
         env={**os.environ, **environment},
@@ -194,10 +208,47 @@ def test_the_sandbox_command_serves_and_stops_on_sigterm(environment: dict[str, 
                 requests.get(f"http://127.0.0.1:{base + 3}/_sandbox/received", timeout=1).raise_for_status()
                 break
             except requests.ConnectionError:
-                assert time.monotonic() < deadline, "the sandbox did not come up"
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = process.stdout.read().decode() if process.stdout else ""
+                    pytest.fail(f"the sandbox did not come up: {output}")
                 time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_an_expired_warning_gives_the_sign_back_to_what_it_covered() -> None:
+    app = signs.create_app([SIGN])[0]
+    client = app.test_client()
+    client.put(
+        "/signs/S1/message", json={"id": "tip", "multi": "提示", "priority": 50, "duration_minutes": 600}
+    )
+    client.put(
+        "/signs/S1/message", json={"id": "w", "multi": "暴雨", "priority": 200, "duration_minutes": 10}
+    )
+    refused = client.put("/signs/S1/message", json={"id": "tip2", "multi": "提示", "priority": 50})
+    assert refused.status_code == 409 and refused.json["code"] == "preempted"
+    assert 500 <= refused.json["retry_after"] <= 600
+    client.post("/_sandbox/clock", json={"advance": 11 * 60})
+    assert client.get("/signs/S1/message").json["id"] == "tip"
+    client.post("/_sandbox/clock", json={"advance": 600 * 60})
+    assert client.get("/signs/S1/message").json is None
+
+
+def test_a_rebooted_sign_forgets_and_an_offline_one_does_not_answer() -> None:
+    client = signs.create_app([SIGN])[0].test_client()
+    client.put("/signs/S1/message", json={"id": "w", "multi": "暴雨", "priority": 200})
+    client.post("/_sandbox/signs/S1/reboot")
+    assert client.get("/signs/S1/message").json is None
+    client.post("/_sandbox/signs/S1/offline", json={"offline": True})
+    assert client.get("/signs/S1/status").status_code == 504
+    client.post("/_sandbox/signs/S1/offline", json={"offline": False})
+    assert client.get("/signs/S1/status").json["online"] is True
+
+
+def test_the_controller_refuses_characters_outside_the_sign_charset() -> None:
+    client = signs.create_app([SIGN])[0].test_client()
+    response = client.put("/signs/S1/message", json={"id": "m", "multi": "雨😀", "priority": 50})
+    assert response.status_code == 400 and "gb2312" in response.json["error"]
