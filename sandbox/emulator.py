@@ -9,12 +9,15 @@ answers, under ``/_sandbox/``:
   "count": 1, "method": "POST", "path": "/2/statuses/share.json"}``:
   ``status`` answers with that status (and a ``Retry-After`` header) instead of acting;
   ``delay`` waits ``seconds`` before acting; ``lost`` acts, then waits ``seconds`` before answering,
-  so a client with a shorter timeout never learns the outcome;
+  so a client with a shorter timeout never learns the outcome; ``reset`` drops the connection with a
+  TCP reset before acting, ``reset_after`` after acting (the answer is lost);
 - ``POST /_sandbox/reset``: forget everything received and every queued fault.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +67,15 @@ class EmulatorState:
 ErrorBody = Callable[[int], Response]
 
 
+def _reset_connection() -> None:
+    """Drop the client's connection with a TCP reset, as a crashing server or a proxy would."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # shutdown, not close: the server's own file objects still hold the socket open.
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState]:
     """A Flask app with the sandbox routes; ``error_body(status)`` shapes injected errors like the API."""
     app = Flask(name)
@@ -87,6 +99,11 @@ def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState
             time.sleep(fault.seconds)
         elif fault.mode == "lost":
             g.lost_for = fault.seconds
+        elif fault.mode == "reset":
+            _reset_connection()
+            return Response(status=500)
+        elif fault.mode == "reset_after":
+            g.reset_after = True
         return None
 
     @app.after_request
@@ -94,6 +111,8 @@ def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState
         seconds = g.pop("lost_for", None)
         if seconds:
             time.sleep(seconds)
+        if g.pop("reset_after", False):
+            _reset_connection()
         return response
 
     @app.get("/_sandbox/received")

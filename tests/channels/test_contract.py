@@ -188,3 +188,20 @@ def test_website_html_is_escaped(settings: Settings, sandbox: Sandbox) -> None:
     payload = channel.prepare(pub, channel.targets(pub)[0], TemplateRenderer(settings.templates_dir))
     assert "<script>" not in payload.body["content"]
     assert "&lt;script&gt;" in payload.body["content"]
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("mode", ["reset", "reset_after"])
+def test_a_reset_connection_leaves_the_outcome_unknown(
+    name: str, mode: str, settings: Settings, sandbox: Sandbox
+) -> None:
+    channel = build_channel(name, settings)
+    payload = payloads(channel, settings)[0]
+    write = {"website": "POST", "sms": "GET", "display": "PUT", "microblog": "POST"}[name]
+    inject(sandbox, name, mode=mode, method=write)
+    with pytest.raises(OutcomeUnknownError):
+        channel.send(payload, "key-x")
+    acted = bool(effects(sandbox, name))
+    assert acted is (mode == "reset_after")
+    found = channel.lookup(payload, "key-x")
+    assert (found is not None) is (acted and CAN_LOOK_UP[name])
