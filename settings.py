@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -83,6 +83,17 @@ class DisplaySettings(BaseModel):
 class MicroblogAccount(BaseModel):
     name: str
     access_token: SecretStr
+    driver: Literal["weibo", "mastodon"] = "weibo"
+    api_base: str | None = Field(
+        None, description="The API's address: the Mastodon instance; for Weibo, default api_base."
+    )
+    max_length: int | None = Field(None, ge=1, description="Overrides the network's status limit.")
+
+    @model_validator(mode="after")
+    def _instance_for_mastodon(self) -> MicroblogAccount:
+        if self.driver == "mastodon" and not self.api_base:
+            raise ValueError(f"account {self.name!r}: a Mastodon account needs api_base (its instance)")
+        return self
 
 
 class MicroblogSettings(BaseModel):

@@ -111,7 +111,12 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-class Channel(abc.ABC):
+class HttpApi:
+    """The one boundary where HTTP outcomes become dispatcher errors, shared by adapters and drivers.
+
+    A subclass names itself and extends the classification with its provider's own codes.
+    """
+
     name: ClassVar[str]
     #: provider error codes (from response bodies) that mean "try again later"
     temporary_codes: ClassVar[frozenset[str]] = frozenset()
@@ -122,43 +127,6 @@ class Channel(abc.ABC):
         self.timeout = timeout
         self.http = session or requests.Session()
 
-    # -- the verbs an adapter fills in ---------------------------------------------------------
-
-    @abc.abstractmethod
-    def targets(self, publication: Publication) -> list[Target]: ...
-
-    @abc.abstractmethod
-    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload: ...
-
-    def limits(self, target: Target) -> dict[str, int]:
-        return {}
-
-    @abc.abstractmethod
-    def send(self, payload: Payload, key: str) -> Receipt: ...
-
-    def lookup(self, payload: Payload, key: str) -> Receipt | None:
-        """Find an earlier send of ``key``; channels that cannot look up return ``None``."""
-        return None
-
-    @abc.abstractmethod
-    def retract(self, payload: Payload, receipt: Receipt) -> None: ...
-
-    @abc.abstractmethod
-    def probe(self) -> Health: ...
-
-    # -- the flow the core runs; not overridden ------------------------------------------------
-
-    def prepare(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
-        """Render for one target and check the measures against the limits, in one place."""
-        payload = self.render(publication, target, renderer)
-        for measure, limit in self.limits(target).items():
-            value = payload.measures.get(measure)
-            if value is not None and value > limit:
-                raise ContentError(
-                    f"{self.name} target {target.name}: {measure} is {value}, the limit is {limit}"
-                )
-        return payload
-
     def timed_probe(self, url: str, **kwargs: Any) -> Health:
         started = time.monotonic()
         try:
@@ -166,8 +134,6 @@ class Channel(abc.ABC):
         except ChannelError as exc:
             return Health(False, str(exc), (time.monotonic() - started) * 1000)
         return Health(True, f"HTTP {response.status_code}", (time.monotonic() - started) * 1000)
-
-    # -- the HTTP boundary ---------------------------------------------------------------------
 
     def provider_code(self, response: requests.Response) -> str | None:
         """The provider's own error code in an error response, if it has one."""
@@ -215,6 +181,47 @@ class Channel(abc.ABC):
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         return PermanentChannelError(message, code=code or response.status_code)
+
+
+class Channel(HttpApi, abc.ABC):
+    """An adapter: the verbs of one channel; the HTTP boundary comes from :class:`HttpApi`."""
+
+    # -- the verbs an adapter fills in ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def targets(self, publication: Publication) -> list[Target]: ...
+
+    @abc.abstractmethod
+    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload: ...
+
+    def limits(self, target: Target) -> dict[str, int]:
+        return {}
+
+    @abc.abstractmethod
+    def send(self, payload: Payload, key: str) -> Receipt: ...
+
+    def lookup(self, payload: Payload, key: str) -> Receipt | None:
+        """Find an earlier send of ``key``; channels that cannot look up return ``None``."""
+        return None
+
+    @abc.abstractmethod
+    def retract(self, payload: Payload, receipt: Receipt) -> None: ...
+
+    @abc.abstractmethod
+    def probe(self) -> Health: ...
+
+    # -- the flow the core runs; not overridden ------------------------------------------------
+
+    def prepare(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
+        """Render for one target and check the measures against the limits, in one place."""
+        payload = self.render(publication, target, renderer)
+        for measure, limit in self.limits(target).items():
+            value = payload.measures.get(measure)
+            if value is not None and value > limit:
+                raise ContentError(
+                    f"{self.name} target {target.name}: {measure} is {value}, the limit is {limit}"
+                )
+        return payload
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

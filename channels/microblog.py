@@ -1,160 +1,99 @@
-"""Government microblog accounts on Weibo, through the Weibo open API.
+"""Government microblog accounts: one delivery per account, each posting through its network's driver.
 
-Speaks: ``POST /2/statuses/share.json`` (form fields ``access_token``, ``status``, ``rip``; the status
-must carry a link to a domain registered for the app), ``POST /2/statuses/destroy.json`` (``id``),
-``GET /2/statuses/user_timeline.json`` (the lookup) and ``GET /2/account/get_uid.json`` (the probe) —
-see https://open.weibo.com/wiki/2/statuses/share and https://open.weibo.com/wiki/Error_code. Errors
-come as ``{"error": "...", "error_code": 20016, "request": "/2/statuses/share.json"}``.
-
-Limits: a status holds 140 characters as Weibo counts them: a Chinese (full-width) character counts
-one, two ASCII characters count one, and every link counts as a shortened ``t.cn`` link would
-(``LINK_WEIGHT``). Repeated content (20017, 20019) means the status is already there: the adapter looks
-it up on the account's timeline and records that post instead of failing.
+Drivers: ``weibo`` (the Weibo open API, ``channels/weibo.py``) and ``mastodon`` (the Mastodon API,
+``channels/mastodon.py``). Accounts are listed in ``DISPATCH_MICROBLOG__ACCOUNTS``, each with a name,
+an access token, a driver and, for Mastodon, the instance's address. The text comes from the
+``microblog`` templates and carries the link to the website article; its length is counted as the
+account's network counts it and checked against that network's limit.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
+import time
 from typing import Any
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
-from dispatcher.errors import (
-    ChannelError,
-    ConfigurationError,
-    PermanentChannelError,
-    TemporaryChannelError,
-)
+from channels.mastodon import MastodonApi
+from channels.weibo import WeiboApi
+from dispatcher.errors import ConfigurationError
 from dispatcher.rendering import context_for
-from settings import MicroblogSettings
-
-LINK_PATTERN = re.compile(r"https?://[^\s\u3000-\u303f\uff00-\uffef]+")
-LINK_WEIGHT = 20  # half-width units: Weibo replaces a link by a short t.cn address of ~20 characters
-
-
-def weibo_length(text: str) -> int:
-    """Length in Weibo characters: full-width counts 2 halves, half-width 1, a link LINK_WEIGHT."""
-    halves = LINK_WEIGHT * len(LINK_PATTERN.findall(text))
-    for ch in LINK_PATTERN.sub("", text):
-        halves += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-    return math.ceil(halves / 2)
+from settings import MicroblogAccount, MicroblogSettings
 
 
 class MicroblogChannel(Channel):
     name = "microblog"
-    # Rate limits and "posting too often" (https://open.weibo.com/wiki/Error_code): try again later,
-    # spaced to the account's hourly allowance.
-    rate_codes = frozenset({"10022", "10023", "10024", "20016"})
-    temporary_codes = frozenset({"10001", "10002", "10009"}) | rate_codes
-    # Repeated or similar content: the status is already there; look it up instead of failing.
-    repeat_codes = frozenset({"20017", "20019"})
-    # Bad, expired or revoked tokens: nothing will work until someone renews the token.
-    credential_codes = frozenset({"21314", "21315", "21316", "21317", "21327", "21332"})
-    permanent_codes = frozenset({"10006", "10013", "10014", "20012"}) | repeat_codes | credential_codes
-    # Some gateways in front of the API drop error_code; the error text says the same.
-    text_codes = {
-        "repeat content": "20019",
-        "repeated weibo text": "20017",
-        "out of rate limit": "10023",
-        "update weibo too fast": "20016",
-        "expired_token": "21327",
-        "invalid_access_token": "21332",
-    }
 
     def __init__(self, settings: MicroblogSettings, **kwargs: Any) -> None:
         super().__init__(timeout=settings.timeout, **kwargs)
         self.settings = settings
-        self.tokens = {account.name: account.access_token for account in settings.accounts}
-        self.base = settings.api_base.rstrip("/")
+        self.accounts = {account.name: account for account in settings.accounts}
+        self.apis: dict[str, WeiboApi | MastodonApi] = {
+            account.name: self._api(account) for account in settings.accounts
+        }
 
-    def provider_code(self, response: Any) -> str | None:
-        try:
-            body = response.json()
-            code, text = body.get("error_code"), str(body.get("error", ""))
-        except (ValueError, AttributeError):
-            code, text = None, response.text
-        if code is not None:
-            return str(code)
-        lowered = text.lower()
-        return next((c for phrase, c in self.text_codes.items() if phrase in lowered), None)
+    def _api(self, account: MicroblogAccount) -> WeiboApi | MastodonApi:
+        common: dict[str, Any] = {"timeout": self.settings.timeout, "session": self.http}
+        if account.driver == "mastodon":
+            return MastodonApi(account.api_base or "", **common)
+        return WeiboApi(
+            account.api_base or self.settings.api_base,
+            rip=self.settings.rip,
+            hourly_allowance=self.settings.hourly_allowance,
+            **common,
+        )
 
-    def error_for(self, response: Any) -> ChannelError:
-        error = super().error_for(response)
-        if error.code in self.rate_codes and isinstance(error, TemporaryChannelError):
-            error.retry_after = max(error.retry_after or 0.0, 3600 / self.settings.hourly_allowance)
-        if error.code in self.credential_codes:
-            error.alert = True
-        return error
-
-    def token(self, account: str) -> str:
-        if account not in self.tokens:
-            raise ConfigurationError(f"microblog: no access token for account {account!r}")
-        return self.tokens[account].get_secret_value()
+    def _account(self, name: str) -> tuple[str, WeiboApi | MastodonApi]:
+        if name not in self.accounts:
+            raise ConfigurationError(f"microblog: no account {name!r} in the settings")
+        return self.accounts[name].access_token.get_secret_value(), self.apis[name]
 
     def targets(self, publication: Publication) -> list[Target]:
-        return [Target(account.name) for account in self.settings.accounts]
+        return [Target(a.name, {"driver": a.driver}) for a in self.settings.accounts]
 
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
         text = renderer.render(self.name, publication.item.kind.value, context_for(publication))
-        length = weibo_length(text)
+        _, api = self._account(target.name)
+        length = api.length(text)
         return Payload(
             channel=self.name,
             target=target.name,
-            body={"account": target.name, "text": text, "length": length},
+            body={"account": target.name, "driver": api.name, "text": text, "length": length},
             measures={"length": length},
         )
 
     def limits(self, target: Target) -> dict[str, int]:
-        return {"length": self.settings.max_length}
+        account = self.accounts[target.name]
+        if account.max_length:
+            return {"length": account.max_length}
+        if account.driver == "weibo":
+            return {"length": self.settings.max_length}
+        return {"length": MastodonApi.max_length}
 
     def send(self, payload: Payload, key: str) -> Receipt:
-        account = payload.body["account"]
-        try:
-            status = self.request(
-                "POST",
-                f"{self.base}/2/statuses/share.json",
-                data={
-                    "access_token": self.token(account),
-                    "status": payload.body["text"],
-                    "rip": self.settings.rip,
-                },
-            ).json()
-        except PermanentChannelError as exc:
-            if exc.code not in self.repeat_codes:
-                raise
-            found = self.lookup(payload, key)  # posted before (an answer lost, a worker killed)
-            if found is None:
-                raise
-            return Receipt(found.provider_id, {**found.detail, "already_posted": True})
-        return Receipt(provider_id=str(status.get("idstr") or status["id"]), detail={"account": account})
+        token, api = self._account(payload.body["account"])
+        receipt = api.post(token, payload.body["text"], key)
+        return Receipt(receipt.provider_id, {**receipt.detail, "account": payload.body["account"]})
 
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
-        """The account's recent status with exactly this text, from ``statuses/user_timeline``."""
-        account = payload.body["account"]
-        timeline = self.request(
-            "GET",
-            f"{self.base}/2/statuses/user_timeline.json",
-            idempotent=True,
-            params={"access_token": self.token(account), "count": 50},
-        ).json()
-        for status in timeline.get("statuses", []):
-            if status.get("text") == payload.body["text"]:
-                return Receipt(str(status.get("idstr") or status["id"]), {"account": account})
-        return None
+        token, api = self._account(payload.body["account"])
+        return api.find(token, payload.body["text"], key)
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
-        self.request(
-            "POST",
-            f"{self.base}/2/statuses/destroy.json",
-            idempotent=True,
-            data={"access_token": self.token(payload.body["account"]), "id": receipt.provider_id},
-        )
+        token, api = self._account(payload.body["account"])
+        if receipt.provider_id:
+            api.delete(token, receipt.provider_id)
 
     def probe(self) -> Health:
-        first = self.settings.accounts[0].name if self.settings.accounts else None
-        if first is None:
+        if not self.accounts:
             return Health(False, "no microblog account configured", 0.0)
-        return self.timed_probe(
-            f"{self.base}/2/account/get_uid.json", params={"access_token": self.token(first)}
-        )
+        started = time.monotonic()
+        problems = []
+        for name in self.accounts:
+            token, api = self._account(name)
+            health = api.check(token)
+            if not health.ok:
+                problems.append(f"{name}: {health.detail}")
+        latency = (time.monotonic() - started) * 1000
+        if problems:
+            return Health(False, "; ".join(problems), latency)
+        return Health(True, f"{len(self.accounts)} account(s) accepted", latency)

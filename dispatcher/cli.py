@@ -349,7 +349,7 @@ def wait_for_interrupt() -> None:
     type=int,
     default=8101,
     show_default=True,
-    help="website, sms, display and microblog listen on this port and the next three.",
+    help="WordPress, Kannel, signs, Weibo and Mastodon listen on this port and the next four.",
 )
 def sandbox(port_base: int) -> None:
     """Run the channel emulators on 127.0.0.1 until interrupted."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime
@@ -53,7 +54,7 @@ def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -
         if not mine:
             return "nothing"
         return f"{len(mine[-1]['pages'])} page(s): {mine[-1]['multi'][:34]}…"
-    mine = [e for e in entries if e.get("action") == "share"]
+    mine = [e for e in entries if e.get("action") in ("share", "post")]
     return f"{len(mine)} status(es): {mine[-1]['status'][:26]}…" if mine else "nothing"
 
 
@@ -65,6 +66,18 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
     get_settings.cache_clear()
     box = Sandbox(get_settings()).start()
     os.environ.update(box.environment())
+    # The office posts on Weibo and on a Mastodon instance: one delivery per account.
+    os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = json.dumps(
+        [
+            {"name": "sandbox", "access_token": "sandbox-token"},
+            {
+                "name": "fediverse",
+                "access_token": "sandbox-mastodon-token",
+                "driver": "mastodon",
+                "api_base": box.urls["mastodon"],
+            },
+        ]
+    )
     get_settings.cache_clear()
     settings = get_settings()
     log_path = settings.var_dir / "demo-worker.log"
@@ -104,7 +117,10 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
             if d["sent_at"] and approved_at:
                 delta = datetime.fromisoformat(d["sent_at"]) - datetime.fromisoformat(approved_at)
                 taken = f"{delta.total_seconds():.2f}s"
-            entries = box.states[d["channel"]].received
+            emulator = (
+                "mastodon" if d["channel"] == "microblog" and d["target"] == "fediverse" else d["channel"]
+            )
+            entries = box.states[emulator].received
             if d["channel"] == "sms" and d.get("recipients"):
                 counts = d["recipients"]
                 taken += " (" + ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) + ")"

@@ -7,11 +7,11 @@ from urllib.parse import urlencode
 
 from channels.display import load_registry
 from dispatcher.serving import Running, serve_in_thread
-from sandbox import kannel, signs, weibo, wordpress
+from sandbox import kannel, mastodon, signs, weibo, wordpress
 from sandbox.emulator import EmulatorState
 from settings import Settings
 
-NAMES = ("website", "sms", "display", "microblog")
+NAMES = ("website", "sms", "display", "microblog", "mastodon")
 
 
 @dataclass
@@ -37,7 +37,19 @@ class Sandbox:
             ),
             "display": signs.create_app(load_registry(s.display.registry)),
             "microblog": weibo.create_app(
-                {a.access_token.get_secret_value(): 1000001 + i for i, a in enumerate(s.microblog.accounts)}
+                {
+                    a.access_token.get_secret_value(): 1000001 + i
+                    for i, a in enumerate(s.microblog.accounts)
+                    if a.driver == "weibo"
+                }
+            ),
+            "mastodon": mastodon.create_app(
+                {
+                    a.access_token.get_secret_value(): a.name
+                    for a in s.microblog.accounts
+                    if a.driver == "mastodon"
+                }
+                or None
             ),
         }
         for name, (app, state) in apps.items():

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from channels.microblog import LINK_PATTERN, weibo_length
+from channels.weibo import LINK_PATTERN, weibo_length
 from sandbox.emulator import EmulatorState, emulator_app
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.microblog import LINK_WEIGHT, weibo_length
+from channels.weibo import LINK_WEIGHT, weibo_length
 
 
 @pytest.mark.parametrize(

@@ -175,12 +175,12 @@ def test_weibo_refuses_repeated_content_and_destroys_by_id() -> None:
     assert again.json["error_code"] == 20101
 
 
-def four_free_ports() -> int:
-    """A port p with p..p+3 free on 127.0.0.1 (the sandbox listens on four consecutive ports)."""
-    for base in range(21000 + os.getpid() % 2000 * 4, 65000, 4):
+def five_free_ports() -> int:
+    """A port p with p..p+4 free on 127.0.0.1 (the sandbox listens on five consecutive ports)."""
+    for base in range(21000 + os.getpid() % 2000 * 5, 65000, 5):
         socks = []
         try:
-            for port in range(base, base + 4):
+            for port in range(base, base + 5):
                 sock = socket.socket()
                 socks.append(sock)
                 sock.bind(("127.0.0.1", port))
@@ -190,11 +190,11 @@ def four_free_ports() -> int:
         finally:
             for sock in socks:
                 sock.close()
-    raise RuntimeError("no four consecutive free ports")
+    raise RuntimeError("no five consecutive free ports")
 
 
 def test_the_sandbox_command_serves_and_stops_on_sigterm(environment: dict[str, str]) -> None:
-    base = four_free_ports()
+    base = five_free_ports()
     process = subprocess.Popen(
         [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port-base", str(base)],
         env={**os.environ, **environment},

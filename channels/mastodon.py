@@ -1,0 +1,84 @@
+"""The Mastodon API, as a microblog driver for offices on federated networks.
+
+Speaks: ``POST /api/v1/statuses`` (``status``, ``visibility``) with an ``Idempotency-Key`` header,
+``DELETE /api/v1/statuses/:id`` and ``GET /api/v1/accounts/verify_credentials`` (the probe), with an
+OAuth bearer token — see https://docs.joinmastodon.org/methods/statuses/. Errors come as
+``{"error": "..."}``: 401 for a bad token, 422 for a refused status (too long, blank), 429 when rate
+limited (``X-RateLimit-Reset`` says when the window reopens).
+
+The server remembers an ``Idempotency-Key`` for an hour and answers a repeated post with the first
+status, so the delivery's key makes a resend after a lost answer safe without a lookup. Limits: 500
+characters by default (the instance may allow more), every link counted as 23.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from channels.base import Health, HttpApi, Receipt
+from dispatcher.errors import ChannelError, PermanentChannelError, TemporaryChannelError
+
+LINK_PATTERN = re.compile(r"https?://\S+")
+LINK_LENGTH = 23
+
+
+def mastodon_length(text: str) -> int:
+    return len(LINK_PATTERN.sub("x" * LINK_LENGTH, text))
+
+
+class MastodonApi(HttpApi):
+    name = "mastodon"
+    max_length = 500
+
+    def __init__(self, base: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base = base.rstrip("/")
+
+    @staticmethod
+    def length(text: str) -> int:
+        return mastodon_length(text)
+
+    def error_for(self, response: Any) -> ChannelError:
+        error = super().error_for(response)
+        if response.status_code == 401:
+            error.alert = True
+        reset = response.headers.get("X-RateLimit-Reset")
+        if isinstance(error, TemporaryChannelError) and reset and error.retry_after is None:
+            try:
+                when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+                error.retry_after = max(0.0, (when - datetime.now(UTC)).total_seconds())
+            except ValueError:
+                pass
+        return error
+
+    def _auth(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def post(self, token: str, text: str, key: str) -> Receipt:
+        status = self.request(
+            "POST",
+            f"{self.base}/api/v1/statuses",
+            headers={**self._auth(token), "Idempotency-Key": key},
+            json={"status": text, "visibility": "public"},
+        ).json()
+        return Receipt(str(status["id"]), {"url": status.get("url")})
+
+    def find(self, token: str, text: str, key: str) -> Receipt | None:
+        return None  # no lookup needed: posting again with the same Idempotency-Key is safe
+
+    def delete(self, token: str, status_id: str) -> None:
+        try:
+            self.request(
+                "DELETE",
+                f"{self.base}/api/v1/statuses/{status_id}",
+                idempotent=True,
+                headers=self._auth(token),
+            )
+        except PermanentChannelError as exc:
+            if exc.code != 404:  # already deleted
+                raise
+
+    def check(self, token: str) -> Health:
+        return self.timed_probe(f"{self.base}/api/v1/accounts/verify_credentials", headers=self._auth(token))

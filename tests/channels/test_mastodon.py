@@ -1,0 +1,135 @@
+"""The Mastodon driver of the microblog channel, against the Mastodon emulator."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from channels import build_channel
+from channels.base import Channel, Payload
+from channels.mastodon import mastodon_length
+from dispatcher.errors import ContentError, OutcomeUnknownError, PermanentChannelError
+from dispatcher.items import parse_item
+from dispatcher.rendering import TemplateRenderer, publication_for
+from sandbox.server import Sandbox
+from settings import Settings
+from tests.conftest import item_doc
+
+
+@pytest.fixture
+def channel(settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Channel:
+    accounts = [
+        {
+            "name": "fediverse",
+            "access_token": "sandbox-mastodon-token",
+            "driver": "mastodon",
+            "api_base": sandbox.urls["mastodon"],
+        }
+    ]
+    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", json.dumps(accounts))
+    return build_channel("microblog", Settings())
+
+
+def payload_for(channel: Channel, settings: Settings, **changes: Any) -> Payload:
+    pub = publication_for(
+        parse_item(item_doc(**changes)),
+        item_id=1,
+        uid="e" * 32,
+        revision=1,
+        public_url=settings.website.public_url,
+    )
+    return channel.prepare(pub, channel.targets(pub)[0], TemplateRenderer(settings.templates_dir))
+
+
+def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
+    received = requests.get(f"{sandbox.urls['mastodon']}/_sandbox/received", timeout=5).json()
+    return [r for r in received if r["action"] == "post"]
+
+
+def test_links_count_23_characters() -> None:
+    assert mastodon_length("预警 https://www.example.gov.cn/a/very/long/path/to/the/notice/") == 3 + 23
+
+
+def test_a_repeated_post_with_the_same_key_creates_one_status(
+    channel: Channel, settings: Settings, sandbox: Sandbox
+) -> None:
+    payload = payload_for(channel, settings)
+    assert payload.body["driver"] == "mastodon"
+    first = channel.send(payload, "key-1")
+    second = channel.send(payload, "key-1")
+    assert first.provider_id == second.provider_id
+    assert len(posts(sandbox)) == 1 and posts(sandbox)[0]["key"] == "key-1"
+
+
+def test_a_lost_answer_is_safe_to_resend(channel: Channel, settings: Settings, sandbox: Sandbox) -> None:
+    payload = payload_for(channel, settings)
+    requests.post(
+        f"{sandbox.urls['mastodon']}/_sandbox/faults",
+        json={"mode": "lost", "seconds": 3, "method": "POST"},
+        timeout=5,
+    ).raise_for_status()
+    with pytest.raises(OutcomeUnknownError):
+        channel.send(payload, "key-2")
+    receipt = channel.send(payload, "key-2")
+    assert [p["id"] for p in posts(sandbox)] == [receipt.provider_id]
+
+
+def test_retract_deletes_and_a_second_retract_is_done(
+    channel: Channel, settings: Settings, sandbox: Sandbox
+) -> None:
+    payload = payload_for(channel, settings)
+    receipt = channel.send(payload, "key-3")
+    channel.retract(payload, receipt)
+    channel.retract(payload, receipt)  # 404: already gone
+    received = requests.get(f"{sandbox.urls['mastodon']}/_sandbox/received", timeout=5).json()
+    assert [r["action"] for r in received] == ["post", "delete"]
+
+
+def test_the_limit_is_the_instance_s(
+    channel: Channel, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None}
+    assert payload_for(channel, settings, **tip, short_text="长" * 110).body["length"] > 140  # over Weibo's
+    accounts = [
+        {
+            "name": "fediverse",
+            "access_token": "sandbox-mastodon-token",
+            "driver": "mastodon",
+            "api_base": sandbox.urls["mastodon"],
+            "max_length": 60,
+        }
+    ]
+    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", json.dumps(accounts))
+    small = build_channel("microblog", Settings())
+    with pytest.raises(ContentError, match="microblog target fediverse: length is .*, the limit is 60"):
+        payload_for(small, settings, **tip, short_text="长" * 50)
+
+
+def test_a_bad_token_fails_permanently_and_alerts(
+    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accounts = [
+        {
+            "name": "fediverse",
+            "access_token": "revoked",
+            "driver": "mastodon",
+            "api_base": sandbox.urls["mastodon"],
+        }
+    ]
+    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", json.dumps(accounts))
+    channel = build_channel("microblog", Settings())
+    assert not channel.probe().ok
+    with pytest.raises(PermanentChannelError) as caught:
+        channel.send(payload_for(channel, settings), "key-4")
+    assert caught.value.alert is True and "revoked" not in str(caught.value)
+
+
+def test_a_mastodon_account_needs_its_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "f", "access_token": "t", "driver": "mastodon"}]'
+    )
+    with pytest.raises(ValueError, match="needs api_base"):
+        Settings()
