@@ -50,7 +50,12 @@ def create_app(settings: Settings) -> Celery:
                 "task": "dispatcher.sweep",
                 "schedule": settings.sweep_interval,
                 "options": {"queue": "control", "expires": settings.sweep_interval * 5},
-            }
+            },
+            "watch-signs": {
+                "task": "dispatcher.watch_signs",
+                "schedule": settings.display.watch_interval,
+                "options": {"queue": "control", "expires": settings.display.watch_interval},
+            },
         },
         beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
     )

@@ -226,8 +226,13 @@ class DisplayChannel(Channel):
         ).json()
         return Receipt(provider_id=str(answer.get("id", key)), detail={"sign": body["sign"]})
 
+    def showing(self, sign_id: str) -> dict[str, Any] | None:
+        """The message a sign shows now (``id``, ``multi``, ``priority``), or None when it is blank."""
+        shown = self.request("GET", f"{self.address(sign_id)}/message", idempotent=True).json()
+        return shown or None
+
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
-        shown = self.request("GET", f"{self.address(payload.body['sign'])}/message", idempotent=True).json()
+        shown = self.showing(payload.body["sign"])
         if shown and shown.get("id") == key:
             return Receipt(provider_id=key, detail={"sign": payload.body["sign"]})
         return None

@@ -8,7 +8,7 @@ import socket
 
 from channels import build_channel
 from channels.base import Channel
-from dispatcher import delivery, fanout
+from dispatcher import delivery, fanout, signwatch
 from dispatcher.ledger import Ledger
 from settings import Settings, get_settings
 from worker import app
@@ -54,6 +54,14 @@ def deliver(delivery_id: int) -> str | None:
     here = runtime()
     state = delivery.deliver(here.ledger, here.settings, delivery_id, worker, here.channel)
     return state.value if state else None
+
+
+@app.task(name="dispatcher.watch_signs", ignore_result=True)
+def watch_signs() -> int:
+    here = runtime()
+    channel = here.channel("display")
+    report = signwatch.watch_signs(here.ledger, here.settings, channel)  # type: ignore[arg-type]
+    return len(report.resent)
 
 
 @app.task(name="dispatcher.sweep", ignore_result=True)

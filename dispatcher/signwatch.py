@@ -1,0 +1,75 @@
+"""Keeping signs showing what was sent to them.
+
+A sign controller that restarts forgets its messages, and one that was off the network missed
+nothing but may come back blank. The watch (a periodic task, every ``DISPATCH_DISPLAY__WATCH_INTERVAL``
+seconds) reads every sign that was sent a message still valid and, when the sign shows neither that
+message nor one of higher priority, sends it again with the same id — the controller takes a known id
+as the same message. Each re-send is an event in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from channels import build_channel
+from channels.base import Payload
+from channels.display import DisplayChannel
+from dispatcher.errors import ChannelError, DispatchError
+from dispatcher.items import Item
+from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger, RevisionRow, record, utcnow
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WatchReport:
+    checked: int = 0
+    resent: list[int] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | None = None) -> WatchReport:
+    """Check every sign holding a valid message of ours; re-send what a sign lost."""
+    now = utcnow()
+    with ledger.session() as session:
+        rows = session.execute(
+            select(DeliveryRow, RevisionRow.document)
+            .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
+            .where(DeliveryRow.channel == "display", DeliveryRow.state == DeliveryState.sent)
+        ).all()
+        live = [(d, doc) for d, doc in rows if Item.model_validate(doc).expires > now]
+    report = WatchReport()
+    if not live:
+        return report
+    display = channel or build_channel("display", settings)
+    assert isinstance(display, DisplayChannel)
+    for delivery, _document in live:
+        report.checked += 1
+        payload = Payload("display", delivery.target, delivery.payload)
+        try:
+            shown = display.showing(payload.body["sign"])
+            if shown and (
+                shown.get("id") == delivery.idempotency_key or shown["priority"] > payload.body["priority"]
+            ):
+                continue
+            display.send(payload, delivery.idempotency_key)
+        except (ChannelError, DispatchError) as exc:
+            report.unreachable.append(delivery.target)
+            log.warning("sign %s: %s", delivery.target, exc)
+            continue
+        report.resent.append(delivery.id)
+        with ledger.session() as session:
+            record(
+                session,
+                "delivery.resent",
+                actor="sign-watch",
+                item_id=delivery.item_id,
+                delivery_id=delivery.id,
+                sign=delivery.target,
+                reason="blank" if not shown else f"showed {shown.get('id')}",
+            )
+    return report

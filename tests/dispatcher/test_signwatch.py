@@ -1,0 +1,89 @@
+"""Signs that forget or drop off the network are given their message again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import requests
+
+from dispatcher import approval
+from dispatcher.delivery import deliver
+from dispatcher.items import parse_item
+from dispatcher.ledger import DeliveryRow, EventRow, Ledger
+from dispatcher.signwatch import watch_signs
+from sandbox.server import Sandbox
+from settings import Settings
+from tests.conftest import item_doc
+
+
+def sent_to_signs(ledger: Ledger, settings: Settings, **changes: object) -> list[DeliveryRow]:
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["display"], **changes)))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        rows = session.query(DeliveryRow).filter_by(item_id=item_id).all()
+    for row in rows:
+        deliver(ledger, settings, row.id, "test-worker")
+    return rows
+
+
+def sign(sandbox: Sandbox, sign_id: str, action: str, **body: object) -> requests.Response:
+    return requests.post(f"{sandbox.urls['display']}/_sandbox/signs/{sign_id}/{action}", json=body, timeout=5)
+
+
+def showing(sandbox: Sandbox, sign_id: str) -> dict | None:
+    return requests.get(f"{sandbox.urls['display']}/signs/{sign_id}/message", timeout=5).json()
+
+
+def test_nothing_is_resent_while_signs_show_their_messages(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sent_to_signs(ledger, settings)
+    report = watch_signs(ledger, settings)
+    assert report.checked == 2 and report.resent == []
+
+
+def test_a_rebooted_sign_gets_its_warning_back(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    rows = sent_to_signs(ledger, settings)
+    first = next(r for r in rows if r.target == "BJ-CY-001")
+    sign(sandbox, "BJ-CY-001", "reboot")
+    assert showing(sandbox, "BJ-CY-001") is None
+    report = watch_signs(ledger, settings)
+    assert report.resent == [first.id]
+    assert showing(sandbox, "BJ-CY-001")["id"] == first.idempotency_key
+    with ledger.session() as session:
+        event = session.query(EventRow).filter_by(name="delivery.resent").one()
+    assert event.detail == {"sign": "BJ-CY-001", "reason": "blank"}
+
+
+def test_an_offline_sign_is_resent_once_it_answers(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sent_to_signs(ledger, settings)
+    sign(sandbox, "BJ-CY-002", "reboot")
+    sign(sandbox, "BJ-CY-002", "offline", offline=True)
+    report = watch_signs(ledger, settings)
+    assert report.unreachable == ["BJ-CY-002"] and report.resent == []
+    sign(sandbox, "BJ-CY-002", "offline", offline=False)
+    assert len(watch_signs(ledger, settings).resent) == 1
+
+
+def test_a_sign_showing_a_higher_priority_message_is_left_alone(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None, "title": "提示"}
+    sent_to_signs(ledger, settings, **tip)
+    requests.put(
+        f"{sandbox.urls['display']}/signs/BJ-CY-001/message",
+        timeout=5,
+        json={"id": "other-warning", "multi": "暴雨", "priority": 200},
+    ).raise_for_status()
+    assert watch_signs(ledger, settings).resent == []
+
+
+def test_expired_items_are_not_watched(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    sent_to_signs(ledger, settings, expires=soon)
+    import time
+
+    time.sleep(2.1)
+    assert watch_signs(ledger, settings).checked == 0
