@@ -30,13 +30,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages: python3-venv for the virtualenv; for the tests, redis-server (a real broker) and
-# kannel + kannel-extras (a real SMS gateway: bearerbox, smsbox and the fake SMSC).
+# kannel + kannel-extras (a real SMS gateway: bearerbox, smsbox and the fake SMSC), snmpd + snmp (a
+# real SNMP agent for the NTCIP 1203 sign driver).
 system-packages:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./.ci/apt-install python3-venv
 
 test-packages:
 	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
 	@test -x /usr/lib/kannel/test/fakesmsc || ./.ci/apt-install kannel kannel-extras
+	@test -x /usr/sbin/snmpd || ./.ci/apt-install snmpd snmp
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

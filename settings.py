@@ -77,6 +77,12 @@ class DisplaySettings(BaseModel):
         description="Joined with a sign's address when the registry gives a bare id instead of a URL.",
     )
     page_time: float = Field(3.0, gt=0, description="Seconds each page is shown.")
+    snmp_read_community: SecretStr = Field(
+        SecretStr("public"), description="NTCIP signs: SNMP read community."
+    )
+    snmp_write_community: SecretStr = Field(
+        SecretStr("private"), description="NTCIP signs: SNMP write community."
+    )
     watch_interval: float = Field(
         30.0, gt=0, description="Seconds between checks that signs still show what was sent to them."
     )

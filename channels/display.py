@@ -33,7 +33,7 @@ import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -43,6 +43,9 @@ from dispatcher.errors import ChannelError, ConfigurationError, ContentError, Te
 from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
 from settings import DisplaySettings
+
+if TYPE_CHECKING:
+    from channels.ntcip import NtcipSign
 
 PRIORITY = {Kind.warning: 200, Kind.release: 100, Kind.safety_tip: 50}
 _TOKEN = re.compile(r"[A-Za-z0-9]+|\s+|.", re.DOTALL)
@@ -61,8 +64,10 @@ class Sign(BaseModel):
     charset: str = Field("gb2312", description="What the sign's font can show; other characters are refused.")
     cjk_cells: int = Field(1, ge=1, le=2, description="Cells a CJK character takes (1 on most LED fonts).")
     page_time: float | None = Field(None, gt=0, description="Seconds per page; default from the settings.")
-    driver: str = "http"
-    address: str
+    driver: Literal["http", "ntcip"] = "http"
+    address: str = Field(
+        description="http: a URL or an id under http_base_url; ntcip: host:port of the agent"
+    )
 
     @field_validator("charset")
     @classmethod
@@ -212,8 +217,26 @@ class DisplayChannel(Channel):
     def limits(self, target: Target) -> dict[str, int]:
         return {"pages": int(target.detail["max_pages"])}
 
+    def _snmp(self, sign_id: str) -> NtcipSign | None:
+        """The SNMP driver of an NTCIP sign, or None for a sign on the HTTP driver."""
+        sign = self.signs.get(sign_id)
+        if sign is None or sign.driver != "ntcip":
+            return None
+        from channels.ntcip import NtcipSign  # pysnmp is loaded only where NTCIP signs exist
+
+        return NtcipSign(
+            sign,
+            read_community=self.settings.snmp_read_community.get_secret_value(),
+            write_community=self.settings.snmp_write_community.get_secret_value(),
+            timeout=self.settings.timeout,
+        )
+
     def send(self, payload: Payload, key: str) -> Receipt:
         body = payload.body
+        snmp = self._snmp(body["sign"])
+        if snmp is not None:
+            snmp.activate(body["multi"], body["priority"], body["duration_minutes"], key)
+            return Receipt(provider_id=key, detail={"sign": body["sign"]})
         answer = self.request(
             "PUT",
             f"{self.address(body['sign'])}/message",
@@ -228,6 +251,9 @@ class DisplayChannel(Channel):
 
     def showing(self, sign_id: str) -> dict[str, Any] | None:
         """The message a sign shows now (``id``, ``multi``, ``priority``), or None when it is blank."""
+        snmp = self._snmp(sign_id)
+        if snmp is not None:
+            return snmp.showing()
         shown = self.request("GET", f"{self.address(sign_id)}/message", idempotent=True).json()
         return shown or None
 
@@ -238,6 +264,11 @@ class DisplayChannel(Channel):
         return None
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
+        snmp = self._snmp(payload.body["sign"])
+        if snmp is not None:
+            if self.lookup(payload, receipt.provider_id or "") is not None:
+                snmp.blank()
+            return
         url = f"{self.address(payload.body['sign'])}/message/{receipt.provider_id}"
         self.request("DELETE", url, idempotent=True)
 
@@ -246,7 +277,11 @@ class DisplayChannel(Channel):
         offline = []
         for sign_id in self.signs:
             try:
-                self.request("GET", f"{self.address(sign_id)}/status", idempotent=True)
+                snmp = self._snmp(sign_id)
+                if snmp is not None:
+                    snmp.showing()
+                else:
+                    self.request("GET", f"{self.address(sign_id)}/status", idempotent=True)
             except ChannelError:
                 offline.append(sign_id)
         latency = (time.monotonic() - started) * 1000
