@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(300.0, gt=0)
     templates_dir: Path = PROJECT_DIR / "templates"
+    task_signing_key: SecretStr = Field(
+        SecretStr(""), description="HMAC key of task messages; default: generated once into var/."
+    )
     api: ApiSettings = Field(default_factory=ApiSettings)
     website: WebsiteSettings = Field(default_factory=WebsiteSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)

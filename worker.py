@@ -12,6 +12,7 @@ from celery import Celery
 from kombu import Queue
 from kombu.transport import sqlalchemy as sqlalchemy_transport
 
+from dispatcher import signing
 from settings import Settings, get_settings
 
 CHANNEL_QUEUES = ("website", "sms", "display", "microblog")
@@ -20,6 +21,7 @@ QUEUES = ("urgent", *CHANNEL_QUEUES, "control")
 
 def create_app(settings: Settings) -> Celery:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    signing.install(settings)
     app = Celery("dispatcher", broker=settings.broker_url, include=["dispatcher.tasks"])
     transport_options: dict[str, object] = {}
     if settings.embedded_broker:
@@ -39,12 +41,14 @@ def create_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
+        task_serializer=signing.SERIALIZER,
+        accept_content=[signing.CONTENT_TYPE],
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         worker_concurrency=settings.worker_concurrency,
         worker_hijack_root_logger=False,
+        # Records every message it refuses (unsigned, undecodable) in the ledger, besides the log.
+        worker_consumer="dispatcher.tasks:GuardedConsumer",
         beat_schedule={
             "sweep": {
                 "task": "dispatcher.sweep",

@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import Any
+
+from celery import signals
+from celery.worker.consumer import Consumer
 
 from channels import build_channel
 from channels.base import Channel
 from dispatcher import delivery, fanout, signwatch
-from dispatcher.ledger import Ledger
+from dispatcher.ledger import Ledger, record
 from settings import Settings, get_settings
 from worker import app
 
@@ -43,6 +47,49 @@ def runtime() -> Runtime:
     if _runtime is None or _runtime.pid != os.getpid():
         _runtime = Runtime(get_settings())
     return _runtime
+
+
+def record_refusal(reason: str, message: Any) -> None:
+    """A message the worker will not run (unsigned, undecodable, unknown task): log it and keep an event."""
+    headers = getattr(message, "headers", None) or {}
+    detail = {
+        "reason": reason[:300],
+        "task": str(headers.get("task", ""))[:100],
+        "content_type": str(getattr(message, "content_type", ""))[:100],
+        "queue": str((getattr(message, "delivery_info", None) or {}).get("routing_key", ""))[:50],
+    }
+    log.error("task message refused: %s", detail)
+    try:
+        with runtime().ledger.session() as session:
+            record(
+                session,
+                "task.refused",
+                actor=f"worker@{socket.gethostname()}:{os.getpid()}",
+                reason=detail["reason"],
+                task=detail["task"],
+                content_type=detail["content_type"],
+                queue=detail["queue"],
+            )
+    except Exception:  # the ledger may be the thing that is broken; the log line stands
+        log.exception("could not record the refused message in the ledger")
+
+
+class GuardedConsumer(Consumer):
+    """Celery's consumer, recording in the ledger every message it cannot decode or trust."""
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        super().on_decode_error(message, exc)
+        record_refusal(f"{type(exc).__name__}: {exc}", message)
+
+
+@signals.task_unknown.connect
+def _unknown_task(sender: Any = None, name: str = "", message: Any = None, exc: Any = None, **_: Any) -> None:
+    record_refusal(f"unknown task {name!r}", message)
+
+
+@signals.task_rejected.connect
+def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any) -> None:
+    record_refusal(f"rejected: {exc!r}", message)
 
 
 @app.task(name="dispatcher.deliver", ignore_result=True)

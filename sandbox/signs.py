@@ -63,7 +63,9 @@ def parse_multi(multi: str) -> list[list[str]]:
 def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
     app, state = emulator_app("signs", lambda status: jsonify({"error": "controller unavailable"}))
     by_id = {
-        sign.address if "://" not in sign.address else sign.id: sign for sign in signs if sign.driver == "http"
+        sign.address if "://" not in sign.address else sign.id: sign
+        for sign in signs
+        if sign.driver == "http"
     }
     # Per sign, the messages it holds: the last one shows; when it expires or is cleared, the one
     # beneath it (if still valid) shows again, as a sign restores what a pre-empting warning covered.

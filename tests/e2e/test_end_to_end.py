@@ -160,3 +160,31 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
         sent = session.query(EventRow).filter_by(name="delivery.sent", delivery_id=website.id).one()
     assert website.attempts == 2
     assert sent.detail["found_by_lookup"] is True
+
+
+def test_an_unsigned_task_injected_into_the_broker_is_refused(
+    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from celery import Celery
+
+    ledger, item_id = publish(settings, channels=["website"])
+    broker = settings.broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(broker) as db:  # the real task is lost, so only the forged one is there
+        db.execute("DELETE FROM kombu_message")
+    with ledger.session() as session:
+        delivery = session.query(DeliveryRow).filter_by(item_id=item_id).one()
+    intruder = Celery("intruder", broker=settings.broker_url)
+    intruder.conf.task_serializer = "json"
+    intruder.send_task("dispatcher.deliver", args=[delivery.id], queue="urgent")
+    run_worker(worker_env)
+    log = tmp_path / "worker.log"
+    deadline = time.monotonic() + 20
+    while "task message refused" not in (log.read_text(errors="replace") if log.exists() else ""):
+        assert time.monotonic() < deadline, "the worker did not log the refusal"
+        time.sleep(0.2)
+    with ledger.session() as session:
+        assert session.get(DeliveryRow, delivery.id).state.value == "pending"
+        assert session.query(EventRow).filter_by(name="delivery.claimed").count() == 0
+        refused = session.query(EventRow).filter_by(name="task.refused").one()
+    assert refused.detail["task"] == "dispatcher.deliver" and "json" in refused.detail["content_type"]
+    assert received(sandbox, "website") == []
