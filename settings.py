@@ -134,6 +134,11 @@ class ApiSettings(BaseModel):
     )
 
 
+class RetryBudget(BaseModel):
+    attempts: int = Field(5, ge=1, description="Attempts before a delivery is dead.")
+    seconds: float = Field(21600, gt=0, description="Time from approval (or re-drive) before it is dead.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DISPATCH_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -148,7 +153,15 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1)
     lease_seconds: int = Field(60, ge=5, description="How long a claimed delivery stays claimed.")
     sweep_interval: float = Field(2.0, gt=0, description="Seconds between sweeps of the outbox.")
-    max_attempts: int = Field(5, ge=1)
+    max_attempts: int = Field(5, ge=1, description="Default retry budget: attempts.")
+    max_retry_seconds: float = Field(21600, gt=0, description="Default retry budget: seconds.")
+    retry_budgets: dict[str, RetryBudget] = Field(
+        default_factory=dict, description="Per channel: {attempts, seconds}, overriding the defaults."
+    )
+    repeat_when_unknown: dict[str, bool] = Field(
+        default_factory=lambda: {"warning": True, "safety_tip": False, "release": False},
+        description="Per kind: send again when a channel without lookup left the outcome unknown.",
+    )
     retry_base_seconds: float = Field(2.0, gt=0)
     retry_max_seconds: float = Field(300.0, gt=0)
     templates_dir: Path = PROJECT_DIR / "templates"
@@ -170,6 +183,11 @@ class Settings(BaseSettings):
             self.sms.dlr_url = f"{self.api.public_url.rstrip('/')}/sms/dlr"
         if not self.sms.callback_token.get_secret_value():
             self.sms.callback_token = self.api.token
+
+    def budget(self, channel: str) -> RetryBudget:
+        return self.retry_budgets.get(channel) or RetryBudget(
+            attempts=self.max_attempts, seconds=self.max_retry_seconds
+        )
 
     @property
     def embedded_broker(self) -> bool:

@@ -186,6 +186,10 @@ class HttpApi:
 class Channel(HttpApi, abc.ABC):
     """An adapter: the verbs of one channel; the HTTP boundary comes from :class:`HttpApi`."""
 
+    #: False when the API can neither find an earlier send nor take a repeat safely (a plain SMS
+    #: gateway): an unknown outcome is then resolved by the per-kind policy, not by a lookup.
+    can_look_up: ClassVar[bool] = True
+
     # -- the verbs an adapter fills in ---------------------------------------------------------
 
     @abc.abstractmethod

@@ -63,6 +63,7 @@ def segments_of(text: str) -> tuple[str, int]:
 
 class SmsChannel(Channel):
     name = "sms"
+    can_look_up = False
     max_segments = 10
 
     def __init__(self, settings: SmsSettings, **kwargs: Any) -> None:

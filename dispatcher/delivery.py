@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,9 +20,11 @@ from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Channel, Payload, Receipt, digest_of
+from dispatcher import subscribers
 from dispatcher.errors import (
     ChannelError,
     DispatchError,
+    NotRepeatedError,
     OutcomeUnknownError,
     TemporaryChannelError,
 )
@@ -30,6 +32,7 @@ from dispatcher.ledger import (
     TERMINAL,
     DeliveryRow,
     DeliveryState,
+    EventRow,
     ItemRow,
     ItemState,
     Ledger,
@@ -49,6 +52,8 @@ class Claim:
     in_doubt: bool
     payload: Payload
     key: str
+    kind: str
+    budget_start: datetime
 
 
 def backoff(settings: Settings, attempt: int, retry_after: float | None) -> float:
@@ -82,6 +87,12 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
             )
             return None
         in_doubt = row.state in (DeliveryState.sending, DeliveryState.unknown)
+        kind = session.get_one(ItemRow, row.item_id).kind
+        redriven = session.scalar(
+            select(func.max(EventRow.at)).where(
+                EventRow.delivery_id == row.id, EventRow.name == "delivery.redriven"
+            )
+        )
         row.state = DeliveryState.sending
         row.attempts += 1
         row.lease_until = now + timedelta(seconds=settings.lease_seconds)
@@ -101,16 +112,36 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
             in_doubt,
             Payload(row.channel, row.target, dict(row.payload)),
             row.idempotency_key,
+            kind,
+            max(row.created_at, redriven) if redriven else row.created_at,
         )
 
 
-def attempt(channel: Channel, claim: Claim) -> tuple[Receipt, bool]:
-    """Send, or find the earlier send first when a previous attempt may have landed."""
-    if claim.in_doubt:
+def attempt(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -> tuple[Receipt, str]:
+    """Send, or settle first whether a previous attempt that may have landed did.
+
+    Returns the receipt and how it was obtained: ``sent``, ``lookup`` (the channel found the earlier
+    send), ``reports`` (delivery reports prove the gateway took it) or ``repeated`` (no way to know;
+    the per-kind policy allowed sending again).
+    """
+    if not claim.in_doubt:
+        return channel.send(claim.payload, claim.key), "sent"
+    if channel.can_look_up:
         found = channel.lookup(claim.payload, claim.key)
         if found is not None:
-            return found, True
-    return channel.send(claim.payload, claim.key), False
+            return found, "lookup"
+        return channel.send(claim.payload, claim.key), "sent"
+    if claim.payload.channel == "sms":
+        with ledger.session() as session:
+            reported = subscribers.reported(session, claim.delivery_id)
+        if reported:
+            return Receipt(claim.key, {"recipients_reported": reported}), "reports"
+    if not settings.repeat_when_unknown.get(claim.kind, False):
+        raise NotRepeatedError(
+            f"{claim.payload.channel}: the outcome of attempt {claim.attempt - 1} is unknown and the "
+            f"policy for a {claim.kind} is not to repeat it"
+        )
+    return channel.send(claim.payload, claim.key), "repeated"
 
 
 ChannelSource = Callable[[str], Channel]
@@ -133,17 +164,17 @@ def deliver(
         return None
     error: DispatchError | None = None
     receipt: Receipt | None = None
-    found = False
+    how = "sent"
     try:
         name = taken.payload.channel
         channel = channel_for(name) if channel_for else build_channel(name, settings)
-        receipt, found = attempt(channel, taken)
+        receipt, how = attempt(ledger, settings, channel, taken)
     except DispatchError as exc:
         error = exc
     except Exception as exc:  # a bug or an unforeseen library error: retried within the budget
         log.exception("delivery %s: unexpected error", delivery_id)
         error = TemporaryChannelError(f"{type(exc).__name__}: {exc}")
-    return finish(ledger, settings, taken, worker, receipt, found, error)
+    return finish(ledger, settings, taken, worker, receipt, how, error)
 
 
 def finish(
@@ -152,7 +183,7 @@ def finish(
     taken: Claim,
     worker: str,
     receipt: Receipt | None,
-    found: bool,
+    how: str,
     error: DispatchError | None,
 ) -> DeliveryState | None:
     now = utcnow()
@@ -188,12 +219,24 @@ def finish(
             row.provider_id = receipt.provider_id
             row.sent_at = now
             row.last_error = None
-            event("delivery.sent", provider_id=receipt.provider_id, found_by_lookup=found)
+            event(
+                "delivery.sent",
+                provider_id=receipt.provider_id,
+                found_by_lookup=how == "lookup",
+                how=how,
+            )
         elif isinstance(error, TemporaryChannelError):
-            if row.attempts >= settings.max_attempts:
+            budget = settings.budget(row.channel)
+            spent = (now - taken.budget_start).total_seconds()
+            if row.attempts >= budget.attempts or spent >= budget.seconds:
                 row.state = DeliveryState.dead
-                row.last_error = f"{error} (gave up after {row.attempts} attempts)"
-                event("delivery.dead", error=str(error))
+                row.last_error = f"{error} (gave up after {row.attempts} attempts in {spent:.0f}s)"
+                event(
+                    "delivery.dead",
+                    error=str(error),
+                    budget_attempts=budget.attempts,
+                    budget_seconds=budget.seconds,
+                )
             else:
                 delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
                 unknown = isinstance(error, OutcomeUnknownError)
@@ -208,7 +251,10 @@ def finish(
         else:
             row.state = DeliveryState.failed
             row.last_error = str(error)
-            event("delivery.failed", error=str(error))
+            if isinstance(error, NotRepeatedError):
+                event("delivery.failed", error=str(error), policy="do not repeat")
+            else:
+                event("delivery.failed", error=str(error))
         if isinstance(error, ChannelError) and error.alert:
             # Credentials expired or revoked: every delivery on this channel will fail until renewed.
             event("channel.alert", channel=row.channel, target=row.target, error=str(error))

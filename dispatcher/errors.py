@@ -9,6 +9,7 @@
     ├── InvalidItemError              an item file or document does not validate (names the field)
     ├── ContentError                  an approved item cannot be rendered within a channel's limits
     ├── RefusedError                  a state change the rules forbid (self-approval, approving twice)
+    ├── NotRepeatedError              an unknown outcome the per-kind policy does not let us repeat
     └── NotFoundError                 no such item or delivery
 
 Each carries ``exit_code`` for the command line: 2 for bad input, 1 for a refusal.
@@ -65,6 +66,10 @@ class ContentError(DispatchError):
 
 class RefusedError(DispatchError):
     exit_code = 1
+
+
+class NotRepeatedError(DispatchError):
+    pass
 
 
 class NotFoundError(DispatchError):

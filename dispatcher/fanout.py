@@ -17,7 +17,8 @@ from sqlalchemy import and_, create_engine, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger, utcnow
+from dispatcher.errors import RefusedError
+from dispatcher.ledger import DeliveryRow, DeliveryState, ItemRow, ItemState, Ledger, record, utcnow
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,45 @@ def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:
             .limit(5000)
         ).all()
     return [(row.id, row.queue) for row in rows]
+
+
+def redrive(
+    ledger: Ledger,
+    settings: Settings,
+    actor: str,
+    *,
+    channel: str | None = None,
+    item_id: int | None = None,
+) -> list[int]:
+    """Give dead deliveries a fresh retry budget and enqueue them; the ledger records who did it."""
+    if not actor.strip():
+        raise RefusedError("a re-drive needs the operator's name (--as NAME)")
+    with ledger.session() as session:
+        query = select(DeliveryRow).where(DeliveryRow.state == DeliveryState.dead)
+        if channel:
+            query = query.where(DeliveryRow.channel == channel)
+        if item_id is not None:
+            query = query.where(DeliveryRow.item_id == item_id)
+        rows = session.scalars(query.with_for_update()).all()
+        for row in rows:
+            record(
+                session,
+                "delivery.redriven",
+                actor=actor,
+                item_id=row.item_id,
+                delivery_id=row.id,
+                previous_attempts=row.attempts,
+                last_error=row.last_error,
+            )
+            row.state, row.attempts, row.next_attempt_at = DeliveryState.pending, 0, None
+        for touched in {row.item_id for row in rows}:
+            item = session.get_one(ItemRow, touched)
+            if item.state is not ItemState.approved:
+                item.state = ItemState.approved
+                record(session, "item.redriven", actor=actor, item_id=touched)
+        work = [(row.id, row.queue) for row in rows]
+    enqueue(ledger, settings, work)
+    return [delivery_id for delivery_id, _ in work]
 
 
 def sweep(ledger: Ledger, settings: Settings) -> int:

@@ -181,6 +181,17 @@ def opt_out(session: Session, phone: str, text: str) -> bool:
     return True
 
 
+def reported(session: Session, delivery_id: int) -> int:
+    """How many recipients of a delivery have had a delivery report: any report means the gateway took it."""
+    return len(
+        session.scalars(
+            select(RecipientRow.id).where(
+                RecipientRow.delivery_id == delivery_id, RecipientRow.report_type.is_not(None)
+            )
+        ).all()
+    )
+
+
 def recipient_counts(session: Session, delivery_id: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     for state in session.scalars(select(RecipientRow.state).where(RecipientRow.delivery_id == delivery_id)):

@@ -136,3 +136,9 @@ def test_a_draft_is_submitted_before_it_can_be_approved(tmp_path: Path, ledger: 
     assert run("submit", "1").exit_code == 0
     assert run("submit", "1").exit_code == 1  # no longer a draft
     assert run("approve", "1", "--as", "陈刚").exit_code == 0
+
+
+def test_redrive_needs_an_operator_and_a_known_channel(ledger: Ledger) -> None:
+    assert run("redrive").exit_code == 2  # --as is required
+    assert "did you mean 'microblog'" in run("redrive", "--as", "李雷", "--channel", "microblg").stderr
+    assert run("redrive", "--as", "李雷").stdout.strip() == "re-drove 0 dead deliveries"

@@ -233,3 +233,101 @@ def test_a_routine_message_waits_for_a_warning_to_end(
     assert waiting.next_attempt_at > utcnow() + timedelta(hours=20)  # the warning runs a day
     shown = requests.get(f"{sandbox.urls['display']}/signs/{tip[0].target}/message", timeout=5).json()
     assert shown["priority"] == 200
+
+
+TIP = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None, "topics": ["safety"]}
+
+
+def lose_sms_answer(ledger: Ledger, settings: Settings, sandbox: Sandbox, **changes: Any) -> DeliveryRow:
+    sms = approved(ledger, settings, channels=["sms"], **changes)[0]
+    inject(sandbox, "sms", mode="lost", seconds=3, path="/cgi-bin/sendsms")
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.unknown
+    make_due(ledger, sms.id)
+    return sms
+
+
+def test_an_unknown_sms_warning_is_repeated_and_the_ledger_says_so(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sms = lose_sms_answer(ledger, settings, sandbox)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.sent
+    assert len(received(sandbox, "sms")) == 2 * len(sms.payload["to"])  # the policy allowed a repeat
+    with ledger.session() as session:
+        sent = session.query(EventRow).filter_by(name="delivery.sent", delivery_id=sms.id).one()
+    assert sent.detail["how"] == "repeated"
+
+
+def test_an_unknown_routine_sms_is_not_repeated(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    sms = lose_sms_answer(ledger, settings, sandbox, **TIP)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
+    assert len(received(sandbox, "sms")) == len(sms.payload["to"])  # sent once, never again
+    assert "policy for a safety_tip is not to repeat" in row(ledger, sms.id).last_error
+    with ledger.session() as session:
+        failed = session.query(EventRow).filter_by(name="delivery.failed", delivery_id=sms.id).one()
+    assert failed.detail["policy"] == "do not repeat"
+
+
+def test_delivery_reports_settle_an_unknown_sms_without_a_repeat(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    from dispatcher import subscribers
+
+    sms = lose_sms_answer(ledger, settings, sandbox)
+    with ledger.session() as session:
+        subscribers.apply_report(session, sms.idempotency_key, sms.payload["to"][0], 8)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.sent
+    assert len(received(sandbox, "sms")) == len(sms.payload["to"])
+    with ledger.session() as session:
+        sent = session.query(EventRow).filter_by(name="delivery.sent", delivery_id=sms.id).one()
+    assert sent.detail["how"] == "reports"
+
+
+def test_a_channel_budget_in_attempts(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_RETRY_BUDGETS", '{"microblog": {"attempts": 2, "seconds": 3600}}')
+    tight = Settings()
+    microblog = approved(ledger, tight, channels=["microblog"])[0]
+    inject(sandbox, "microblog", mode="status", status=503, count=5)
+    assert deliver(ledger, tight, microblog.id, WORKER) is DeliveryState.retrying
+    make_due(ledger, microblog.id)
+    assert deliver(ledger, tight, microblog.id, WORKER) is DeliveryState.dead
+
+
+def test_a_channel_budget_in_time(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_RETRY_BUDGETS", '{"microblog": {"attempts": 50, "seconds": 60}}')
+    tight = Settings()
+    microblog = approved(ledger, tight, channels=["microblog"])[0]
+    with ledger.session() as session:  # approved two minutes ago
+        session.execute(update(DeliveryRow).values(created_at=utcnow() - timedelta(minutes=2)))
+    inject(sandbox, "microblog", mode="status", status=503)
+    assert deliver(ledger, tight, microblog.id, WORKER) is DeliveryState.dead
+    assert "gave up after 1 attempts" in row(ledger, microblog.id).last_error
+
+
+def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    from dispatcher.fanout import redrive
+
+    microblog = approved(ledger, settings, channels=["microblog", "website"])
+    dead = next(d for d in microblog if d.channel == "microblog")
+    website = next(d for d in microblog if d.channel == "website")
+    deliver(ledger, settings, website.id, WORKER)
+    inject(sandbox, "microblog", mode="status", status=500, count=settings.max_attempts)
+    for _ in range(settings.max_attempts):
+        make_due(ledger, dead.id)
+        deliver(ledger, settings, dead.id, WORKER)
+    with ledger.session() as session:
+        assert session.query(ItemRow).one().state is ItemState.partially_published
+    assert redrive(ledger, settings, "运维 李雷", channel="microblog") == [dead.id]
+    with ledger.session() as session:
+        event = session.query(EventRow).filter_by(name="delivery.redriven").one()
+        assert session.query(ItemRow).one().state is ItemState.approved
+    assert event.actor == "运维 李雷" and event.detail["previous_attempts"] == settings.max_attempts
+    assert deliver(ledger, settings, dead.id, WORKER) is DeliveryState.sent
+    with ledger.session() as session:
+        assert session.query(ItemRow).one().state is ItemState.published
+    assert redrive(ledger, settings, "运维 李雷") == []
