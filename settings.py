@@ -158,6 +158,16 @@ class Settings(BaseSettings):
     retry_budgets: dict[str, RetryBudget] = Field(
         default_factory=dict, description="Per channel: {attempts, seconds}, overriding the defaults."
     )
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description='Shared limits per channel or channel:target: {"sms": "20/s", "microblog:bj": "30/h"}.',
+    )
+    circuit_failures: int = Field(
+        5, ge=1, description="Consecutive temporary failures that open a target's circuit."
+    )
+    circuit_cooldown: float = Field(
+        60.0, gt=0, description="Seconds an open circuit rests before one trial send."
+    )
     repeat_when_unknown: dict[str, bool] = Field(
         default_factory=lambda: {"warning": True, "safety_tip": False, "release": False},
         description="Per kind: send again when a channel without lookup left the outcome unknown.",

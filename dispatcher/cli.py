@@ -261,8 +261,22 @@ def channels(as_json: bool) -> None:
             )
         except DispatchError as exc:
             results.append({"channel": name, "ok": False, "detail": str(exc), "latency_ms": None})
+    from dispatcher.circuits import not_closed
+
+    with _ledger().session() as session:
+        circuits: list[dict[str, Any]] = [
+            {
+                "channel": c.channel,
+                "target": c.target,
+                "state": c.state,
+                "failures": c.failures,
+                "open_until": c.open_until.isoformat() if c.open_until else None,
+                "last_error": c.last_error,
+            }
+            for c in not_closed(session)
+        ]
     if as_json:
-        _print_json(results)
+        _print_json({"channels": results, "circuits": circuits})
     else:
         click.echo(
             table(
@@ -273,6 +287,24 @@ def channels(as_json: bool) -> None:
                 ["channel", "health", "ms", "detail"],
             )
         )
+        if circuits:
+            click.echo("\ncircuits not closed:")
+            click.echo(
+                table(
+                    [
+                        [
+                            c["channel"],
+                            c["target"],
+                            c["state"],
+                            c["failures"],
+                            c["open_until"] or "",
+                            (c["last_error"] or "")[:50],
+                        ]
+                        for c in circuits
+                    ],
+                    ["channel", "target", "state", "failures", "open until", "last error"],
+                )
+            )
     if not all(r["ok"] for r in results):
         sys.exit(1)
 

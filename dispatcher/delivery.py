@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Channel, Payload, Receipt, digest_of
-from dispatcher import subscribers
+from dispatcher import circuits, ratelimits, subscribers
 from dispatcher.errors import (
     ChannelError,
     DispatchError,
@@ -87,6 +87,18 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
             )
             return None
         in_doubt = row.state in (DeliveryState.sending, DeliveryState.unknown)
+        resume_at = circuits.admit(session, settings, row.channel, row.target, now)
+        reason = "the target's circuit is open"
+        if resume_at is None:
+            wait = ratelimits.take(session, settings.rate_limits, row.channel, row.target, now)
+            resume_at, reason = (now + timedelta(seconds=wait), "rate limited") if wait else (None, "")
+        if resume_at is not None:
+            # Not an attempt: the delivery waits, keeping whether an earlier attempt is in doubt.
+            row.state = DeliveryState.unknown if in_doubt else DeliveryState.retrying
+            row.next_attempt_at = resume_at
+            row.lease_until = None
+            row.last_error = f"{reason}; next try at {resume_at:%H:%M:%S}Z"
+            return None
         kind = session.get_one(ItemRow, row.item_id).kind
         redriven = session.scalar(
             select(func.max(EventRow.at)).where(
@@ -215,6 +227,7 @@ def finish(
             )
 
         if error is None and receipt is not None:
+            circuits.succeeded(session, row.channel, row.target, worker)
             row.state = DeliveryState.sent
             row.provider_id = receipt.provider_id
             row.sent_at = now
@@ -226,6 +239,8 @@ def finish(
                 how=how,
             )
         elif isinstance(error, TemporaryChannelError):
+            if error.code != "preempted":  # a sign busy with a warning is healthy
+                circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
             budget = settings.budget(row.channel)
             spent = (now - taken.budget_start).total_seconds()
             if row.attempts >= budget.attempts or spent >= budget.seconds:

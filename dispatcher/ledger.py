@@ -194,6 +194,30 @@ class RecipientRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class RateBucketRow(Base):
+    """A token bucket shared by every worker: ``key`` is a channel or ``channel:target``."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(140), primary_key=True)
+    tokens: Mapped[float] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+
+class CircuitRow(Base):
+    """The circuit breaker of one target: closed (sending), open (resting) or half_open (one trial)."""
+
+    __tablename__ = "circuits"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10), default="closed")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    open_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class EventRow(Base):
     """Append-only: rows are inserted, never updated or deleted (enforced in :func:`_append_only`)."""
 

@@ -115,7 +115,7 @@ def test_status_lists_every_delivery(tmp_path: Path, ledger: Ledger) -> None:
 def test_channels_probes_every_channel(settings: Settings) -> None:
     result = run("channels", "--json")
     assert result.exit_code == 0
-    assert {r["channel"]: r["ok"] for r in json.loads(result.stdout)} == {
+    assert {r["channel"]: r["ok"] for r in json.loads(result.stdout)["channels"]} == {
         "website": True,
         "sms": True,
         "display": True,

@@ -308,9 +308,12 @@ def test_a_channel_budget_in_time(
 
 
 def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
     from dispatcher.fanout import redrive
+
+    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "50")  # this test is about budgets, not circuits
+    settings = Settings()
 
     microblog = approved(ledger, settings, channels=["microblog", "website"])
     dead = next(d for d in microblog if d.channel == "microblog")

@@ -1,0 +1,145 @@
+"""Rate limits and circuit breakers, shared through the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import update
+
+from dispatcher import approval
+from dispatcher.delivery import deliver
+from dispatcher.errors import ConfigurationError
+from dispatcher.items import parse_item
+from dispatcher.ledger import CircuitRow, DeliveryRow, DeliveryState, EventRow, Ledger, utcnow
+from dispatcher.ratelimits import parse_rate, take
+from sandbox.server import Sandbox
+from settings import Settings
+from tests.conftest import item_doc
+
+WORKER = "test-worker"
+
+
+def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[DeliveryRow]:
+    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
+
+
+def make_due(ledger: Ledger) -> None:
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("20/s", (20, 20)), ("30/h", (30, 30 / 3600)), ("6/m", (6, 0.1))]
+)
+def test_rates_parse(text: str, expected: tuple[float, float]) -> None:
+    assert parse_rate(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["fast", "0/s", "10/d"])
+def test_bad_rates_are_configuration_errors(text: str) -> None:
+    with pytest.raises(ConfigurationError):
+        parse_rate(text)
+
+
+def test_a_bucket_refills_at_its_rate(ledger: Ledger) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    limits = {"sms": "2/s"}
+    with ledger.session() as session:
+        assert take(session, limits, "sms", "batch-001", start) == 0
+        assert take(session, limits, "sms", "batch-002", start) == 0
+        assert take(session, limits, "sms", "batch-003", start) == pytest.approx(0.5)
+        assert take(session, limits, "sms", "batch-003", start + timedelta(seconds=0.5)) == 0
+        assert take(session, limits, "website", "site", start) == 0  # no limit for the website
+
+
+def test_a_rate_limited_delivery_waits_without_spending_an_attempt(
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("DISPATCH_RATE_LIMITS", '{"display": "1/h"}')
+    limited = Settings()
+    first, second = approved(ledger, limited, channels=["display"])
+    assert deliver(ledger, limited, first.id, WORKER) is DeliveryState.sent
+    assert deliver(ledger, limited, second.id, WORKER) is None
+    with ledger.session() as session:
+        waiting = session.get(DeliveryRow, second.id)
+    assert waiting.state is DeliveryState.retrying and waiting.attempts == 0
+    assert "rate limited" in waiting.last_error
+    assert waiting.next_attempt_at > utcnow() + timedelta(minutes=50)
+
+
+def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "2")
+    monkeypatch.setenv("DISPATCH_CIRCUIT_COOLDOWN", "60")
+    breaker = Settings()
+    microblog = approved(ledger, breaker, channels=["microblog"])[0]
+    requests.post(
+        f"{sandbox.urls['microblog']}/_sandbox/faults",
+        json={"mode": "status", "status": 503, "count": 2},
+        timeout=5,
+    ).raise_for_status()
+    deliver(ledger, breaker, microblog.id, WORKER)
+    make_due(ledger)
+    deliver(ledger, breaker, microblog.id, WORKER)
+    with ledger.session() as session:
+        circuit = session.get(CircuitRow, ("microblog", "sandbox"))
+        assert circuit.state == "open"
+        assert session.query(EventRow).filter_by(name="circuit.opened").count() == 1
+    make_due(ledger)
+    assert deliver(ledger, breaker, microblog.id, WORKER) is None  # resting: no attempt
+    with ledger.session() as session:
+        assert session.get(DeliveryRow, microblog.id).attempts == 2
+        session.execute(update(CircuitRow).values(open_until=utcnow() - timedelta(seconds=1)))
+    make_due(ledger)
+    assert deliver(ledger, breaker, microblog.id, WORKER) is DeliveryState.sent  # the trial
+    with ledger.session() as session:
+        assert session.get(CircuitRow, ("microblog", "sandbox")).state == "closed"
+        assert session.query(EventRow).filter_by(name="circuit.closed").count() == 1
+
+
+def test_a_failed_trial_opens_the_circuit_again(
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1")
+    breaker = Settings()
+    microblog = approved(ledger, breaker, channels=["microblog"])[0]
+    requests.post(
+        f"{sandbox.urls['microblog']}/_sandbox/faults",
+        json={"mode": "status", "status": 503, "count": 2},
+        timeout=5,
+    ).raise_for_status()
+    deliver(ledger, breaker, microblog.id, WORKER)
+    with ledger.session() as session:
+        session.execute(update(CircuitRow).values(open_until=utcnow() - timedelta(seconds=1)))
+    make_due(ledger)
+    assert deliver(ledger, breaker, microblog.id, WORKER) is DeliveryState.retrying
+    with ledger.session() as session:
+        circuit = session.get(CircuitRow, ("microblog", "sandbox"))
+    assert circuit.state == "open" and circuit.open_until > utcnow()
+
+
+def test_channels_lists_open_circuits(ledger: Ledger, settings: Settings) -> None:
+    from click.testing import CliRunner
+
+    from dispatcher.cli import cli
+
+    with ledger.session() as session:
+        session.add(
+            CircuitRow(
+                channel="display",
+                target="BJ-CY-001",
+                state="open",
+                failures=5,
+                open_until=utcnow() + timedelta(minutes=1),
+                last_error="504",
+            )
+        )
+    result = CliRunner().invoke(cli, ["channels"])
+    assert "circuits not closed" in result.stdout and "BJ-CY-001" in result.stdout
