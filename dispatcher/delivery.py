@@ -129,20 +129,18 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
         )
 
 
-def attempt(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -> tuple[Receipt, str]:
-    """Send, or settle first whether a previous attempt that may have landed did.
+def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -> tuple[Receipt | None, str]:
+    """Decide what became of an earlier attempt that may have landed, before sending again.
 
-    Returns the receipt and how it was obtained: ``sent``, ``lookup`` (the channel found the earlier
-    send), ``reports`` (delivery reports prove the gateway took it) or ``repeated`` (no way to know;
-    the per-kind policy allowed sending again).
+    Returns a receipt when the earlier attempt is found (``lookup``: the channel found it;
+    ``reports``: delivery reports prove the gateway took it). Returns no receipt with ``sent`` when the
+    channel's lookup says it did not land, or ``repeated`` when nothing can tell and the per-kind policy
+    allows sending again — the doubt then remains until this attempt itself succeeds. Raises
+    :class:`NotRepeatedError` when the policy does not allow it.
     """
-    if not claim.in_doubt:
-        return channel.send(claim.payload, claim.key), "sent"
     if channel.can_look_up:
         found = channel.lookup(claim.payload, claim.key)
-        if found is not None:
-            return found, "lookup"
-        return channel.send(claim.payload, claim.key), "sent"
+        return (found, "lookup") if found is not None else (None, "sent")
     if claim.payload.channel == "sms":
         with ledger.session() as session:
             reported = subscribers.reported(session, claim.delivery_id)
@@ -150,10 +148,10 @@ def attempt(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) 
             return Receipt(claim.key, {"recipients_reported": reported}), "reports"
     if not settings.repeat_when_unknown.get(claim.kind, False):
         raise NotRepeatedError(
-            f"{claim.payload.channel}: the outcome of attempt {claim.attempt - 1} is unknown and the "
+            f"{claim.payload.channel}: the outcome of an earlier attempt is unknown and the "
             f"policy for a {claim.kind} is not to repeat it"
         )
-    return channel.send(claim.payload, claim.key), "repeated"
+    return None, "repeated"
 
 
 ChannelSource = Callable[[str], Channel]
@@ -177,16 +175,21 @@ def deliver(
     error: DispatchError | None = None
     receipt: Receipt | None = None
     how = "sent"
+    doubt = taken.in_doubt  # an earlier attempt may have landed and nothing has said otherwise yet
     try:
         name = taken.payload.channel
         channel = channel_for(name) if channel_for else build_channel(name, settings)
-        receipt, how = attempt(ledger, settings, channel, taken)
+        if doubt:
+            receipt, how = settle(ledger, settings, channel, taken)
+            doubt = how == "repeated"
+        if receipt is None:
+            receipt = channel.send(taken.payload, taken.key)
     except DispatchError as exc:
         error = exc
     except Exception as exc:  # a bug or an unforeseen library error: retried within the budget
         log.exception("delivery %s: unexpected error", delivery_id)
         error = TemporaryChannelError(f"{type(exc).__name__}: {exc}")
-    return finish(ledger, settings, taken, worker, receipt, how, error)
+    return finish(ledger, settings, taken, worker, receipt, how, error, doubt)
 
 
 def finish(
@@ -197,6 +200,7 @@ def finish(
     receipt: Receipt | None,
     how: str,
     error: DispatchError | None,
+    doubt: bool = False,
 ) -> DeliveryState | None:
     now = utcnow()
     with ledger.session() as session:
@@ -254,7 +258,9 @@ def finish(
                 )
             else:
                 delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
-                unknown = isinstance(error, OutcomeUnknownError)
+                # Still unknown if this attempt's answer was lost, or if an earlier attempt's outcome
+                # was never settled: the next attempt must settle it first, not send blindly.
+                unknown = isinstance(error, OutcomeUnknownError) or doubt
                 row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 row.last_error = str(error)

@@ -11,11 +11,15 @@ answers, under ``/_sandbox/``:
   ``delay`` waits ``seconds`` before acting; ``lost`` acts, then waits ``seconds`` before answering,
   so a client with a shorter timeout never learns the outcome; ``reset`` drops the connection with a
   TCP reset before acting, ``reset_after`` after acting (the answer is lost);
+- ``POST /_sandbox/chaos``: random faults instead of queued ones, ``{"rates": {"status503": 0.05,
+  "status429": 0.03, "delay": 0.02, "lost": 0.02, "reset": 0.02, "reset_after": 0.02}, "seconds": 3,
+  "seed": 7}`` (an empty ``rates`` stops them); ``GET`` tells how many of each were injected;
 - ``POST /_sandbox/reset``: forget everything received and every queued fault.
 """
 
 from __future__ import annotations
 
+import random
 import socket
 import struct
 import threading
@@ -44,10 +48,33 @@ class Fault:
 
 
 @dataclass
+class Chaos:
+    """Random faults: each request draws one with the given probabilities, from a seeded generator."""
+
+    rates: dict[str, float]
+    seconds: float = 3.0
+    random: random.Random = field(default_factory=random.Random)
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def draw(self) -> Fault | None:
+        roll = self.random.random()
+        for name, rate in sorted(self.rates.items()):
+            if roll < rate:
+                self.injected[name] = self.injected.get(name, 0) + 1
+                if name.startswith("status"):
+                    status = int(name.removeprefix("status"))
+                    return Fault("status", status=status, retry_after=1 if status == 429 else None)
+                return Fault(name, seconds=self.seconds)
+            roll -= rate
+        return None
+
+
+@dataclass
 class EmulatorState:
     received: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    chaos: Chaos | None = None
 
     def keep(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -55,6 +82,8 @@ class EmulatorState:
 
     def take_fault(self) -> Fault | None:
         with self.lock:
+            if self.chaos is not None:
+                return self.chaos.draw()
             for fault in self.faults:
                 if fault.matches():
                     fault.count -= 1
@@ -131,6 +160,20 @@ def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState
         with state.lock:
             state.faults.extend(faults)
         return jsonify({"queued": len(faults)}), 201
+
+    @app.route("/_sandbox/chaos", methods=["GET", "POST"])
+    def _chaos() -> Any:
+        if request.method == "POST":
+            data = request.get_json(force=True) or {}
+            with state.lock:
+                if data.get("rates"):
+                    state.chaos = Chaos(
+                        dict(data["rates"]), float(data.get("seconds", 3.0)), random.Random(data.get("seed"))
+                    )
+                else:
+                    state.chaos = None
+        with state.lock:
+            return jsonify({"injected": dict(state.chaos.injected) if state.chaos else {}})
 
     @app.post("/_sandbox/reset")
     def _reset() -> Response:

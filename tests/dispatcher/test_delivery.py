@@ -334,3 +334,17 @@ def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
     with ledger.session() as session:
         assert session.query(ItemRow).one().state is ItemState.published
     assert redrive(ledger, settings, "运维 李雷") == []
+
+
+def test_doubt_survives_a_temporary_error_until_it_is_settled(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found by the fault suite: an in-doubt SMS whose repeat met a 429 was later sent blindly."""
+    sms = lose_sms_answer(ledger, settings, sandbox)  # the first send's answer is lost
+    inject(sandbox, "sms", mode="status", status=429, retry_after=1)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.unknown  # not "retrying"
+    make_due(ledger, sms.id)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.sent
+    with ledger.session() as session:
+        sent = session.query(EventRow).filter_by(name="delivery.sent", delivery_id=sms.id).one()
+    assert sent.detail["how"] == "repeated"  # the second text to each phone is on the record

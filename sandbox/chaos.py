@@ -1,0 +1,414 @@
+"""The fault suite: many items through a real broker and worker while everything goes wrong.
+
+``python -m sandbox.chaos [--items 300] [--broker embedded|redis|both] [--seed N] [--kills K]``
+(``make chaos``) approves items to every channel — warnings to website, SMS batches, signs, a Weibo and
+a Mastodon account; safety tips to website, SMS and microblogs — while the emulators answer at random
+(from the printed seed) with 5xx, 429 + Retry-After, answers that come too late (before or after the
+emulator acted), and dropped connections (before or after acting); the whole worker process group is
+killed with SIGKILL at random moments and restarted; on Redis, the broker is restarted once.
+
+Then it checks, from the emulators' own records and the ledger: every delivery terminal; none lost
+(every ``sent`` delivery's effect is at the emulator, every other has its reason); no duplicate on a
+channel that can look up or takes an idempotency key; SMS duplicates only where the ledger records a
+repeat the policy allowed; ledger and emulators agree item by item. It prints one table per broker and
+exits 1, printing the seed, if an invariant failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+RATES = {
+    "status503": 0.04,
+    "status429": 0.03,
+    "delay": 0.015,
+    "lost": 0.015,
+    "reset": 0.015,
+    "reset_after": 0.015,
+}
+SIGNS = """\
+signs:
+  - {id: CH-1, area: "110105", lines: 3, chars_per_line: 16, max_pages: 8, address: CH-1}
+  - {id: CH-2, area: "110105", lines: 2, chars_per_line: 12, max_pages: 8, address: CH-2}
+  - {id: CH-3, area: "110105", lines: 4, chars_per_line: 20, max_pages: 8, address: CH-3}
+"""
+
+
+@dataclass
+class Outcome:
+    broker: str
+    items: int = 0
+    deliveries: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    kills: int = 0
+    broker_restarts: int = 0
+    retries: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    allowed_sms_repeats: int = 0
+    disagreements: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+    drain_seconds: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not (self.lost or self.duplicates or self.disagreements or self.timed_out)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Redis:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir, self.port = workdir, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed (`make test` installs it)")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def subscribers_csv(path: Path, count: int) -> None:
+    rows = ["phone,areas,topics,consent"]
+    rows += [f"+861390000{n:04d},110105,safety,yes" for n in range(count)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+def run(broker: str, items: int, seed: int, kills: int, timeout: float) -> Outcome:
+    rng = random.Random(f"{seed}/{broker}")
+    workdir = Path(tempfile.mkdtemp(prefix=f"dispatch-chaos-{broker}-"))
+    outcome = Outcome(broker)
+    redis = Redis(workdir) if broker == "redis" else None
+    if redis:
+        redis.start()
+    (workdir / "signs.yaml").write_text(SIGNS, encoding="utf-8")
+    env = {
+        "DISPATCH_VAR_DIR": str(workdir / "var"),
+        "DISPATCH_DISPLAY__REGISTRY": str(workdir / "signs.yaml"),
+        "DISPATCH_BROKER_POLLING_INTERVAL": "0.02",
+        "DISPATCH_LEASE_SECONDS": "8",
+        "DISPATCH_SWEEP_INTERVAL": "1",
+        "DISPATCH_RETRY_BASE_SECONDS": "0.5",
+        "DISPATCH_RETRY_MAX_SECONDS": "4",
+        "DISPATCH_MAX_ATTEMPTS": "12",
+        "DISPATCH_CIRCUIT_FAILURES": "1000",
+        "DISPATCH_SMS__BATCH_SIZE": "20",
+        "DISPATCH_WORKER_CONCURRENCY": "4",
+        **{f"DISPATCH_{c}__TIMEOUT": "2" for c in ("WEBSITE", "SMS", "DISPLAY", "MICROBLOG")},
+    }
+    os.environ.pop("DISPATCH_BROKER_URL", None)
+    if redis:
+        env["DISPATCH_BROKER_URL"] = redis.url
+    os.environ.update(env)
+
+    from dispatcher import approval
+    from dispatcher.items import parse_item
+    from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, Ledger
+    from dispatcher.subscribers import import_csv
+    from dispatcher.workers import start_worker, stop_worker
+    from sandbox.server import Sandbox
+    from settings import Settings, get_settings
+
+    get_settings.cache_clear()
+    box = Sandbox(Settings()).start()
+    os.environ.update(box.environment())
+    os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = json.dumps(
+        [
+            {"name": "weibo", "access_token": "sandbox-token"},
+            {
+                "name": "fedi",
+                "access_token": "sandbox-mastodon-token",
+                "driver": "mastodon",
+                "api_base": box.urls["mastodon"],
+            },
+        ]
+    )
+    get_settings.cache_clear()
+    settings = get_settings()
+    ledger = Ledger(settings.ledger_url)
+    subscribers_csv(workdir / "subscribers.csv", 60)
+    import_csv(ledger, workdir / "subscribers.csv", settings.sms)
+    for name, url in box.urls.items():
+        requests.post(
+            f"{url}/_sandbox/chaos", json={"rates": RATES, "seconds": 3, "seed": f"{seed}/{name}"}, timeout=5
+        ).raise_for_status()
+
+    log = workdir / "worker.log"
+    worker = {"process": start_worker(dict(os.environ), log, beat=True, concurrency=4)}
+    started = time.monotonic()
+    expires = "2099-01-01T00:00:00+08:00"
+    for n in range(items):
+        warning = n % 2 == 0
+        doc: dict[str, Any] = {
+            "kind": "warning" if warning else "safety_tip",
+            "title": f"演练{n:04d}号{'预警' if warning else '提示'}",
+            "body": f"第{n}次故障演练：请忽略本条信息。",
+            "areas": ["110105"],
+            "author": "演练作者",
+            "department": "演练部门",
+            "expires": expires,
+            "channels": ["website", "sms", "display", "microblog"]
+            if warning
+            else ["website", "sms", "microblog"],
+        }
+        if warning:
+            doc.update(severity="Minor", urgency="Expected", certainty="Possible")
+        else:
+            doc["topics"] = ["safety"]
+        item_id = approval.submit(ledger, parse_item(doc))
+        approval.approve(ledger, settings, item_id, "演练审批")
+    outcome.items = items
+
+    stop = threading.Event()
+
+    def killer() -> None:
+        moments = sorted(rng.uniform(1, 20) for _ in range(kills))
+        begun = time.monotonic()
+        for moment in moments:
+            if stop.wait(max(0.0, moment - (time.monotonic() - begun))):
+                return
+            os.killpg(worker["process"].pid, signal.SIGKILL)  # the whole group: pool, beat and all
+            worker["process"].wait()
+            outcome.kills += 1
+            worker["process"] = start_worker(dict(os.environ), log, beat=True, concurrency=4)
+        if redis and not stop.is_set():
+            redis.stop()  # SIGKILL; the append-only file brings the queues back
+            time.sleep(1)
+            redis.start()
+            outcome.broker_restarts += 1
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    deadline = started + timeout
+    while True:
+        with ledger.session() as session:
+            states = [s for (s,) in session.query(DeliveryRow.state)]
+        if states and all(s in TERMINAL for s in states) and not thread.is_alive():
+            break
+        if time.monotonic() > deadline:
+            outcome.timed_out = True
+            break
+        time.sleep(0.5)
+    outcome.drain_seconds = time.monotonic() - started
+    stop.set()
+    thread.join(timeout=30)
+    for url in box.urls.values():
+        outcome.faults.update(requests.get(f"{url}/_sandbox/chaos", timeout=5).json()["injected"])
+        requests.post(f"{url}/_sandbox/chaos", json={}, timeout=5)
+    stop_worker(worker["process"])
+    verify(outcome, ledger, box)
+    with ledger.session() as session:
+        outcome.retries = (
+            session.query(EventRow)
+            .filter(EventRow.name.in_(["delivery.retrying", "delivery.unknown"]))
+            .count()
+        )
+        outcome.deliveries = session.query(DeliveryRow).count()
+        outcome.states = Counter(s.value for (s,) in session.query(DeliveryRow.state))
+        outcome.reasons = Counter(
+            (d.last_error or "").split(":")[0]
+            + (" (policy: do not repeat)" if "not to repeat" in (d.last_error or "") else "")
+            for d in session.query(DeliveryRow).filter(DeliveryRow.state.in_(["failed", "dead"]))
+        )
+        assert session.query(ItemRow).count() == items
+    box.stop()
+    ledger.dispose()
+    if redis:
+        redis.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return outcome
+
+
+def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
+    """Check the invariants from the emulators' records and the ledger."""
+    from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow
+
+    received = {name: state.received for name, state in box.states.items()}
+    posts = requests.get(f"{box.urls['website']}/_sandbox/posts", timeout=10).json()
+    posts_by_uid = Counter(p["meta"].get("dispatch_uid") for p in posts)
+    shown = Counter((r["sign"], r["id"]) for r in received["display"] if "multi" in r)
+    weibo = Counter(r["status"] for r in received["microblog"] if r.get("action") == "share")
+    weibo_ids = {r["id"] for r in received["microblog"] if r.get("action") == "share"}
+    mastodon = Counter(r["key"] for r in received["mastodon"] if r.get("action") == "post")
+    mastodon_ids = {r["id"] for r in received["mastodon"] if r.get("action") == "post"}
+    texts = Counter((r["to"], r["text"]) for r in received["sms"])
+    with ledger.session() as session:
+        deliveries = session.query(DeliveryRow).all()
+        repeated = {
+            e.delivery_id
+            for e in session.query(EventRow).filter(EventRow.name == "delivery.sent")
+            if e.detail.get("how") == "repeated"
+        }
+        uids = {d.id: d.revision.item.uid for d in deliveries if d.channel == "website"}
+        history: dict[int, list[str]] = {}
+        for e in session.query(EventRow).filter(EventRow.delivery_id.is_not(None)).order_by(EventRow.id):
+            history.setdefault(e.delivery_id, []).append(
+                e.name.removeprefix("delivery.")
+                + (f"({e.detail.get('how')})" if e.name == "delivery.sent" else "")
+                + (
+                    f"[{str(e.detail.get('error', ''))[:40]}]"
+                    if e.name in ("delivery.retrying", "delivery.unknown")
+                    else ""
+                )
+            )
+    outcome.allowed_sms_repeats = len(repeated)
+    sms_owner = {}
+    for d in deliveries:
+        label = f"{d.channel}/{d.target}#{d.id}"
+        if d.state not in TERMINAL:
+            outcome.lost.append(f"{label} never finished ({d.state.value})")
+            continue
+        if d.state.value != "sent":
+            if not d.last_error:
+                outcome.lost.append(f"{label} {d.state.value} without a reason")
+            continue
+        if d.channel == "website":
+            if posts_by_uid[uids[d.id]] == 0:
+                outcome.lost.append(f"{label}: no post at the site")
+            elif str(d.provider_id) not in {
+                str(p["id"]) for p in posts if p["meta"].get("dispatch_uid") == uids[d.id]
+            }:
+                outcome.disagreements.append(f"{label}: ledger says post {d.provider_id}")
+        elif d.channel == "display":
+            if shown[(d.target, d.idempotency_key)] == 0:
+                outcome.lost.append(f"{label}: the sign never got it")
+        elif d.channel == "microblog" and d.target == "weibo":
+            if weibo[d.payload["text"]] == 0:
+                outcome.lost.append(f"{label}: no status on Weibo")
+            elif d.provider_id not in weibo_ids:
+                outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
+        elif d.channel == "microblog":
+            if mastodon[d.idempotency_key] == 0:
+                outcome.lost.append(f"{label}: no status on Mastodon")
+            elif d.provider_id not in mastodon_ids:
+                outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
+        elif d.channel == "sms":
+            for phone in d.payload["to"]:
+                sms_owner[(phone, d.payload["text"])] = d.id
+                if texts[(phone, d.payload["text"])] == 0:
+                    outcome.lost.append(f"{label}: {phone} got nothing")
+    outcome.duplicates += [f"website post for item {uid} ×{n}" for uid, n in posts_by_uid.items() if n > 1]
+    outcome.duplicates += [f"sign {sign} shown {key[:8]} ×{n}" for (sign, key), n in shown.items() if n > 1]
+    outcome.duplicates += [f"weibo status ×{n}: {text[:20]}" for text, n in weibo.items() if n > 1]
+    outcome.duplicates += [f"mastodon key {key[:8]} ×{n}" for key, n in mastodon.items() if n > 1]
+    for (phone, text), n in texts.items():
+        owner = sms_owner.get((phone, text))
+        if n > 1 and owner not in repeated:
+            outcome.duplicates.append(
+                f"sms to {phone} ×{n} without a recorded repeat (delivery {owner}: "
+                f"{' → '.join(history.get(owner or 0, []))})"
+            )
+
+
+def table(outcomes: list[Outcome]) -> str:
+    rows = [
+        ("items", lambda o: o.items),
+        ("deliveries", lambda o: o.deliveries),
+        (
+            "  sent / failed / dead",
+            lambda o: f"{o.states['sent']} / {o.states['failed']} / {o.states['dead']}",
+        ),
+        ("faults injected", lambda o: sum(o.faults.values())),
+        *[(f"  {name}", (lambda n: lambda o: o.faults.get(n, 0))(name)) for name in sorted(RATES)],
+        ("worker kills (SIGKILL)", lambda o: o.kills),
+        ("broker restarts", lambda o: o.broker_restarts),
+        ("retries", lambda o: o.retries),
+        ("lost", lambda o: len(o.lost)),
+        ("duplicates", lambda o: len(o.duplicates)),
+        ("SMS repeats allowed by policy", lambda o: o.allowed_sms_repeats),
+        ("ledger/emulator disagreements", lambda o: len(o.disagreements)),
+        ("time to drain", lambda o: f"{o.drain_seconds:.1f}s" + (" (timed out)" if o.timed_out else "")),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{'':{width}}  " + "  ".join(f"{o.broker:>16}" for o in outcomes)]
+    for label, value in rows:
+        lines.append(f"{label:{width}}  " + "  ".join(f"{str(value(o)):>16}" for o in outcomes))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fault-injection suite for the dispatcher.")
+    parser.add_argument("--items", type=int, default=300)
+    parser.add_argument("--broker", choices=["embedded", "redis", "both"], default="both")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=1500)
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    print(f"seed {seed}", flush=True)
+    brokers = ["embedded", "redis"] if args.broker == "both" else [args.broker]
+    outcomes = [run(broker, args.items, seed, args.kills, args.timeout) for broker in brokers]
+    print(table(outcomes))
+    for outcome in outcomes:
+        for reason, count in outcome.reasons.most_common():
+            print(f"  {outcome.broker}: {count} not sent — {reason}")
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in failed:
+        for problem in (outcome.lost + outcome.duplicates + outcome.disagreements)[:20]:
+            print(f"  {outcome.broker}: {problem}")
+    if failed:
+        print(f"FAILED: invariants broken; rerun with --seed {seed}")
+        return 1
+    print(f"all invariants hold (seed {seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
