@@ -6,13 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint install system-packages test-packages clean
+.PHONY: demo test chaos bench lint install system-packages test-packages clean
 
 demo: install
 	$(BIN)/dispatch demo
 
 test: install test-packages
 	$(BIN)/pytest
+
+# On demand: the full fault suite on both brokers (ITEMS=300 by default; SEED=… to replay a run).
+ITEMS ?= 300
+chaos: install test-packages
+	$(BIN)/python -m sandbox.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
 
 # On demand: fan-out throughput against a no-op baseline measured in the same run.
 bench: install

@@ -69,6 +69,7 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
         row = session.get(DeliveryRow, delivery_id, with_for_update=True)
         if row is None:
             log.warning("delivery %s does not exist; task dropped", delivery_id)
+            record(session, "task.unknown_delivery", actor=worker, delivery_id=None, requested=delivery_id)
             return None
         busy = row.state is DeliveryState.sending and row.lease_until and row.lease_until > now
         early = row.state is DeliveryState.retrying and row.next_attempt_at and row.next_attempt_at > now

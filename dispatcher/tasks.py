@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import signals
 from celery.worker.consumer import Consumer
+from sqlalchemy.exc import OperationalError
 
 from channels import build_channel
 from channels.base import Channel
@@ -93,13 +94,24 @@ def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any
 
 
 @app.task(name="dispatcher.deliver", ignore_result=True)
-def deliver(delivery_id: int) -> str | None:
+def deliver(delivery_id: Any) -> str | None:
     if not isinstance(delivery_id, int) or isinstance(delivery_id, bool):
-        log.error("deliver task with a malformed delivery id %r; dropped", delivery_id)
+        record_refusal(f"deliver task with a malformed delivery id {str(delivery_id)[:50]!r}", None)
         return None
     worker = f"worker@{socket.gethostname()}:{os.getpid()}"
     here = runtime()
-    state = delivery.deliver(here.ledger, here.settings, delivery_id, worker, here.channel)
+    try:
+        state = delivery.deliver(here.ledger, here.settings, delivery_id, worker, here.channel)
+    except OperationalError as exc:
+        # The ledger cannot be written (disk full, database locked for too long, server gone): no
+        # event can record this, so the log says it; the delivery keeps its state and the sweeper
+        # sends the task again once the ledger answers. The worker goes on with other tasks.
+        log.error(
+            "delivery %s: the ledger is unavailable (%s); it will be retried",
+            delivery_id,
+            str(exc.orig)[:200],
+        )
+        return None
     return state.value if state else None
 
 

@@ -188,3 +188,30 @@ def test_an_unsigned_task_injected_into_the_broker_is_refused(
         refused = session.query(EventRow).filter_by(name="task.refused").one()
     assert refused.detail["task"] == "dispatcher.deliver" and "json" in refused.detail["content_type"]
     assert received(sandbox, "website") == []
+
+
+def test_sigterm_lets_the_delivery_in_flight_finish(
+    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+) -> None:
+    requests.post(
+        f"{sandbox.urls['website']}/_sandbox/faults",
+        json={"mode": "delay", "seconds": 2, "method": "POST", "path": "/wp-json/wp/v2/posts"},
+        timeout=5,
+    ).raise_for_status()
+    worker = run_worker({**worker_env, "DISPATCH_WEBSITE__TIMEOUT": "10"})
+    ledger, item_id = publish(settings, channels=["website"])
+    deadline = time.monotonic() + 60
+    while True:
+        with ledger.session() as session:
+            website = session.query(DeliveryRow).filter_by(item_id=item_id).one()
+        if website.state.value == "sending":
+            break
+        assert time.monotonic() < deadline, "the delivery was never claimed"
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)  # warm shutdown, while the post is being created
+    assert worker.wait(timeout=60) == 0
+    with ledger.session() as session:
+        website = session.query(DeliveryRow).filter_by(item_id=item_id).one()
+    assert website.state.value == "sent" and website.attempts == 1
+    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    assert len(posts) == 1

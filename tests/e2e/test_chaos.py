@@ -1,0 +1,43 @@
+"""A small run of the fault suite inside `make test`; `make chaos` runs the full one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("broker", ["embedded", "redis"])
+def test_nothing_is_lost_or_doubled_under_faults(broker: str) -> None:
+    if broker == "redis" and shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (`make test` installs Debian's redis-server)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.chaos",
+            "--items",
+            "8",
+            "--kills",
+            "2",
+            "--broker",
+            broker,
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+        check=False,
+    )
+    print(result.stdout[-3000:], result.stderr[-3000:])
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "all invariants hold" in result.stdout
+    assert "worker kills (SIGKILL)" in result.stdout
