@@ -37,6 +37,7 @@ def weibo_length(text: str) -> int:
 class WeiboApi(HttpApi):
     name = "weibo"
     max_length = 140
+    LOOKUP_PAGES = 5
     # Rate limits and "posting too often": try again later, spaced to the account's hourly allowance.
     rate_codes = frozenset({"10022", "10023", "10024", "20016"})
     temporary_codes = frozenset({"10001", "10002", "10009"}) | rate_codes
@@ -101,16 +102,24 @@ class WeiboApi(HttpApi):
         return Receipt(str(status.get("idstr") or status["id"]))
 
     def find(self, token: str, text: str, key: str) -> Receipt | None:
-        """The account's recent status with exactly this text, from ``statuses/user_timeline``."""
-        timeline = self.request(
-            "GET",
-            f"{self.base}/2/statuses/user_timeline.json",
-            idempotent=True,
-            params={"access_token": token, "count": 50},
-        ).json()
-        for status in timeline.get("statuses", []):
-            if status.get("text") == text:
-                return Receipt(str(status.get("idstr") or status["id"]))
+        """The account's recent status with exactly this text, from ``statuses/user_timeline``.
+
+        Reads up to ``LOOKUP_PAGES`` pages of 100, newest first: a busy account may have posted many
+        statuses since the one whose answer was lost.
+        """
+        for page in range(1, self.LOOKUP_PAGES + 1):
+            timeline = self.request(
+                "GET",
+                f"{self.base}/2/statuses/user_timeline.json",
+                idempotent=True,
+                params={"access_token": token, "count": 100, "page": page},
+            ).json()
+            statuses = timeline.get("statuses", [])
+            for status in statuses:
+                if status.get("text") == text:
+                    return Receipt(str(status.get("idstr") or status["id"]))
+            if len(statuses) < 100:
+                break
         return None
 
     def delete(self, token: str, status_id: str) -> None:

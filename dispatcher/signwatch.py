@@ -2,9 +2,11 @@
 
 A sign controller that restarts forgets its messages, and one that was off the network missed
 nothing but may come back blank. The watch (a periodic task, every ``DISPATCH_DISPLAY__WATCH_INTERVAL``
-seconds) reads every sign that was sent a message still valid and, when the sign shows neither that
-message nor one of higher priority, sends it again with the same id — the controller takes a known id
-as the same message. Each re-send is an event in the ledger.
+seconds) reads every sign that was sent a message still valid. The message a sign should show is the
+highest-priority one, and among those the latest sent (a newer warning replaces an older one; the
+older is not put back). When the sign shows neither that message nor one of higher priority, the
+watch sends it again with the same id — the controller takes a known id as the same message. Each
+re-send is an event in the ledger.
 """
 
 from __future__ import annotations
@@ -41,13 +43,21 @@ def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | No
             .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
             .where(DeliveryRow.channel == "display", DeliveryRow.state == DeliveryState.sent)
         ).all()
-        live = [(d, doc) for d, doc in rows if Item.model_validate(doc).expires > now]
+        live = [d for d, doc in rows if Item.model_validate(doc).expires > now]
+    # Per sign, the one message that should be showing: the highest priority, then the latest sent.
+    # An older message that a newer one of the same priority replaced is not put back.
+    wanted: dict[str, DeliveryRow] = {}
+    for delivery in live:
+        best = wanted.get(delivery.target)
+        rank = (delivery.payload["priority"], delivery.sent_at or delivery.created_at, delivery.id)
+        if best is None or rank > (best.payload["priority"], best.sent_at or best.created_at, best.id):
+            wanted[delivery.target] = delivery
     report = WatchReport()
-    if not live:
+    if not wanted:
         return report
     display = channel or build_channel("display", settings)
     assert isinstance(display, DisplayChannel)
-    for delivery, _document in live:
+    for delivery in wanted.values():
         report.checked += 1
         payload = Payload("display", delivery.target, delivery.payload)
         try:

@@ -150,6 +150,7 @@ def run(broker: str, items: int, seed: int, kills: int, timeout: float) -> Outco
         "DISPATCH_MAX_ATTEMPTS": "12",
         "DISPATCH_CIRCUIT_FAILURES": "1000",
         "DISPATCH_SMS__BATCH_SIZE": "20",
+        "DISPATCH_MICROBLOG__HOURLY_ALLOWANCE": "3600",  # a Weibo rate limit waits 1 s here, not 2 min
         "DISPATCH_WORKER_CONCURRENCY": "4",
         **{f"DISPATCH_{c}__TIMEOUT": "2" for c in ("WEBSITE", "SMS", "DISPLAY", "MICROBLOG")},
     }

@@ -91,8 +91,9 @@ def create_app(tokens: dict[str, int] | None = None) -> tuple[Flask, EmulatorSta
         if uid is None:
             return fail(21332, "invalid_access_token", 401)
         count = min(int(request.args.get("count", 20)), 100)
-        mine = [s for s in statuses.values() if s["uid"] == uid]
-        return jsonify({"statuses": list(reversed(mine))[:count], "total_number": len(mine)})
+        page = max(int(request.args.get("page", 1)), 1)
+        mine = list(reversed([s for s in statuses.values() if s["uid"] == uid]))
+        return jsonify({"statuses": mine[(page - 1) * count : page * count], "total_number": len(mine)})
 
     @app.get("/2/account/get_uid.json")
     def get_uid() -> Any:

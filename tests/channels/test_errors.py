@@ -244,3 +244,14 @@ def test_expired_tokens_raise_an_alert() -> None:
     with pytest.raises(PermanentChannelError) as caught:
         channel.send(payload, "k")
     assert caught.value.alert is True
+
+
+@responses.activate
+def test_the_lookup_reads_past_the_first_page_of_the_timeline() -> None:
+    channel, payload = microblog()
+    others = [{"idstr": str(n), "id": n, "text": f"other {n}"} for n in range(100)]
+    responses.add("POST", WEIBO, body=weibo_error(20019), status=400)
+    responses.add("GET", TIMELINE, json={"statuses": others})
+    responses.add("GET", TIMELINE, json={"statuses": [{"idstr": "7", "id": 7, "text": "s http://x/"}]})
+    assert channel.send(payload, "k").provider_id == "7"
+    assert "page=2" in responses.calls[-1].request.url

@@ -87,3 +87,19 @@ def test_expired_items_are_not_watched(ledger: Ledger, settings: Settings, sandb
 
     time.sleep(2.1)
     assert watch_signs(ledger, settings).checked == 0
+
+
+def test_a_newer_warning_is_not_pushed_aside_by_the_one_it_replaced(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found by the fault suite: the watch put every earlier warning back, in turn."""
+    sent_to_signs(ledger, settings, title="第一次预警")
+    newer = sent_to_signs(ledger, settings, title="第二次预警")
+    for _ in range(3):
+        assert watch_signs(ledger, settings).resent == []
+    assert (
+        showing(sandbox, "BJ-CY-001")["id"]
+        == next(r for r in newer if r.target == "BJ-CY-001").idempotency_key
+    )
+    sign(sandbox, "BJ-CY-001", "reboot")
+    assert watch_signs(ledger, settings).resent == [next(r.id for r in newer if r.target == "BJ-CY-001")]
