@@ -139,6 +139,15 @@ class HttpApi:
         """The provider's own error code in an error response, if it has one."""
         return None
 
+    @staticmethod
+    def json_field(response: requests.Response, name: str) -> str | None:
+        """A field of a JSON error body as text, or None when the body is not JSON or lacks it."""
+        try:
+            value = response.json().get(name)
+        except (ValueError, AttributeError):
+            return None
+        return str(value) if value not in (None, "") else None
+
     def request(self, method: str, url: str, *, idempotent: bool = False, **kwargs: Any) -> requests.Response:
         """Send one request; return a 2xx/3xx response or raise a classified ChannelError.
 

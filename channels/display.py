@@ -19,8 +19,8 @@ The registry is a YAML file (``DISPATCH_DISPLAY__REGISTRY``)::
 
 An item reaches every sign whose area lies inside one of the item's areas (``110000`` covers
 ``110105``). The HTTP driver speaks ``PUT <address>/message`` with the MULTI string, a priority and a
-duration, ``GET <address>/message`` (what is shown now), ``DELETE <address>/message/<id>`` and
-``GET <address>/status``.
+duration, ``GET <address>/message`` (what is shown now), ``GET <address>/messages`` (every message
+it holds: the lookup), ``DELETE <address>/message/<id>`` and ``GET <address>/status``.
 """
 
 from __future__ import annotations
@@ -148,11 +148,7 @@ class DisplayChannel(Channel):
     temporary_codes = frozenset({"preempted"})
 
     def provider_code(self, response: Any) -> str | None:
-        try:
-            code = response.json().get("code")
-        except (ValueError, AttributeError):
-            return None
-        return str(code) if code else None
+        return self.json_field(response, "code")
 
     def error_for(self, response: Any) -> ChannelError:
         error = super().error_for(response)
@@ -258,15 +254,21 @@ class DisplayChannel(Channel):
         return shown or None
 
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
-        shown = self.showing(payload.body["sign"])
-        if shown and shown.get("id") == key:
-            return Receipt(provider_id=key, detail={"sign": payload.body["sign"]})
-        return None
+        """Whether the sign holds the message — showing it, or keeping it under a newer one."""
+        sign_id = payload.body["sign"]
+        snmp = self._snmp(sign_id)
+        if snmp is not None:
+            held = snmp.holds(key, payload.body["priority"])
+        else:
+            messages = self.request("GET", f"{self.address(sign_id)}/messages", idempotent=True).json()
+            held = any(message.get("id") == key for message in messages)
+        return Receipt(provider_id=key, detail={"sign": sign_id}) if held else None
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
         snmp = self._snmp(payload.body["sign"])
         if snmp is not None:
-            if self.lookup(payload, receipt.provider_id or "") is not None:
+            shown = snmp.showing()
+            if shown and shown["id"] == receipt.provider_id:
                 snmp.blank()
             return
         url = f"{self.address(payload.body['sign'])}/message/{receipt.provider_id}"

@@ -141,6 +141,12 @@ class NtcipSign:
             "priority": int(priority),
         }
 
+    def holds(self, key: str, priority: int) -> bool:
+        """Whether the row of this priority class holds the message with this key (its owner)."""
+        number = ROW_FOR_PRIORITY.get(priority, 3)
+        owner, status = self.get(_column(4, CHANGEABLE, number), _column(9, CHANGEABLE, number))
+        return int(status) == VALID and bytes(owner).decode(errors="replace") == key
+
     def blank(self) -> None:
         crc = int(self.get(_column(5, BLANK, 1))[0])
         code = bytes([0xFF, 0xFF, 255, BLANK]) + (1).to_bytes(2, "big") + crc.to_bytes(2, "big") + bytes(4)

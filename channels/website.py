@@ -38,11 +38,7 @@ class WebsiteChannel(Channel):
         self.posts_url = f"{settings.base_url.rstrip('/')}/wp-json/wp/v2/posts"
 
     def provider_code(self, response: Any) -> str | None:
-        try:
-            code = response.json().get("code")
-        except (ValueError, AttributeError):
-            return None
-        return str(code) if code else None
+        return self.json_field(response, "code")
 
     def targets(self, publication: Publication) -> list[Target]:
         return [Target("site")]

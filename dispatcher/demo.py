@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime
@@ -67,17 +66,7 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
     box = Sandbox(get_settings()).start()
     os.environ.update(box.environment())
     # The office posts on Weibo and on a Mastodon instance: one delivery per account.
-    os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = json.dumps(
-        [
-            {"name": "sandbox", "access_token": "sandbox-token"},
-            {
-                "name": "fediverse",
-                "access_token": "sandbox-mastodon-token",
-                "driver": "mastodon",
-                "api_base": box.urls["mastodon"],
-            },
-        ]
-    )
+    os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts()
     get_settings.cache_clear()
     settings = get_settings()
     log_path = settings.var_dir / "demo-worker.log"

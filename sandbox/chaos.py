@@ -17,7 +17,6 @@ exits 1, printing the seed, if an invariant failed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -170,17 +169,7 @@ def run(broker: str, items: int, seed: int, kills: int, timeout: float) -> Outco
     get_settings.cache_clear()
     box = Sandbox(Settings()).start()
     os.environ.update(box.environment())
-    os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = json.dumps(
-        [
-            {"name": "weibo", "access_token": "sandbox-token"},
-            {
-                "name": "fedi",
-                "access_token": "sandbox-mastodon-token",
-                "driver": "mastodon",
-                "api_base": box.urls["mastodon"],
-            },
-        ]
-    )
+    os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts("weibo", "fedi")
     get_settings.cache_clear()
     settings = get_settings()
     ledger = Ledger(settings.ledger_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -71,6 +72,20 @@ class Sandbox:
             "DISPATCH_DISPLAY__HTTP_BASE_URL": urls["display"],
             "DISPATCH_MICROBLOG__API_BASE": urls["microblog"],
         }
+
+    def microblog_accounts(self, weibo: str = "sandbox", mastodon: str = "fediverse") -> str:
+        """``DISPATCH_MICROBLOG__ACCOUNTS`` for one Weibo and one Mastodon account on these emulators."""
+        return json.dumps(
+            [
+                {"name": weibo, "access_token": "sandbox-token"},
+                {
+                    "name": mastodon,
+                    "access_token": "sandbox-mastodon-token",
+                    "driver": "mastodon",
+                    "api_base": self.urls["mastodon"],
+                },
+            ]
+        )
 
     def stop(self) -> None:
         for running in self.servers.values():

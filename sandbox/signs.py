@@ -5,7 +5,8 @@ Per sign (``/signs/<id>``): ``PUT /message`` activates ``{"id", "multi", "priori
 ones) against the sign's lines, width in cells, pages and character set; a message of lower priority
 than the one showing is refused with 409 and the seconds until that one expires. When a message
 expires or is cleared, the one it covered shows again if still valid. ``GET /message`` tells what is
-showing (or ``null``), ``DELETE /message/<id>`` removes that message, ``GET /status`` reports.
+showing (or ``null``), ``GET /messages`` every valid message it holds (a covered one included),
+``DELETE /message/<id>`` removes that message, ``GET /status`` reports.
 Errors are ``{"error": "..."}``; an offline sign answers 504.
 
 For the tests: ``POST /_sandbox/clock {"advance": seconds}`` moves the controller's clock,
@@ -152,6 +153,14 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
     def shown(sign_id: str) -> Any:
         message = current(sign_id)
         return jsonify(message and {k: message[k] for k in ("id", "multi", "priority")})
+
+    @app.get("/signs/<sign_id>/messages")
+    def held(sign_id: str) -> Any:
+        """Every valid message the sign holds, the one showing last."""
+        current(sign_id)
+        return jsonify(
+            [{"id": m["id"], "priority": m["priority"]} for m in stacks[sign_id] if m["until"] > now()]
+        )
 
     @app.delete("/signs/<sign_id>/message/<message_id>")
     def blank(sign_id: str, message_id: str) -> Any:
