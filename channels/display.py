@@ -20,7 +20,9 @@ The registry is a YAML file (``DISPATCH_DISPLAY__REGISTRY``)::
 An item reaches every sign whose area lies inside one of the item's areas (``110000`` covers
 ``110105``). The HTTP driver speaks ``PUT <address>/message`` with the MULTI string, a priority and a
 duration, ``GET <address>/message`` (what is shown now), ``GET <address>/messages`` (every message
-it holds: the lookup), ``DELETE <address>/message/<id>`` and ``GET <address>/status``.
+it holds: the lookup), ``DELETE <address>/message/<id>`` and ``GET <address>/status``. The message
+id is the delivery's idempotency key: a controller takes a repeated PUT of an id it holds as the same
+message.
 """
 
 from __future__ import annotations

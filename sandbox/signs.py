@@ -122,8 +122,10 @@ def create_app(signs: list[Sign]) -> tuple[Flask, EmulatorState]:
         if refused:
             return jsonify({"error": refused}), 400
         shown_now = current(sign_id)
-        if shown_now and shown_now["id"] == data["id"]:
-            return jsonify({"id": data["id"], "status": "active"})
+        if any(m["id"] == data["id"] for m in stacks[sign_id]):
+            # The message id is the idempotency key: a repeat of a held message changes nothing.
+            status = "active" if shown_now and shown_now["id"] == data["id"] else "held"
+            return jsonify({"id": data["id"], "status": status})
         if shown_now and int(data["priority"]) < shown_now["priority"]:
             wait = max(1, int(shown_now["until"] - now()))
             return jsonify(
