@@ -131,12 +131,27 @@ def subscribers_csv(path: Path, count: int) -> None:
 
 
 def run(broker: str, items: int, seed: int, kills: int, timeout: float) -> Outcome:
+    """One broker's run; whatever it started is stopped however it ends."""
+    cleanup: list[Any] = []
+    try:
+        return _run(broker, items, seed, kills, timeout, cleanup)
+    finally:
+        for stop in reversed(cleanup):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
+
+
+def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup: list[Any]) -> Outcome:
     rng = random.Random(f"{seed}/{broker}")
     workdir = Path(tempfile.mkdtemp(prefix=f"dispatch-chaos-{broker}-"))
     outcome = Outcome(broker)
     redis = Redis(workdir) if broker == "redis" else None
+    cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
     if redis:
         redis.start()
+        cleanup.append(redis.stop)
     (workdir / "signs.yaml").write_text(SIGNS, encoding="utf-8")
     env = {
         "DISPATCH_VAR_DIR": str(workdir / "var"),
@@ -168,6 +183,7 @@ def run(broker: str, items: int, seed: int, kills: int, timeout: float) -> Outco
 
     get_settings.cache_clear()
     box = Sandbox(Settings()).start()
+    cleanup.append(box.stop)
     os.environ.update(box.environment())
     os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts("weibo", "fedi")
     get_settings.cache_clear()
@@ -182,6 +198,7 @@ def run(broker: str, items: int, seed: int, kills: int, timeout: float) -> Outco
 
     log = workdir / "worker.log"
     worker = {"process": start_worker(dict(os.environ), log, beat=True, concurrency=4)}
+    cleanup.append(lambda: stop_worker(worker["process"]))
     started = time.monotonic()
     expires = "2099-01-01T00:00:00+08:00"
     for n in range(items):
@@ -382,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1500)
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    # SIGTERM unwinds like Ctrl-C, so the worker, emulators and Redis started here are stopped.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: (_ for _ in ()).throw(KeyboardInterrupt()))
     print(f"seed {seed}", flush=True)
     brokers = ["embedded", "redis"] if args.broker == "both" else [args.broker]
     outcomes = [run(broker, args.items, seed, args.kills, args.timeout) for broker in brokers]

@@ -146,3 +146,22 @@ def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(
         db.execute("UPDATE kombu_message SET visible = 0 WHERE id IN (SELECT id FROM kombu_message LIMIT 2)")
     assert fanout.purge_acknowledged(settings) == 2
     assert queued(settings) == {"urgent": 3}
+
+
+def test_the_sweeper_does_not_feed_a_backlog(ledger: Ledger, settings: Settings) -> None:
+    """Found by the fault suite: re-enqueueing unclaimed tasks on a timer multiplied a backlog."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from dispatcher.ledger import utcnow
+
+    approval.approve(ledger, settings, submitted(ledger), "陈刚")
+    with ledger.session() as session:  # published long ago and still not claimed
+        session.execute(update(DeliveryRow).values(enqueued_at=utcnow() - timedelta(minutes=10),
+                                                   created_at=utcnow() - timedelta(minutes=10)))
+    assert fanout.due(ledger, settings) == []  # their tasks still wait in the queue
+    path = settings.broker_url.removeprefix("sqla+sqlite:///")
+    with sqlite3.connect(path) as db:  # the broker loses them
+        db.execute("DELETE FROM kombu_message")
+    assert len(fanout.due(ledger, settings)) == 5
