@@ -136,8 +136,7 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     broker = "redis" if settings.broker_url.startswith("redis") else "embedded (SQLite)"
-    print(f"broker: {broker}, worker concurrency {args.concurrency}, {args.items} items, {len(states)} deliveries")
-    )
+    print(f"broker: {broker}, concurrency {args.concurrency}, {args.items} items, {len(states)} deliveries")
     print(f"baseline  no-op tasks          {baseline:8.1f} tasks/s")
     print(f"dispatch  deliveries           {rate:8.1f} deliveries/s   ({elapsed:.1f} s to drain)")
     print(f"ratio     deliveries / no-ops  {rate / baseline:8.2f}")
