@@ -72,7 +72,10 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
             record(session, "task.unknown_delivery", actor=worker, delivery_id=None, requested=delivery_id)
             return None
         busy = row.state is DeliveryState.sending and row.lease_until and row.lease_until > now
-        early = row.state is DeliveryState.retrying and row.next_attempt_at and row.next_attempt_at > now
+        # Waiting states honour their time: a stray task must not cut a backoff, a circuit's rest
+        # or a rate limit short (an unknown outcome waits too, before it is settled by lookup).
+        waiting = row.state in (DeliveryState.retrying, DeliveryState.unknown)
+        early = waiting and row.next_attempt_at and row.next_attempt_at > now
         if row.state in TERMINAL or busy or early:
             return None
         if digest_of(row.payload) != row.payload_digest:

@@ -348,3 +348,13 @@ def test_doubt_survives_a_temporary_error_until_it_is_settled(
     with ledger.session() as session:
         sent = session.query(EventRow).filter_by(name="delivery.sent", delivery_id=sms.id).one()
     assert sent.detail["how"] == "repeated"  # the second text to each phone is on the record
+
+
+def test_a_stray_task_does_not_cut_an_unknown_outcome_s_wait(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    website = approved(ledger, settings, channels=["website"])[0]
+    inject(sandbox, "website", mode="lost", seconds=3, method="POST")
+    assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.unknown
+    assert deliver(ledger, settings, website.id, WORKER) is None  # not due yet
+    assert row(ledger, website.id).attempts == 1
