@@ -158,8 +158,11 @@ def test_the_sweeper_does_not_feed_a_backlog(ledger: Ledger, settings: Settings)
 
     approval.approve(ledger, settings, submitted(ledger), "陈刚")
     with ledger.session() as session:  # published long ago and still not claimed
-        session.execute(update(DeliveryRow).values(enqueued_at=utcnow() - timedelta(minutes=10),
-                                                   created_at=utcnow() - timedelta(minutes=10)))
+        session.execute(
+            update(DeliveryRow).values(
+                enqueued_at=utcnow() - timedelta(minutes=10), created_at=utcnow() - timedelta(minutes=10)
+            )
+        )
     assert fanout.due(ledger, settings) == []  # their tasks still wait in the queue
     path = settings.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(path) as db:  # the broker loses them

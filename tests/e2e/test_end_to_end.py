@@ -41,6 +41,18 @@ def wait_terminal(ledger: Ledger, item_id: int, timeout: float = 90) -> list[Del
         time.sleep(0.1)
 
 
+def wait_until_sending(ledger: Ledger, item_id: int, timeout: float = 60) -> None:
+    """Until a worker has claimed the item's website delivery (its send is under way)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with ledger.session() as session:
+            website = session.query(DeliveryRow).filter_by(item_id=item_id, channel="website").one()
+        if website.state.value == "sending":
+            return
+        assert time.monotonic() < deadline, f"the website delivery was never claimed: {website.state}"
+        time.sleep(0.05)
+
+
 def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
     rows = wait_terminal(ledger, item_id)
     assert {r.state.value for r in rows} == {"sent"}, [(r.channel, r.last_error) for r in rows]
@@ -142,14 +154,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
     env = {**worker_env, "DISPATCH_LEASE_SECONDS": "5"}
     first = run_worker(env)
     ledger, item_id = publish(settings, channels=["website", "display"])
-    deadline = time.monotonic() + 60
-    while True:
-        with ledger.session() as session:
-            website = session.query(DeliveryRow).filter_by(item_id=item_id, channel="website").one()
-        if website.state.value == "sending":
-            break
-        assert time.monotonic() < deadline, f"website delivery never claimed: {website.state}"
-        time.sleep(0.05)
+    wait_until_sending(ledger, item_id)
     time.sleep(1)  # past the lookup, into the 3 s of the create
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker, pool and scheduler, at once
     first.wait(timeout=10)
@@ -200,14 +205,7 @@ def test_sigterm_lets_the_delivery_in_flight_finish(
     ).raise_for_status()
     worker = run_worker({**worker_env, "DISPATCH_WEBSITE__TIMEOUT": "10"})
     ledger, item_id = publish(settings, channels=["website"])
-    deadline = time.monotonic() + 60
-    while True:
-        with ledger.session() as session:
-            website = session.query(DeliveryRow).filter_by(item_id=item_id).one()
-        if website.state.value == "sending":
-            break
-        assert time.monotonic() < deadline, "the delivery was never claimed"
-        time.sleep(0.05)
+    wait_until_sending(ledger, item_id)
     worker.send_signal(signal.SIGTERM)  # warm shutdown, while the post is being created
     assert worker.wait(timeout=60) == 0
     with ledger.session() as session:
