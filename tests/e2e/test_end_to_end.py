@@ -187,6 +187,12 @@ def test_an_unsigned_task_injected_into_the_broker_is_refused(
     while "task message refused" not in (log.read_text(errors="replace") if log.exists() else ""):
         assert time.monotonic() < deadline, "the worker did not log the refusal"
         time.sleep(0.2)
+    while True:  # the worker logs the refusal first, then records it: wait for the record too
+        with ledger.session() as session:
+            if session.query(EventRow).filter_by(name="task.refused").count():
+                break
+        assert time.monotonic() < deadline, "the worker did not record the refusal"
+        time.sleep(0.1)
     with ledger.session() as session:
         assert session.get(DeliveryRow, delivery.id).state.value == "pending"
         assert session.query(EventRow).filter_by(name="delivery.claimed").count() == 0
