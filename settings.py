@@ -11,9 +11,11 @@ channel pointed at the sandbox emulators on 127.0.0.1 (``dispatch sandbox``).
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +67,12 @@ class SmsSettings(BaseModel):
         SecretStr(""), description="Sent with delivery-report URLs; default: the API token."
     )
     dlr_mask: int = 31
+    report_window: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds after sending by which every part of a long text has been reported; fewer "
+        "final reports than parts by then raises a channel alert (a gateway truncating long texts).",
+    )
     timeout: float = 10.0
 
 
@@ -112,12 +120,46 @@ class MicroblogSettings(BaseModel):
     accounts: list[MicroblogAccount] = Field(
         default_factory=lambda: [MicroblogAccount(name="sandbox", access_token=SecretStr("sandbox-token"))]
     )
-    rip: str = Field("127.0.0.1", description="The posting user's real IP, required by Weibo.")
+    rip: str = Field(
+        "127.0.0.1",
+        description="The posting user's real public IP, required by Weibo; a loopback or private "
+        "address is refused unless api_base is the local sandbox.",
+    )
+    safe_domains: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost"],
+        description="The Weibo app's safe domains (安全域名): share.json refuses a status whose links "
+        "lie elsewhere, so article links are checked against them at approval and probe.",
+    )
     max_length: int = 140
     hourly_allowance: int = Field(
         30, ge=1, description="Statuses an account may post per hour; rate-limit retries are spaced by it."
     )
     timeout: float = 10.0
+
+    @model_validator(mode="after")
+    def _real_address_for_weibo(self) -> MicroblogSettings:
+        bases = [a.api_base or self.api_base for a in self.accounts if a.driver == "weibo"]
+        if any(not _loopback(base) for base in bases):
+            try:
+                public = ipaddress.ip_address(self.rip).is_global
+            except ValueError:
+                public = False
+            if not public:
+                raise ValueError(
+                    f"rip {self.rip!r} is not a public IP address: Weibo needs the posting user's real "
+                    "address (DISPATCH_MICROBLOG__RIP); loopback and private addresses are for the sandbox"
+                )
+        return self
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class ApiSettings(BaseModel):
@@ -135,7 +177,7 @@ class ApiSettings(BaseModel):
 
 
 class RetryBudget(BaseModel):
-    attempts: int = Field(5, ge=1, description="Attempts before a delivery is dead.")
+    attempts: int = Field(48, ge=1, description="Attempts before a delivery is dead.")
     seconds: float = Field(21600, gt=0, description="Time from approval (or re-drive) before it is dead.")
 
 
@@ -153,7 +195,12 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(4, ge=1)
     lease_seconds: int = Field(60, ge=5, description="How long a claimed delivery stays claimed.")
     sweep_interval: float = Field(2.0, gt=0, description="Seconds between sweeps of the outbox.")
-    max_attempts: int = Field(5, ge=1, description="Default retry budget: attempts.")
+    max_attempts: int = Field(
+        48,
+        ge=1,
+        description="Default retry budget: attempts (waits the peer imposes are not attempts). With the "
+        "default backoff, 48 attempts span about 2.5 hours, so a delivery outlives a real outage.",
+    )
     max_retry_seconds: float = Field(21600, gt=0, description="Default retry budget: seconds.")
     retry_budgets: dict[str, RetryBudget] = Field(
         default_factory=dict, description="Per channel: {attempts, seconds}, overriding the defaults."

@@ -11,6 +11,7 @@ pick its own queue:
 - ``send(payload, key)``: deliver, using ``key`` wherever the API offers idempotency;
 - ``lookup(payload, key)``: find an earlier send whose answer was lost, or ``None``;
 - ``retract(receipt)``: withdraw what was sent;
+- ``check(payloads)``: what the peer says before approval (problems refuse it, notes inform);
 - ``probe()``: is the channel reachable and are the credentials good.
 """
 
@@ -74,6 +75,17 @@ class Payload:
 class Receipt:
     provider_id: str | None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: sent, but people must look (the site dropped a category, gave another link): the core records
+    #: a channel alert beside the sent delivery
+    alert: str | None = None
+
+
+@dataclass
+class Findings:
+    """What a channel's peer says about payloads before approval: problems refuse it, notes inform."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -184,10 +196,13 @@ class HttpApi:
         if code is not None and code in self.permanent_codes:
             return PermanentChannelError(message, code=code)
         if (code is not None and code in self.temporary_codes) or (response.status_code in TEMPORARY_STATUS):
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             return TemporaryChannelError(
                 message,
                 code=code or response.status_code,
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                retry_after=retry_after,
+                # 429 with a time to come back is the peer pacing us, not failing: a wait.
+                wait=response.status_code == 429 and retry_after is not None,
             )
         return PermanentChannelError(message, code=code or response.status_code)
 
@@ -198,6 +213,11 @@ class Channel(HttpApi, abc.ABC):
     #: False when the API can neither find an earlier send nor take a repeat safely (a plain SMS
     #: gateway): an unknown outcome is then resolved by the per-kind policy, not by a lookup.
     can_look_up: ClassVar[bool] = True
+
+    def __init__(self, *, public_url: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: where readers find the item's article (links on other channels point there)
+        self.public_url = public_url
 
     # -- the verbs an adapter fills in ---------------------------------------------------------
 
@@ -219,6 +239,12 @@ class Channel(HttpApi, abc.ABC):
 
     @abc.abstractmethod
     def retract(self, payload: Payload, receipt: Receipt) -> None: ...
+
+    def check(self, payloads: list[Payload]) -> Findings:
+        """Ask the peer, before approval, whether it will take these payloads as they are (the site's
+        categories, a sign's own configuration). A peer that cannot be reached gives a note, never a
+        problem: an urgent warning is not held back because a check could not be made."""
+        return Findings()
 
     @abc.abstractmethod
     def probe(self) -> Health: ...

@@ -28,7 +28,6 @@ message.
 from __future__ import annotations
 
 import codecs
-import math
 import re
 import time
 import unicodedata
@@ -41,7 +40,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
-from dispatcher.errors import ChannelError, ConfigurationError, ContentError, TemporaryChannelError
+from dispatcher.errors import (
+    ChannelError,
+    ConfigurationError,
+    ContentError,
+    PermanentChannelError,
+    TemporaryChannelError,
+)
 from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
 from settings import DisplaySettings
@@ -140,6 +145,22 @@ def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str
     return lines
 
 
+def duration_minutes(body: dict[str, Any], now: datetime | None = None) -> int:
+    """Whole minutes the message may show from now: rounded down, so it never outlives its item.
+
+    Raises :class:`PermanentChannelError` when less than a minute is left (signs count in minutes).
+    """
+    if "expires" not in body:  # a payload pinned before durations were worked out at activation
+        return int(body["duration_minutes"])
+    left = (datetime.fromisoformat(body["expires"]) - (now or datetime.now(UTC))).total_seconds()
+    if left < 60:
+        raise PermanentChannelError(
+            f"display: the item expires in {max(0, int(left))}s, too soon to show (signs count in minutes)",
+            code="expired",
+        )
+    return min(int(left // 60), 0xFFFE)
+
+
 def escape_multi(text: str) -> str:
     return text.replace("[", "[[").replace("]", "]]")
 
@@ -198,7 +219,6 @@ class DisplayChannel(Channel):
         if flash:  # warnings flash: half a second on, half off (NTCIP 1203 [fltXoY]…[/fl])
             bodies = [f"[flt5o5]{body}[/fl]" for body in bodies]
         multi = f"[pt{on_time}o0]" + "[np]".join(bodies)
-        remaining = (publication.item.expires - datetime.now(UTC)).total_seconds()
         return Payload(
             channel=self.name,
             target=target.name,
@@ -207,7 +227,8 @@ class DisplayChannel(Channel):
                 "multi": multi,
                 "pages": [list(page) for page in pages],
                 "priority": PRIORITY[publication.item.kind],
-                "duration_minutes": max(1, math.ceil(remaining / 60)),
+                # The duration is worked out when the message is activated, never past expiry.
+                "expires": publication.item.expires.isoformat(),
             },
             measures={"pages": len(pages)},
         )
@@ -231,10 +252,11 @@ class DisplayChannel(Channel):
 
     def send(self, payload: Payload, key: str) -> Receipt:
         body = payload.body
+        minutes = duration_minutes(body)
         snmp = self._snmp(body["sign"])
         if snmp is not None:
-            snmp.activate(body["multi"], body["priority"], body["duration_minutes"], key)
-            return Receipt(provider_id=key, detail={"sign": body["sign"]})
+            snmp.activate(body["multi"], body["priority"], minutes, key)
+            return Receipt(provider_id=key, detail={"sign": body["sign"], "minutes": minutes})
         answer = self.request(
             "PUT",
             f"{self.address(body['sign'])}/message",
@@ -242,10 +264,12 @@ class DisplayChannel(Channel):
                 "id": key,
                 "multi": body["multi"],
                 "priority": body["priority"],
-                "duration_minutes": body["duration_minutes"],
+                "duration_minutes": minutes,
             },
         ).json()
-        return Receipt(provider_id=str(answer.get("id", key)), detail={"sign": body["sign"]})
+        return Receipt(
+            provider_id=str(answer.get("id", key)), detail={"sign": body["sign"], "minutes": minutes}
+        )
 
     def showing(self, sign_id: str) -> dict[str, Any] | None:
         """The message a sign shows now (``id``, ``multi``, ``priority``), or None when it is blank."""

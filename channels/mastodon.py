@@ -40,6 +40,10 @@ class MastodonApi(HttpApi):
     def length(text: str) -> int:
         return mastodon_length(text)
 
+    @staticmethod
+    def prepare(text: str) -> str:
+        return text  # plain text: the server escapes it into the status's HTML
+
     def error_for(self, response: Any) -> ChannelError:
         error = super().error_for(response)
         if response.status_code == 401:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
 from channels.mastodon import MastodonApi
-from channels.weibo import WeiboApi
-from dispatcher.errors import ConfigurationError
+from channels.weibo import LINK_PATTERN, WeiboApi
+from dispatcher.errors import ConfigurationError, ContentError
 from dispatcher.rendering import context_for
 from settings import MicroblogAccount, MicroblogSettings
 
@@ -51,8 +52,15 @@ class MicroblogChannel(Channel):
         return [Target(a.name, {"driver": a.driver}) for a in self.settings.accounts]
 
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
-        text = renderer.render(self.name, publication.item.kind.value, context_for(publication))
         _, api = self._account(target.name)
+        text = api.prepare(renderer.render(self.name, publication.item.kind.value, context_for(publication)))
+        if isinstance(api, WeiboApi):
+            foreign = self.off_safe_domains(text)
+            if foreign:
+                raise ContentError(
+                    f"microblog target {target.name}: Weibo refuses links outside the app's safe domains "
+                    f"{self.settings.safe_domains} (DISPATCH_MICROBLOG__SAFE_DOMAINS): {', '.join(foreign)}"
+                )
         length = api.length(text)
         return Payload(
             channel=self.name,
@@ -83,11 +91,25 @@ class MicroblogChannel(Channel):
         if receipt.provider_id:
             api.delete(token, receipt.provider_id)
 
+    def off_safe_domains(self, text: str) -> list[str]:
+        """Links in ``text`` whose host is not one of the app's safe domains (or under one)."""
+        return [link for link in LINK_PATTERN.findall(text) if not self.on_safe_domain(link)]
+
+    def on_safe_domain(self, link: str) -> bool:
+        host = (urlsplit(link).hostname or "").lower()
+        return any(host == d or host.endswith("." + d) for d in map(str.lower, self.settings.safe_domains))
+
     def probe(self) -> Health:
         if not self.accounts:
             return Health(False, "no microblog account configured", 0.0)
         started = time.monotonic()
         problems = []
+        weibo = [a.name for a in self.settings.accounts if a.driver == "weibo"]
+        if weibo and not self.on_safe_domain(self.public_url):
+            problems.append(
+                f"the article links ({self.public_url}) are not on the Weibo app's safe domains "
+                f"{self.settings.safe_domains}: share.json would refuse every status"
+            )
         for name in self.accounts:
             token, api = self._account(name)
             health = api.check(token)

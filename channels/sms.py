@@ -18,6 +18,8 @@ reconciled here, and a sent SMS cannot be recalled.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +33,12 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+def callback_signature(secret: str, key: str) -> str:
+    """The signature a delivery's report URL carries: it vouches for that delivery's reports only, so a
+    URL read in the gateway's access log cannot be used to forge reports for any other delivery."""
+    return hmac.new(secret.encode(), f"dlr:{key}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def encoding_of(text: str) -> str:
@@ -110,8 +118,11 @@ class SmsChannel(Channel):
             "charset": "UTF-8",
         }
         if self.settings.dlr_url:
-            # Kannel fills in %d (report type), %p (recipient) and %T (time) when it calls back.
-            query = urlencode({"token": self.settings.callback_token.get_secret_value(), "key": key})
+            # Kannel fills in %d (report type), %p (recipient) and %T (time) when it calls back. The
+            # URL carries a signature for this delivery only, never the shared secret: Kannel's
+            # access log records every dlr-url.
+            secret = self.settings.callback_token.get_secret_value()
+            query = urlencode({"key": key, "sig": callback_signature(secret, key)})
             joiner = "&" if "?" in self.settings.dlr_url else "?"
             params["dlr-mask"] = self.settings.dlr_mask
             params["dlr-url"] = f"{self.settings.dlr_url}{joiner}{query}&type=%d&to=%p&at=%T"

@@ -6,32 +6,76 @@ must carry a link to a domain registered for the app), ``POST /2/statuses/destro
 see https://open.weibo.com/wiki/2/statuses/share and https://open.weibo.com/wiki/Error_code. Errors
 come as ``{"error": "...", "error_code": 20016, "request": "/2/statuses/share.json"}``.
 
-Limits: a status holds 140 characters as Weibo counts them: a Chinese (full-width) character counts
-one, two ASCII characters count one, and every link counts as a shortened ``t.cn`` link would
-(``LINK_WEIGHT``). Repeated content (20017, 20019) means the status is already there: the driver looks
-it up on the account's timeline and returns that post instead of failing.
+What the real API does that shapes this driver:
+
+- **Length** is counted as Sina's own counter does (the ``count`` kit of weibo.com's editor): each
+  UTF-16 unit up to U+00FF counts half, every other unit one (full-width punctuation “ ” — … ℃ counts
+  one, an emoji two); each ``http(s)://`` link counts 10 when it is at most 140 half-width units long,
+  else (length − 140 + 20) / 2; links to weibo.com, weibo.cn, t.sina.com.cn and t.sina.cn of at most 41
+  bytes, and ``t.cn`` links, count as the text they are; ``\r\n`` counts as ``\n``; the total is rounded
+  up. 140 is the limit (20012 beyond it).
+- **Links come back shortened** to ``http://t.cn/…`` in every answer and timeline, so a status is
+  recognised by its text with every link taken out, never by the text as sent.
+- **``share.json`` refuses topics** (``#话题#``, 10017): ``#`` is sent as the full-width ``＃``.
+- **``share.json`` refuses a status whose links are not on the app's safe domain** (10017 "text not
+  find domain!"): links are checked against ``DISPATCH_MICROBLOG__SAFE_DOMAINS`` at approval and probe.
+- **Repeated content** (20017, 20019) means the status is already there: it is looked up on the
+  account's timeline and returned instead of failing. **Deleting** a status that is gone (20101) is done.
+- **Hourly limits** (10022–10024, 20016) are waits the platform imposes, spaced to the account's
+  hourly allowance; they spend no attempt of the retry budget.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
-import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from channels.base import Health, HttpApi, Receipt
 from dispatcher.errors import ChannelError, PermanentChannelError, TemporaryChannelError
 
-LINK_PATTERN = re.compile(r"https?://[^\s\u3000-\u303f\uff00-\uffef]+")
-LINK_WEIGHT = 20  # half-width units: Weibo replaces a link by a short t.cn address of ~20 characters
+# A link as the counter sees one: http(s):// and the ASCII that follows (CJK text or full-width
+# punctuation ends it).
+LINK_PATTERN = re.compile(r"https?://[!-~]+")
+# Weibo's own hosts keep their real length when short (the counter's 41-byte rule); t.cn is text.
+OWN_HOSTS = ("weibo.com", "weibo.cn", "t.sina.com.cn", "t.sina.cn")
+
+
+def _halves(text: str) -> int:
+    """Half-width units of plain text: a UTF-16 unit up to U+00FF is one half, any other two."""
+    total = 0
+    for ch in text:
+        point = ord(ch)
+        total += 1 if point <= 0xFF else (4 if point > 0xFFFF else 2)
+    return total
+
+
+def _link_halves(link: str) -> int:
+    host = (urlsplit(link).hostname or "").lower()
+    if host == "t.cn" or (
+        any(host == own or host.endswith("." + own) for own in OWN_HOSTS) and len(link.encode()) <= 41
+    ):
+        return _halves(link)
+    own = _halves(link)
+    return 20 if own <= 140 else own - 140 + 20
 
 
 def weibo_length(text: str) -> int:
-    """Length in Weibo characters: full-width counts 2 halves, half-width 1, a link LINK_WEIGHT."""
-    halves = LINK_WEIGHT * len(LINK_PATTERN.findall(text))
-    for ch in LINK_PATTERN.sub("", text):
-        halves += 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+    """Length in Weibo characters, as weibo.com's counter gives it."""
+    text = text.replace("\r\n", "\n")
+    halves, position = 0, 0
+    for match in LINK_PATTERN.finditer(text):
+        halves += _halves(text[position : match.start()]) + _link_halves(match.group())
+        position = match.end()
+    halves += _halves(text[position:])
     return math.ceil(halves / 2)
+
+
+def without_links(text: str) -> str:
+    """The text as Weibo keeps it recognisable: links (which it shortens) taken out, spaces evened."""
+    return " ".join(LINK_PATTERN.sub("\x00", text.replace("\r\n", "\n")).split())
 
 
 class WeiboApi(HttpApi):
@@ -52,6 +96,7 @@ class WeiboApi(HttpApi):
         "repeated weibo text": "20017",
         "out of rate limit": "10023",
         "update weibo too fast": "20016",
+        "target weibo does not exist": "20101",
         "expired_token": "21327",
         "invalid_access_token": "21332",
     }
@@ -65,6 +110,11 @@ class WeiboApi(HttpApi):
     @staticmethod
     def length(text: str) -> int:
         return weibo_length(text)
+
+    @staticmethod
+    def prepare(text: str) -> str:
+        """The text as share.json takes it: a ``#`` would open a topic, which the API refuses (10017)."""
+        return text.replace("#", "＃")
 
     def provider_code(self, response: Any) -> str | None:
         try:
@@ -81,6 +131,7 @@ class WeiboApi(HttpApi):
         error = super().error_for(response)
         if error.code in self.rate_codes and isinstance(error, TemporaryChannelError):
             error.retry_after = max(error.retry_after or 0.0, 3600 / self.hourly_allowance)
+            error.wait = True
         if error.code in self.credential_codes:
             error.alert = True
         return error
@@ -115,20 +166,25 @@ class WeiboApi(HttpApi):
                 params={"access_token": token, "count": 100, "page": page},
             ).json()
             statuses = timeline.get("statuses", [])
+            wanted = without_links(text)
             for status in statuses:
-                if status.get("text") == text:
+                if without_links(html.unescape(str(status.get("text", "")))) == wanted:
                     return Receipt(str(status.get("idstr") or status["id"]))
             if len(statuses) < 100:
                 break
         return None
 
     def delete(self, token: str, status_id: str) -> None:
-        self.request(
-            "POST",
-            f"{self.base}/2/statuses/destroy.json",
-            idempotent=True,
-            data={"access_token": token, "id": status_id},
-        )
+        try:
+            self.request(
+                "POST",
+                f"{self.base}/2/statuses/destroy.json",
+                idempotent=True,
+                data={"access_token": token, "id": status_id},
+            )
+        except PermanentChannelError as exc:
+            if exc.code != "20101":  # the status does not exist (any more): deleted is done
+                raise
 
     def check(self, token: str) -> Health:
         return self.timed_probe(f"{self.base}/2/account/get_uid.json", params={"access_token": token})

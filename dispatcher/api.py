@@ -1,75 +1,125 @@
 """The dispatcher's HTTP API: callbacks from the SMS gateway.
 
-- ``GET|POST /sms/dlr?token=…&key=…&type=%d&to=%p`` — a Kannel delivery report for one recipient of
-  the delivery whose idempotency key is ``key`` (the SMS adapter puts these in ``dlr-url``);
-- ``GET|POST /sms/mo?token=…&from=%p&text=%a`` — an inbound SMS (a Kannel ``sms-service`` with
-  ``get-url``); ``TD``, ``T``, ``STOP`` or ``退订`` opts the sender out;
+- ``GET /sms/dlr?key=…&sig=…&type=%d&to=%p`` — a Kannel delivery report for one recipient of the
+  delivery whose idempotency key is ``key``. ``sig`` vouches for that delivery only (an HMAC of the key
+  under the callback secret, put in ``dlr-url`` by the SMS adapter): Kannel's access log records every
+  dlr-url, and a leaked line must not let anyone forge reports for other deliveries.
+- ``GET /sms/mo?token=…&from=%p&text=%a&coding=%c&charset=%C`` — an inbound SMS (a Kannel
+  ``sms-service`` with ``get-url``); ``TD``, ``T``, ``STOP`` or ``退订`` opts the sender out. Without
+  smsbox's ``mo-recode``, a Chinese text arrives as its UCS-2 bytes (``coding=2``): the text is decoded
+  from ``coding`` and ``charset`` either way.
 - ``GET /health`` — liveness, changes nothing.
 
-Every endpoint that changes state needs the shared token (``DISPATCH_API__TOKEN``); Kannel cannot
-send headers with its callbacks, so the token travels in the URL, and the server keeps no access log.
+Parameters are read from the query string only (Kannel sends none in a body) and must be ASCII where
+the protocol says so; anything malformed gets a 4xx naming the parameter, never a 500.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
+from urllib.parse import parse_qs
 
 from flask import Flask, Response, request
 
+from channels.sms import callback_signature
 from dispatcher import subscribers
 from dispatcher.ledger import Ledger
 from settings import Settings
 
 log = logging.getLogger(__name__)
+ASCII_DIGITS = re.compile(r"[0-9]{1,3}")
+KEY = re.compile(r"[0-9a-f]{1,64}")
+SIGNATURE = re.compile(r"[0-9a-f]{32}")
+# What a UCS-2 text is called in smsbox's %C (and what its %c=2 means).
+UCS2_CHARSETS = frozenset({"UTF-16BE", "UTF-16", "UCS-2", "UCS-2BE", "ISO-10646-UCS-2"})
 
 
 def _text(body: str, status: int = 200) -> Response:
     return Response(body, status=status, mimetype="text/plain")
 
 
+def raw_query() -> dict[str, bytes]:
+    """The query string's parameters as bytes: a UCS-2 text is not UTF-8 and must not be decoded as it."""
+    pairs = parse_qs(request.query_string.decode("latin-1"), encoding="latin-1", keep_blank_values=True)
+    return {name: values[0].encode("latin-1") for name, values in pairs.items()}
+
+
+def decode_text(raw: bytes, coding: str, charset: str) -> str:
+    """An inbound text from Kannel's ``%a`` given ``%c`` (coding) and ``%C`` (charset)."""
+    charset = charset.strip().upper()
+    if coding == "2" or charset in UCS2_CHARSETS:
+        return raw.decode("utf-16-be", errors="replace")
+    try:
+        return raw.decode(charset or "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace")
+
+
 def create_api(settings: Settings, ledger: Ledger) -> Flask:
     app = Flask("dispatcher")
     token = settings.api.token.get_secret_value()
+    callback_secret = settings.sms.callback_token.get_secret_value()
 
-    @app.before_request
-    def _authenticate() -> Response | None:
-        if request.path == "/health":
-            return None
-        given = request.values.get("token", "")
-        if not token or not hmac.compare_digest(given.encode(), token.encode()):
-            log.warning("callback refused: bad or missing token (%s %s)", request.method, request.path)
-            return _text("bad or missing token", 401)
-        return None
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if hasattr(exc, "code") and isinstance(exc.code, int) and exc.code < 500:
+            return _text(str(exc), exc.code)
+        log.exception("callback %s failed", request.path)
+        return _text("the callback could not be processed; try again", 503)
 
     @app.get("/health")
     def health() -> Response:
         return _text("ok")
 
-    @app.route("/sms/dlr", methods=["GET", "POST"])
+    @app.get("/sms/dlr")
     def delivery_report() -> Response:
-        key = request.values.get("key", "")
-        raw_type = request.values.get("type", "")
-        if not key or not raw_type.isdigit():
-            return _text("key and a numeric type are required", 400)
+        args = request.args
+        key, sig = args.get("key", ""), args.get("sig", "")
+        raw_type, to = args.get("type", ""), args.get("to", "")
+        if not KEY.fullmatch(key):
+            return _text("key: missing or not a delivery key", 400)
+        if not SIGNATURE.fullmatch(sig) or not hmac.compare_digest(
+            sig, callback_signature(callback_secret, key)
+        ):
+            log.warning("delivery report refused: bad or missing signature")
+            return _text("sig: missing or wrong for this delivery", 401)
+        if not ASCII_DIGITS.fullmatch(raw_type) or int(raw_type) not in subscribers.REPORTS:
+            return _text(f"type: must be one of {sorted(subscribers.REPORTS)}", 400)
+        if not to.isascii():
+            return _text("to: not a phone number", 400)
         try:
-            phone = subscribers.normalise(request.values.get("to", ""), settings.sms.default_region)
+            phone = subscribers.normalise(to, settings.sms.default_region)
         except ValueError as exc:
-            return _text(str(exc), 400)
+            return _text(f"to: {exc}", 400)
         with ledger.session() as session:
             state = subscribers.apply_report(session, key, phone, int(raw_type))
         if state is None:
             return _text("no such delivery or recipient", 404)
         return _text(state)
 
-    @app.route("/sms/mo", methods=["GET", "POST"])
+    @app.get("/sms/mo")
     def inbound() -> Response:
+        given = request.args.get("token", "")
+        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            log.warning("inbound SMS refused: bad or missing token")
+            return _text("token: bad or missing", 401)
+        raw = raw_query()
+        sender = raw.get("from", b"")
+        if not sender.isascii():
+            return _text("from: not a phone number", 400)
+        coding = raw.get("coding", b"").decode("latin-1")
+        if coding and not ASCII_DIGITS.fullmatch(coding):
+            return _text("coding: must be 0, 1 or 2", 400)
+        charset = raw.get("charset", b"").decode("latin-1")
+        text = decode_text(raw.get("text", b""), coding, charset)
         try:
-            phone = subscribers.normalise(request.values.get("from", ""), settings.sms.default_region)
+            phone = subscribers.normalise(sender.decode(), settings.sms.default_region)
         except ValueError as exc:
-            return _text(str(exc), 400)
+            return _text(f"from: {exc}", 400)
         with ledger.session() as session:
-            subscribers.opt_out(session, phone, request.values.get("text", ""))
+            subscribers.opt_out(session, phone, text)
         # An empty answer: Kannel sends no reply text (the sms-service has max-messages = 0).
         return _text("")
 

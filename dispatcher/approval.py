@@ -56,8 +56,13 @@ def queue_for(kind: str, channel: str) -> str:
     return "urgent" if kind == Kind.warning.value else channel
 
 
-def plan(settings: Settings, publication: Publication, only: str | None = None) -> Plan:
-    """Render every wanted channel for every target; collect every limit problem, not only the first."""
+def plan(
+    settings: Settings, publication: Publication, only: str | None = None, *, ask_peers: bool = True
+) -> Plan:
+    """Render every wanted channel for every target; collect every limit problem, not only the first.
+
+    With ``ask_peers`` each channel also asks its peer whether it will take the payloads (``check``).
+    """
     renderer = TemplateRenderer(settings.templates_dir)
     result = Plan(publication)
     for name in publication.item.channels:
@@ -67,15 +72,21 @@ def plan(settings: Settings, publication: Publication, only: str | None = None) 
         targets = channel.targets(publication)
         if not targets:
             result.notes.append(f"{name.value}: no target for this item (nothing will be sent)")
+        prepared = []
         for target in targets:
             try:
                 payload = channel.prepare(publication, target, renderer)
             except ContentError as exc:
                 result.problems.append(str(exc))
                 continue
-            result.payloads.append(payload)
+            prepared.append(payload)
             if payload.body.get("segments", 1) > 1:
                 result.notes.append(f"sms {target.name}: the text needs {payload.body['segments']} messages")
+        if prepared and ask_peers:
+            findings = channel.check(prepared)
+            result.problems += findings.problems
+            result.notes += findings.notes
+        result.payloads += prepared
     return result
 
 

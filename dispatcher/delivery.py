@@ -25,7 +25,6 @@ from dispatcher.errors import (
     ChannelError,
     DispatchError,
     NotRepeatedError,
-    OutcomeUnknownError,
     TemporaryChannelError,
 )
 from dispatcher.ledger import (
@@ -245,34 +244,21 @@ def finish(
                 provider_id=receipt.provider_id,
                 found_by_lookup=how == "lookup",
                 how=how,
+                **({"link": receipt.detail["link"]} if receipt.detail.get("link") else {}),
             )
+            if receipt.alert:
+                event("channel.alert", channel=row.channel, target=row.target, error=receipt.alert)
+        elif isinstance(error, TemporaryChannelError) and error.wait:
+            # The peer set the time (a rate limit, a sign showing a warning, a sign in local control):
+            # not a failure, so neither an attempt nor a mark against the circuit is spent.
+            delay = max(1.0, error.retry_after or settings.retry_base_seconds)
+            row.attempts -= 1
+            row.state = DeliveryState.unknown if doubt else DeliveryState.retrying
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            row.last_error = str(error)
+            event("delivery.waiting", error=str(error), retry_in=round(delay, 2))
         elif isinstance(error, TemporaryChannelError):
-            if error.code != "preempted":  # a sign busy with a warning is healthy
-                circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
-            budget = settings.budget(row.channel)
-            spent = (now - taken.budget_start).total_seconds()
-            if row.attempts >= budget.attempts or spent >= budget.seconds:
-                row.state = DeliveryState.dead
-                row.last_error = f"{error} (gave up after {row.attempts} attempts in {spent:.0f}s)"
-                event(
-                    "delivery.dead",
-                    error=str(error),
-                    budget_attempts=budget.attempts,
-                    budget_seconds=budget.seconds,
-                )
-            else:
-                delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
-                # Still unknown if this attempt's answer was lost, or if an earlier attempt's outcome
-                # was never settled: the next attempt must settle it first, not send blindly.
-                unknown = isinstance(error, OutcomeUnknownError) or doubt
-                row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
-                row.next_attempt_at = now + timedelta(seconds=delay)
-                row.last_error = str(error)
-                event(
-                    "delivery.unknown" if unknown else "delivery.retrying",
-                    error=str(error),
-                    retry_in=round(delay, 2),
-                )
+            circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
         else:
             row.state = DeliveryState.failed
             row.last_error = str(error)

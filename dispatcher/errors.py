@@ -2,7 +2,9 @@
 
     DispatchError
     ├── ChannelError                  a channel refused or failed a call
-    │   ├── TemporaryChannelError     timeouts, 408/429/5xx, throttling codes: retry later
+    │   ├── TemporaryChannelError     timeouts, 408/429/5xx: retry later; ``wait=True`` when the peer
+    │   │                             imposes the wait (throttling, a higher-priority message, local
+    │   │                             control): the delivery waits without spending an attempt
     │   │   └── OutcomeUnknownError   the request left and no answer came: look up, never resend blindly
     │   └── PermanentChannelError     4xx, rejected content, bad credentials: fail now with the reason
     ├── ConfigurationError            a setting or the sign registry is wrong
@@ -32,10 +34,19 @@ class ChannelError(DispatchError):
 
 class TemporaryChannelError(ChannelError):
     def __init__(
-        self, message: str, *, code: str | int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str | int | None = None,
+        retry_after: float | None = None,
+        wait: bool = False,
+        alert: bool = False,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, alert=alert)
         self.retry_after = retry_after
+        #: the peer told us when to come back (a rate limit, a sign busy with a warning): not a
+        #: failure, so it spends no attempt and counts against no circuit
+        self.wait = wait
 
 
 class OutcomeUnknownError(TemporaryChannelError):

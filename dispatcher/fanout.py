@@ -17,6 +17,7 @@ from sqlalchemy import and_, create_engine, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from dispatcher import subscribers
 from dispatcher.errors import RefusedError
 from dispatcher.ledger import DeliveryRow, DeliveryState, ItemRow, ItemState, Ledger, record, utcnow
 from settings import Settings
@@ -170,6 +171,7 @@ def sweep(ledger: Ledger, settings: Settings) -> int:
         log.info("sweeper enqueued %d deliveries", count)
     if settings.embedded_broker:
         purge_acknowledged(settings)
+    subscribers.alert_truncated(ledger, settings.sms)
     return count
 
 

@@ -194,6 +194,23 @@ class RecipientRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class SmsBatchRow(Base):
+    """The parts an SMS batch was sent in and the final delivery reports received for them.
+
+    Kannel reports every part of a long text on its own; a gateway without ``max-messages`` sends the
+    first part only and reports it delivered. Fewer final reports than ``parts × recipients`` long
+    after sending is that evidence (checked by the sweeper; one alert per batch).
+    """
+
+    __tablename__ = "sms_batches"
+
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), primary_key=True)
+    parts: Mapped[int] = mapped_column(Integer)
+    recipients: Mapped[int] = mapped_column(Integer)
+    final_reports: Mapped[int] = mapped_column(Integer, default=0)
+    alerted: Mapped[bool] = mapped_column(default=False)
+
+
 class RateBucketRow(Base):
     """A token bucket shared by every worker: ``key`` is a channel or ``channel:target``."""
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import phonenumbers
@@ -28,7 +29,15 @@ from sqlalchemy.orm import Session
 
 from dispatcher.errors import InvalidItemError
 from dispatcher.items import PROVINCES, Item, Kind, covers
-from dispatcher.ledger import DeliveryRow, Ledger, RecipientRow, SubscriberRow, record, utcnow
+from dispatcher.ledger import (
+    DeliveryRow,
+    Ledger,
+    RecipientRow,
+    SmsBatchRow,
+    SubscriberRow,
+    record,
+    utcnow,
+)
 from settings import SmsSettings
 
 OPT_OUT_WORDS = frozenset({"TD", "T", "STOP", "退订"})
@@ -149,7 +158,35 @@ def audience(session: Session, item: Item, settings: SmsSettings) -> list[str]:
 
 def track(session: Session, delivery: DeliveryRow) -> None:
     """One row per phone of an SMS delivery, to be updated by the delivery reports."""
-    session.add_all(RecipientRow(delivery_id=delivery.id, phone=phone) for phone in delivery.payload["to"])
+    phones = delivery.payload["to"]
+    session.add_all(RecipientRow(delivery_id=delivery.id, phone=phone) for phone in phones)
+    session.add(
+        SmsBatchRow(
+            delivery_id=delivery.id, parts=int(delivery.payload.get("segments", 1)), recipients=len(phones)
+        )
+    )
+
+
+def truncated_batches(session: Session, older_than: datetime) -> list[tuple[DeliveryRow, SmsBatchRow]]:
+    """Multi-part batches sent before ``older_than`` whose phones all reported, with fewer final reports
+    than parts: the gateway sent the first part only (Kannel without ``max-messages``)."""
+    reported_all = (
+        select(RecipientRow.delivery_id)
+        .where(RecipientRow.delivery_id == SmsBatchRow.delivery_id, RecipientRow.report_type.is_(None))
+        .exists()
+    )
+    rows = session.execute(
+        select(DeliveryRow, SmsBatchRow)
+        .join(SmsBatchRow, SmsBatchRow.delivery_id == DeliveryRow.id)
+        .where(
+            SmsBatchRow.parts > 1,
+            SmsBatchRow.alerted.is_(False),
+            SmsBatchRow.final_reports < SmsBatchRow.parts * SmsBatchRow.recipients,
+            DeliveryRow.sent_at < older_than,
+            ~reported_all,
+        )
+    ).all()
+    return [(delivery, batch) for delivery, batch in rows]
 
 
 def apply_report(session: Session, key: str, phone: str, report_type: int) -> str | None:
@@ -162,6 +199,10 @@ def apply_report(session: Session, key: str, phone: str, report_type: int) -> st
     ).one_or_none()
     if recipient is None:
         return None
+    if report_type in FINAL_REPORTS:
+        batch = session.get(SmsBatchRow, delivery.id)
+        if batch is not None:  # every part of a long text is reported on its own
+            batch.final_reports += 1
     if recipient.report_type in FINAL_REPORTS or report_type not in REPORTS:
         return recipient.state  # a duplicate, or a report older than the final one: nothing changes
     recipient.report_type = report_type
@@ -197,3 +238,27 @@ def recipient_counts(session: Session, delivery_id: int) -> dict[str, int]:
     for state in session.scalars(select(RecipientRow.state).where(RecipientRow.delivery_id == delivery_id)):
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:
+    """Raise one channel alert per long-text batch the gateway cut to its first part; return how many."""
+    older_than = utcnow() - timedelta(seconds=settings.report_window)
+    with ledger.session() as session:
+        found = truncated_batches(session, older_than)
+        for delivery, batch in found:
+            batch.alerted = True
+            record(
+                session,
+                "channel.alert",
+                actor="sweeper",
+                item_id=delivery.item_id,
+                delivery_id=delivery.id,
+                channel="sms",
+                target=delivery.target,
+                error=(
+                    f"sms: the gateway reported {batch.final_reports} final report(s) for {batch.recipients} "
+                    f"phone(s) of a {batch.parts}-part text: it most likely sent the first part only "
+                    "(set max-messages in Kannel's sendsms-user group)"
+                ),
+            )
+    return len(found)
