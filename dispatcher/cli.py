@@ -404,10 +404,11 @@ def wait_for_interrupt() -> None:
 )
 def sandbox(port_base: int) -> None:
     """Run the channel emulators on 127.0.0.1 until interrupted."""
-    from sandbox.server import NAMES, Sandbox
+    from dispatcher.sandboxes import sandbox_for
+    from sandbox.server import NAMES
 
     ports = {name: port_base + i for i, name in enumerate(NAMES)}
-    box = Sandbox(get_settings(), ports=ports).start()
+    box = sandbox_for(get_settings(), ports).start()
     for name, url in box.urls.items():
         click.echo(f"{name:10} {url}")
     click.echo("sandbox running; Ctrl-C or SIGTERM stops it")

@@ -16,10 +16,10 @@ from dispatcher.cli import table
 from dispatcher.items import load_item
 from dispatcher.ledger import TERMINAL, Ledger
 from dispatcher.reports import item_status
+from dispatcher.sandboxes import sandbox_for
 from dispatcher.serving import serve_in_thread
 from dispatcher.subscribers import import_csv, recipient_counts
 from dispatcher.workers import start_worker, stop_worker
-from sandbox.server import Sandbox
 from settings import PROJECT_DIR, get_settings
 
 APPROVER = "陈刚"
@@ -63,7 +63,7 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
     api = serve_in_thread(create_api(get_settings(), ledger), "127.0.0.1", 0, "demo-api")
     os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api.port}"  # where reports go
     get_settings.cache_clear()
-    box = Sandbox(get_settings()).start()
+    box = sandbox_for(get_settings()).start()
     os.environ.update(box.environment())
     # The office posts on Weibo and on a Mastodon instance: one delivery per account.
     os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts()

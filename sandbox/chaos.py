@@ -176,13 +176,13 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     from dispatcher import approval
     from dispatcher.items import parse_item
     from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, Ledger
+    from dispatcher.sandboxes import sandbox_for
     from dispatcher.subscribers import import_csv
     from dispatcher.workers import start_worker, stop_worker
-    from sandbox.server import Sandbox
     from settings import Settings, get_settings
 
     get_settings.cache_clear()
-    box = Sandbox(Settings()).start()
+    box = sandbox_for(Settings()).start()
     cleanup.append(box.stop)
     os.environ.update(box.environment())
     os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts("weibo", "fedi")

@@ -1,66 +1,118 @@
-"""Running the four emulators as real HTTP servers on 127.0.0.1, each in its own thread."""
+"""Running the emulators as real HTTP servers on 127.0.0.1, each in its own thread.
+
+The sandbox stands on its own: it is configured with plain values (:class:`SandboxConfig`) and reads
+the sign registry file itself, as a sign controller would be configured with its signs; nothing here
+imports the dispatcher, so no emulator can borrow the adapters' beliefs.
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from pathlib import Path
+from typing import Any
 
-from channels.display import load_registry
-from dispatcher.serving import Running, serve_in_thread
+import yaml
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
 from sandbox import kannel, mastodon, signs, weibo, wordpress
 from sandbox.emulator import EmulatorState
-from settings import Settings
 
 NAMES = ("website", "sms", "display", "microblog", "mastodon")
+
+
+@dataclass
+class SandboxConfig:
+    """What the emulated peers are configured with: logins, tokens, the signs, where MO texts go."""
+
+    wordpress_user: str = "dispatch"
+    wordpress_password: str = "sand box pass word"
+    kannel_user: str = "dispatch"
+    kannel_password: str = "sandbox"
+    #: an sms-service get-url for inbound texts (``%p`` sender, ``%a`` text, ``%c`` coding, …)
+    mo_url: str | None = None
+    #: Kannel's sendsms-user ``max-messages``: the sandbox plays a gateway configured for long texts
+    max_messages: int = 10
+    sign_registry: Path | None = None
+    weibo_tokens: dict[str, int] = field(default_factory=lambda: {"sandbox-token": 1000001})
+    weibo_safe_domains: tuple[str, ...] = ("127.0.0.1", "localhost")
+    mastodon_tokens: dict[str, str] | None = None
+    #: extra keyword arguments per emulator (``{"website": {"registered_meta": ("dispatch_uid",)}}``)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: request lines carry credentials, as a real gateway's would."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@dataclass
+class _Running:
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def read_signs(path: Path | None) -> list[dict[str, Any]]:
+    """The signs of a registry file, as plain entries."""
+    if path is None:
+        return []
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return [dict(entry) for entry in data.get("signs") or []]
 
 
 @dataclass
 class Sandbox:
     """The emulators, started on the given ports (0 picks free ones); ``urls`` says where they are."""
 
-    settings: Settings
+    config: SandboxConfig = field(default_factory=SandboxConfig)
     host: str = "127.0.0.1"
     ports: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NAMES, 0))
-    servers: dict[str, Running] = field(default_factory=dict)
+    servers: dict[str, _Running] = field(default_factory=dict)
     states: dict[str, EmulatorState] = field(default_factory=dict)
 
     def start(self) -> Sandbox:
-        s = self.settings
+        c = self.config
+        options = c.options
         apps = {
-            "website": wordpress.create_app(s.website.username, s.website.app_password.get_secret_value()),
+            "website": wordpress.create_app(
+                c.wordpress_user, c.wordpress_password, **options.get("website", {})
+            ),
             "sms": kannel.create_app(
-                s.sms.username,
-                s.sms.password.get_secret_value(),
-                mo_url=f"{s.api.public_url.rstrip('/')}/sms/mo?"
-                + urlencode({"token": s.api.token.get_secret_value()})
-                + "&from=%p&to=%P&text=%a",
+                c.kannel_user,
+                c.kannel_password,
+                mo_url=c.mo_url,
+                max_messages=c.max_messages,
+                **options.get("sms", {}),
             ),
-            "display": signs.create_app(load_registry(s.display.registry)),
+            "display": signs.create_app(read_signs(c.sign_registry), **options.get("display", {})),
             "microblog": weibo.create_app(
-                {
-                    a.access_token.get_secret_value(): 1000001 + i
-                    for i, a in enumerate(s.microblog.accounts)
-                    if a.driver == "weibo"
-                }
+                dict(c.weibo_tokens), safe_domains=c.weibo_safe_domains, **options.get("microblog", {})
             ),
-            "mastodon": mastodon.create_app(
-                {
-                    a.access_token.get_secret_value(): a.name
-                    for a in s.microblog.accounts
-                    if a.driver == "mastodon"
-                }
-                or None
-            ),
+            "mastodon": mastodon.create_app(c.mastodon_tokens, **options.get("mastodon", {})),
         }
         for name, (app, state) in apps.items():
-            self.servers[name] = serve_in_thread(app, self.host, self.ports.get(name, 0), f"sandbox-{name}")
+            server = make_server(
+                self.host, self.ports.get(name, 0), app, threaded=True, request_handler=_QuietHandler
+            )
+            thread = threading.Thread(
+                target=server.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True
+            )
+            thread.start()
+            self.servers[name] = _Running(server, thread)
             self.states[name] = state
         return self
 
     @property
     def urls(self) -> dict[str, str]:
-        return {name: f"http://{self.host}:{running.port}" for name, running in self.servers.items()}
+        return {name: f"http://{self.host}:{r.server.server_port}" for name, r in self.servers.items()}
 
     def environment(self) -> dict[str, str]:
         """``DISPATCH_*`` variables that point a dispatcher at these emulators."""

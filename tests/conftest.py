@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dispatcher.ledger import Ledger
+from dispatcher.sandboxes import sandbox_for
 from dispatcher.subscribers import import_csv
 from sandbox.server import Sandbox
 from settings import Settings, get_settings
@@ -87,6 +88,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: Path)
         "DISPATCH_RETRY_BASE_SECONDS": "0.2",
         "DISPATCH_RETRY_MAX_SECONDS": "1",
         "DISPATCH_SWEEP_INTERVAL": "0.5",
+        # A short budget keeps retry tests quick; the default (48) is tested on its own.
+        "DISPATCH_MAX_ATTEMPTS": "5",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -95,7 +98,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: Path)
 
 @pytest.fixture
 def sandbox(environment: dict[str, str]) -> Iterator[Sandbox]:
-    box = Sandbox(Settings()).start()
+    box = sandbox_for(Settings()).start()
     yield box
     box.stop()
 

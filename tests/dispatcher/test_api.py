@@ -9,11 +9,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
+from channels.sms import callback_signature
 from dispatcher import approval
 from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, Ledger, SubscriberRow
+from dispatcher.sandboxes import sandbox_for
 from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from sandbox.server import Sandbox
@@ -35,7 +37,7 @@ def wired(
     """Settings and a sandbox whose Kannel emulator calls this API back."""
     monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", f"http://127.0.0.1:{api.port}")
     get_settings.cache_clear()
-    box = Sandbox(get_settings()).start()
+    box = sandbox_for(get_settings()).start()
     for name, value in box.environment().items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -47,18 +49,72 @@ def url(api: Running, path: str) -> str:
     return f"http://127.0.0.1:{api.port}{path}"
 
 
-def test_callbacks_need_the_token(api: Running) -> None:
-    assert requests.get(url(api, "/sms/dlr?key=k&type=1&to=%2B8613800138000"), timeout=5).status_code == 401
+def signed(settings: Settings, key: str) -> str:
+    return callback_signature(settings.sms.callback_token.get_secret_value(), key)
+
+
+def test_callbacks_need_their_credentials(api: Running, settings: Settings) -> None:
+    assert requests.get(url(api, "/sms/dlr?key=ab&type=1&to=%2B8613800138000"), timeout=5).status_code == 401
     wrong = requests.get(url(api, "/sms/mo?token=wrong&from=13800138000&text=TD"), timeout=5)
     assert wrong.status_code == 401
     assert requests.get(url(api, "/health"), timeout=5).text == "ok"
 
 
-def test_a_bad_report_is_refused_naming_the_problem(api: Running, settings: Settings) -> None:
+def test_a_report_url_vouches_for_its_own_delivery_only(api: Running, settings: Settings) -> None:
+    """A dlr-url read in the gateway's access log cannot forge reports for another delivery."""
+    leaked = signed(settings, "aa11")
+    assert (
+        requests.get(url(api, f"/sms/dlr?key=aa11&sig={leaked}&type=1&to=13800138000"), timeout=5).status_code
+        == 404
+    )
+    other = requests.get(url(api, f"/sms/dlr?key=bb22&sig={leaked}&type=1&to=13800138000"), timeout=5)
+    assert other.status_code == 401
     token = settings.api.token.get_secret_value()
-    answer = requests.get(url(api, f"/sms/dlr?token={token}&key=k&type=x&to=1"), timeout=5)
-    assert answer.status_code == 400 and "numeric type" in answer.text
-    unknown = requests.get(url(api, f"/sms/dlr?token={token}&key=k&type=1&to=13800138000"), timeout=5)
+    with_token = requests.get(url(api, f"/sms/dlr?key=bb22&token={token}&type=1&to=13800138000"), timeout=5)
+    assert with_token.status_code == 401  # the shared token no longer opens the report endpoint
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "names"),
+    [
+        ("key=ab&type=x&to=13800138000", 400, "type"),
+        ("key=ab&type=%C2%B2&to=13800138000", 400, "type"),  # a Unicode superscript two
+        ("key=ab&type=%D9%A1&to=13800138000", 400, "type"),  # an Arabic-Indic digit one
+        ("key=ab&type=3&to=13800138000", 400, "type"),
+        ("key=ab&type=99999999999999999999&to=1", 400, "type"),
+        ("key=ab&type=1&to=%D9%A1%D9%A3", 400, "to"),
+        ("key=ab&type=1&to=", 400, "to"),
+        ("key=ab&type=1&to=not-a-phone", 400, "to"),
+    ],
+)
+def test_every_malformed_report_parameter_gets_a_4xx_naming_it(
+    api: Running, settings: Settings, query: str, status: int, names: str
+) -> None:
+    answer = requests.get(url(api, f"/sms/dlr?{query}&sig={signed(settings, 'ab')}"), timeout=5)
+    assert answer.status_code == status and answer.text.startswith(names)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["key=&type=1", "key=%C3%A9&type=1", "key=ab&sig=%C2%B2&type=1", "key=AB'--&type=1"],
+)
+def test_a_malformed_key_or_signature_is_refused_not_crashed(api: Running, query: str) -> None:
+    answer = requests.get(url(api, f"/sms/dlr?{query}&to=13800138000"), timeout=5)
+    assert 400 <= answer.status_code < 500
+
+
+def test_a_post_body_carries_no_credential(api: Running, settings: Settings) -> None:
+    token = settings.api.token.get_secret_value()
+    answer = requests.post(
+        url(api, "/sms/mo"), data={"token": token, "from": "13800138000", "text": "TD"}, timeout=5
+    )
+    assert answer.status_code in (401, 405)
+
+
+def test_an_unknown_delivery_is_404(api: Running, settings: Settings) -> None:
+    unknown = requests.get(
+        url(api, f"/sms/dlr?key=ab&sig={signed(settings, 'ab')}&type=1&to=13800138000"), timeout=5
+    )
     assert unknown.status_code == 404
 
 
@@ -90,3 +146,25 @@ def test_an_inbound_td_opts_the_sender_out(wired: tuple[Settings, Sandbox], ledg
             select(SubscriberRow).where(SubscriberRow.phone == "+8613800138000")
         ).one()
     assert subscriber.opted_out_at is not None
+
+
+@pytest.mark.parametrize("recode", [False, True])
+def test_an_inbound_chinese_opt_out_works_with_or_without_mo_recode(
+    monkeypatch: pytest.MonkeyPatch, api: Running, environment: dict[str, str], ledger: Ledger, recode: bool
+) -> None:
+    """Without smsbox's mo-recode, 退订 arrives as UCS-2 bytes (coding=2); it opts out either way."""
+    monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", f"http://127.0.0.1:{api.port}")
+    get_settings.cache_clear()
+    box = sandbox_for(get_settings(), sms={"mo_recode": recode}).start()
+    try:
+        answer = requests.post(
+            f"{box.urls['sms']}/_sandbox/mo", json={"from": "+8613800138001", "text": "退订"}, timeout=10
+        )
+        assert answer.json()["status"] == 200
+    finally:
+        box.stop()
+    with ledger.session() as session:
+        subscriber = session.scalars(
+            select(SubscriberRow).where(SubscriberRow.phone == "+8613800138001")
+        ).one()
+        assert subscriber.opted_out_at is not None

@@ -113,6 +113,48 @@ def test_the_retry_budget_ends_in_dead(ledger: Ledger, settings: Settings, sandb
         assert session.query(ItemRow).one().state is ItemState.failed
 
 
+def test_waits_the_peer_imposes_spend_no_attempt(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """A rate limit with a time to come back is pacing, not failure: twenty of them kill nothing."""
+    microblog = approved(ledger, settings, channels=["microblog"])[0]
+    inject(sandbox, "microblog", mode="status", status=429, retry_after=1, count=20)
+    for _ in range(20):
+        make_due(ledger, microblog.id)
+        assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.retrying
+        assert row(ledger, microblog.id).attempts == 0
+    make_due(ledger, microblog.id)
+    assert deliver(ledger, settings, microblog.id, WORKER) is DeliveryState.sent
+    assert row(ledger, microblog.id).attempts == 1
+    with ledger.session() as session:
+        waits = session.query(EventRow).filter_by(delivery_id=microblog.id, name="delivery.waiting").count()
+    assert waits == 20
+
+
+def test_the_default_budget_outlasts_an_outage(
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """Twenty failed tries (a site down for many minutes) leave a warning retrying, not dead."""
+    monkeypatch.delenv("DISPATCH_MAX_ATTEMPTS")
+    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1000")
+    defaults = Settings()
+    assert defaults.budget("website").attempts >= 48
+    website = approved(ledger, defaults, channels=["website"])[0]
+    inject(sandbox, "website", mode="status", status=503, count=20)
+    for _ in range(20):
+        make_due(ledger, website.id)
+        assert deliver(ledger, defaults, website.id, WORKER) is DeliveryState.retrying
+    make_due(ledger, website.id)
+    assert deliver(ledger, defaults, website.id, WORKER) is DeliveryState.sent
+    # And the schedule itself spans hours: even the shortest draws of the backoff add up to over 1.5 h.
+    plain = Settings(retry_base_seconds=2.0, retry_max_seconds=300.0)
+    shortest = sum(
+        min(plain.retry_max_seconds, plain.retry_base_seconds * 2 ** (n - 1)) / 2
+        for n in range(1, plain.budget("website").attempts)
+    )
+    assert shortest > 1.5 * 3600
+
+
 def test_a_permanent_error_fails_at_once_with_the_reason(
     ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
