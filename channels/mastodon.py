@@ -20,12 +20,16 @@ from typing import Any
 from channels.base import Health, HttpApi, Receipt
 from dispatcher.errors import ChannelError, PermanentChannelError, TemporaryChannelError
 
-LINK_PATTERN = re.compile(r"https?://\S+")
+# A link as Mastodon's StatusLengthValidator finds one (twitter-text's rules): a host ending in an
+# alphabetic top-level domain; ``http://127.0.0.1/…`` or ``http://localhost/…`` is counted as text.
+LINK_PATTERN = re.compile(r"https?://(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}(?::\d+)?(?:/\S*)?")
+MENTION = re.compile(r"@(\w+)@[\w.-]+\w")
 LINK_LENGTH = 23
 
 
 def mastodon_length(text: str) -> int:
-    return len(LINK_PATTERN.sub("x" * LINK_LENGTH, text))
+    """Characters as the server counts them: a link is 23, ``@user@domain`` counts as ``@user``."""
+    return len(MENTION.sub(r"@\1", LINK_PATTERN.sub("x" * LINK_LENGTH, text)))
 
 
 class MastodonApi(HttpApi):

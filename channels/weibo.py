@@ -31,16 +31,16 @@ import html
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.base import Health, HttpApi, Receipt
 from dispatcher.errors import ChannelError, PermanentChannelError, TemporaryChannelError
 
-# A link as the counter sees one: http(s):// and the ASCII that follows (CJK text or full-width
-# punctuation ends it).
-LINK_PATTERN = re.compile(r"https?://[!-~]+")
-# Weibo's own hosts keep their real length when short (the counter's 41-byte rule); t.cn is text.
-OWN_HOSTS = ("weibo.com", "weibo.cn", "t.sina.com.cn", "t.sina.cn")
+# A link as weibo.com's counter sees one: http(s)://, a host of dotted labels (``localhost`` is text),
+# then URL characters (CJK text or full-width punctuation ends it).
+LINK_PATTERN = re.compile(r"https?://[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)+[-A-Za-z0-9_$.+!*()/\\,:;@&=?~#%]*")
+# Weibo's own hosts keep their real length when at most 41 bytes (an http:// link only); t.cn is text.
+OWN_LINK = re.compile(r"http://(?:weibo\.com|weibo\.cn|t\.sina\.com\.cn|t\.sina\.cn)\b")
+SHORT_LINK = re.compile(r"http://t\.cn\b")
 
 
 def _halves(text: str) -> int:
@@ -53,12 +53,9 @@ def _halves(text: str) -> int:
 
 
 def _link_halves(link: str) -> int:
-    host = (urlsplit(link).hostname or "").lower()
-    if host == "t.cn" or (
-        any(host == own or host.endswith("." + own) for own in OWN_HOSTS) and len(link.encode()) <= 41
-    ):
-        return _halves(link)
     own = _halves(link)
+    if SHORT_LINK.match(link) or (OWN_LINK.match(link) and len(link.encode()) <= 41):
+        return own
     return 20 if own <= 140 else own - 140 + 20
 
 

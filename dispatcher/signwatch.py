@@ -6,7 +6,9 @@ seconds) reads every sign that was sent a message still valid. The message a sig
 highest-priority one, and among those the latest sent (a newer warning replaces an older one; the
 older is not put back). When the sign shows neither that message nor one of higher priority, the
 watch sends it again with the same id — the controller takes a known id as the same message. Each
-re-send is an event in the ledger.
+re-send is an event in the ledger. A withdrawal is respected: a delivery withdrawn on the record, or a
+sign that was blanked on purpose (its controller says an operator or another central system did it,
+not a reset or a power loss), is never refilled; the latter is recorded as a withdrawal.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from channels.base import Payload
 from channels.display import DisplayChannel
 from dispatcher.errors import ChannelError, DispatchError
 from dispatcher.items import Item
-from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger, RevisionRow, record, utcnow
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record, utcnow
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,10 @@ def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | No
             .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
             .where(DeliveryRow.channel == "display", DeliveryRow.state == DeliveryState.sent)
         ).all()
-        live = [d for d, doc in rows if Item.model_validate(doc).expires > now]
+        withdrawn = set(
+            session.scalars(select(EventRow.delivery_id).where(EventRow.name == "delivery.withdrawn"))
+        )
+        live = [d for d, doc in rows if Item.model_validate(doc).expires > now and d.id not in withdrawn]
     # Per sign, the one message that should be showing: the highest priority, then the latest sent.
     # An older message that a newer one of the same priority replaced is not put back.
     wanted: dict[str, DeliveryRow] = {}
@@ -62,6 +67,20 @@ def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | No
         payload = Payload("display", delivery.target, delivery.payload)
         try:
             shown = display.showing(payload.body["sign"])
+            if shown and shown.get("blanked_by"):
+                # Someone blanked the sign on purpose (an operator at the sign, another central
+                # system): a withdrawal, recorded and respected — not a sign that forgot.
+                with ledger.session() as session:
+                    record(
+                        session,
+                        "delivery.withdrawn",
+                        actor="sign-watch",
+                        item_id=delivery.item_id,
+                        delivery_id=delivery.id,
+                        sign=delivery.target,
+                        reason=f"blanked at the sign ({shown['blanked_by']})",
+                    )
+                continue
             if shown and (
                 shown.get("id") == delivery.idempotency_key or shown["priority"] > payload.body["priority"]
             ):

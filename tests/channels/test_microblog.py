@@ -23,7 +23,9 @@ from channels.weibo import WeiboApi, weibo_length, without_links
         ("http://example.gov.cn/a-very-long-path/with/segments/", 10),  # any link ≤ 140 halves: 10
         ("预警 https://example.gov.cn/x/", 13),  # 4 + ½ + 10 = 14.5 halves… rounded up
         ("x http://example.gov.cn/" + "a" * 200, 52),  # link of 222 halves: 222 − 140 + 20, plus 2
-        ("https://weibo.com/u/1", 11),  # Weibo's own short links count as they are (21 halves)
+        ("http://weibo.com/u/12", 11),  # Weibo's own short http links count as they are (21 halves)
+        ("https://weibo.com/u/12", 10),  # … over https it is a link like any other
+        ("http://localhost/abcd", 11),  # no dotted host: not a link to the counter, plain text
         ("http://t.cn/A6abcdE", 10),  # a t.cn link is plain text: 19 halves
         ("http://weibo.com/" + "p" * 30, 10),  # its own host, but over 41 bytes: a link again
     ],
