@@ -91,6 +91,9 @@ class DisplaySettings(BaseModel):
     snmp_write_community: SecretStr = Field(
         SecretStr("private"), description="NTCIP signs: SNMP write community."
     )
+    validate_timeout: float = Field(
+        10.0, gt=0, description="NTCIP signs: seconds to wait for a controller to validate a message."
+    )
     watch_interval: float = Field(
         30.0, gt=0, description="Seconds between checks that signs still show what was sent to them."
     )

@@ -27,19 +27,14 @@ message.
 
 from __future__ import annotations
 
-import codecs
 import re
 import time
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
+from channels.base import Channel, Findings, Health, Payload, Publication, Receipt, Renderer, Target
+from channels.signs import Sign, load_registry
 from dispatcher.errors import (
     ChannelError,
     ConfigurationError,
@@ -52,75 +47,10 @@ from dispatcher.rendering import context_for
 from settings import DisplaySettings
 
 if TYPE_CHECKING:
-    from channels.ntcip import NtcipSign
+    from channels.ntcip import NtcipSign, SnmpClient
 
 PRIORITY = {Kind.warning: 200, Kind.release: 100, Kind.safety_tip: 50}
 _TOKEN = re.compile(r"[A-Za-z0-9]+|\s+|.", re.DOTALL)
-
-
-class Sign(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1, max_length=100)
-    name: str = ""
-    area: str = Field(pattern=r"^\d{6}$")
-    group: str | None = None
-    lines: int = Field(ge=1, le=32)
-    chars_per_line: int = Field(ge=1, le=200)
-    max_pages: int = Field(1, ge=1, le=16)
-    charset: str = Field("gb2312", description="What the sign's font can show; other characters are refused.")
-    cjk_cells: int = Field(1, ge=1, le=2, description="Cells a CJK character takes (1 on most LED fonts).")
-    page_time: float | None = Field(None, gt=0, description="Seconds per page; default from the settings.")
-    driver: Literal["http", "ntcip"] = "http"
-    address: str = Field(
-        description="http: a URL or an id under http_base_url; ntcip: host:port of the agent"
-    )
-
-    @field_validator("charset")
-    @classmethod
-    def _known_charset(cls, charset: str) -> str:
-        try:
-            codecs.lookup(charset)
-        except LookupError:
-            raise ValueError(f"unknown character set {charset!r}") from None
-        return charset
-
-    def width(self, text: str) -> int:
-        """Cells ``text`` takes on this sign."""
-        return sum(self.cjk_cells if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-    def unshowable(self, text: str) -> list[str]:
-        """Characters of ``text`` outside the sign's character set, each once."""
-        bad = []
-        for ch in dict.fromkeys(text):
-            try:
-                ch.encode(self.charset)
-            except UnicodeEncodeError:
-                bad.append(ch)
-        return bad
-
-
-def load_registry(path: Path) -> list[Sign]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigurationError(f"sign registry {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"sign registry {path} cannot be parsed: {exc}") from None
-    signs = []
-    for index, entry in enumerate(data.get("signs") or []):
-        try:
-            signs.append(Sign.model_validate(entry))
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise ConfigurationError(
-                f"sign registry {path}: signs[{index}].{field}: {first['msg']}"
-            ) from None
-    ids = [sign.id for sign in signs]
-    if len(ids) != len(set(ids)):
-        raise ConfigurationError(f"sign registry {path}: sign ids are not unique")
-    return signs
 
 
 def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str]:
@@ -168,7 +98,10 @@ def escape_multi(text: str) -> str:
 class DisplayChannel(Channel):
     name = "display"
     # A routine message meets a warning that is still showing: not an error, a wait until it ends.
-    temporary_codes = frozenset({"preempted"})
+    # A sign in local control (someone at the cabinet): a wait too, and people must know.
+    temporary_codes = frozenset({"preempted", "local_control"})
+    #: how long to wait before asking a sign in local control again
+    local_control_wait = 300.0
 
     def provider_code(self, response: Any) -> str | None:
         return self.json_field(response, "code")
@@ -176,16 +109,22 @@ class DisplayChannel(Channel):
     def error_for(self, response: Any) -> ChannelError:
         error = super().error_for(response)
         if isinstance(error, TemporaryChannelError) and error.code == "preempted":
+            error.wait = True
             try:
-                error.retry_after = float(response.json().get("retry_after") or 0) or error.retry_after
+                # null: the message showing never ends; ask again in a while
+                error.retry_after = float(response.json().get("retry_after") or self.local_control_wait)
             except (ValueError, AttributeError):
-                pass
+                error.retry_after = self.local_control_wait
+        elif isinstance(error, TemporaryChannelError) and error.code == "local_control":
+            error.wait, error.alert, error.retry_after = True, True, self.local_control_wait
         return error
 
     def __init__(self, settings: DisplaySettings, **kwargs: Any) -> None:
         super().__init__(timeout=settings.timeout, **kwargs)
         self.settings = settings
         self.signs = {sign.id: sign for sign in load_registry(settings.registry)}
+        self._snmp_client: SnmpClient | None = None
+        self._configurations: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def address(self, sign_id: str) -> str:
         sign = self.signs.get(sign_id)
@@ -241,14 +180,59 @@ class DisplayChannel(Channel):
         sign = self.signs.get(sign_id)
         if sign is None or sign.driver != "ntcip":
             return None
-        from channels.ntcip import NtcipSign  # pysnmp is loaded only where NTCIP signs exist
+        from channels.ntcip import NtcipSign, SnmpClient  # pysnmp is loaded only where NTCIP signs exist
 
+        if self._snmp_client is None:  # one engine and loop per process, for every sign
+            self._snmp_client = SnmpClient(self.settings.timeout)
         return NtcipSign(
             sign,
+            self._snmp_client,
             read_community=self.settings.snmp_read_community.get_secret_value(),
             write_community=self.settings.snmp_write_community.get_secret_value(),
-            timeout=self.settings.timeout,
+            validate_timeout=self.settings.validate_timeout,
         )
+
+    def configuration(self, sign_id: str) -> dict[str, Any]:
+        """What the sign says about itself: lines, characters per line, pages, character set, control."""
+        cached = self._configurations.get(sign_id)
+        if cached and time.monotonic() - cached[0] < 300:
+            return cached[1]
+        snmp = self._snmp(sign_id)
+        if snmp is not None:
+            found = snmp.configuration()
+        else:
+            found = self.request(
+                "GET", f"{self.address(sign_id)}/config", idempotent=True, timeout=min(self.timeout, 5.0)
+            ).json()
+        self._configurations[sign_id] = (time.monotonic(), found)
+        return found
+
+    def disagreements(self, sign: Sign, found: dict[str, Any]) -> list[str]:
+        """Where the registry and the sign's own configuration differ."""
+        problems = []
+        for field in ("lines", "chars_per_line", "max_pages"):
+            theirs = found.get(field)
+            if theirs is not None and int(theirs) != getattr(sign, field):
+                problems.append(f"{field} is {getattr(sign, field)} in the registry, {theirs} on the sign")
+        said = str(found.get("charset") or found.get("font") or "").lower().replace("-", "")
+        if said and not said.startswith(sign.charset.lower().replace("-", "")):
+            problems.append(f"the registry says {sign.charset}, the sign's font is {said!r}")
+        return problems
+
+    def check(self, payloads: list[Payload]) -> Findings:
+        findings = Findings()
+        for payload in payloads:
+            sign = self.signs[payload.body["sign"]]
+            try:
+                found = self.configuration(sign.id)
+            except ChannelError as exc:
+                findings.notes.append(f"display: sign {sign.id} could not be asked before approval ({exc})")
+                continue
+            for problem in self.disagreements(sign, found):
+                findings.problems.append(f"display target {sign.id}: {problem}; correct the sign registry")
+            if found.get("control") == "local":
+                findings.notes.append(f"display: sign {sign.id} is in local control; the message will wait")
+        return findings
 
     def send(self, payload: Payload, key: str) -> Receipt:
         body = payload.body
@@ -302,19 +286,25 @@ class DisplayChannel(Channel):
 
     def probe(self) -> Health:
         started = time.monotonic()
-        offline = []
-        for sign_id in self.signs:
+        offline, local, wrong = [], [], []
+        for sign_id, sign in self.signs.items():
+            self._configurations.pop(sign_id, None)
             try:
-                snmp = self._snmp(sign_id)
-                if snmp is not None:
-                    snmp.showing()
-                else:
-                    self.request("GET", f"{self.address(sign_id)}/status", idempotent=True)
+                found = self.configuration(sign_id)
             except ChannelError:
                 offline.append(sign_id)
+                continue
+            if found.get("control") == "local":
+                local.append(sign_id)
+            if self.disagreements(sign, found):
+                wrong.append(f"{sign_id} ({'; '.join(self.disagreements(sign, found))})")
         latency = (time.monotonic() - started) * 1000
         online = len(self.signs) - len(offline)
         detail = f"{online}/{len(self.signs)} signs online"
         if offline:
             detail += f"; offline: {', '.join(offline[:10])}"
-        return Health(not offline and bool(self.signs), detail, latency)
+        if local:
+            detail += f"; in local control: {', '.join(local[:10])}"
+        if wrong:
+            detail += f"; registry differs from the sign: {', '.join(wrong[:5])}"
+        return Health(not (offline or local or wrong) and bool(self.signs), detail, latency)

@@ -25,6 +25,7 @@ from dispatcher.errors import (
     ChannelError,
     DispatchError,
     NotRepeatedError,
+    OutcomeUnknownError,
     TemporaryChannelError,
 )
 from dispatcher.ledger import (
@@ -259,6 +260,30 @@ def finish(
             event("delivery.waiting", error=str(error), retry_in=round(delay, 2))
         elif isinstance(error, TemporaryChannelError):
             circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
+            budget = settings.budget(row.channel)
+            spent = (now - taken.budget_start).total_seconds()
+            if row.attempts >= budget.attempts or spent >= budget.seconds:
+                row.state = DeliveryState.dead
+                row.last_error = f"{error} (gave up after {row.attempts} attempts in {spent:.0f}s)"
+                event(
+                    "delivery.dead",
+                    error=str(error),
+                    budget_attempts=budget.attempts,
+                    budget_seconds=budget.seconds,
+                )
+            else:
+                delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
+                # Still unknown if this attempt's answer was lost, or if an earlier attempt's outcome
+                # was never settled: the next attempt must settle it first, not send blindly.
+                unknown = isinstance(error, OutcomeUnknownError) or doubt
+                row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
+                row.next_attempt_at = now + timedelta(seconds=delay)
+                row.last_error = str(error)
+                event(
+                    "delivery.unknown" if unknown else "delivery.retrying",
+                    error=str(error),
+                    retry_in=round(delay, 2),
+                )
         else:
             row.state = DeliveryState.failed
             row.last_error = str(error)

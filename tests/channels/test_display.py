@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from channels.display import DisplayChannel, escape_multi, load_registry, wrap
+from channels.display import DisplayChannel, escape_multi, wrap
+from channels.signs import load_registry
 from dispatcher.errors import ConfigurationError
 from dispatcher.items import covers
 
@@ -70,7 +71,7 @@ def test_addresses_are_urls_or_ids_under_the_base(registry: Path) -> None:
 
 
 def test_wide_cjk_cells_halve_a_line(tmp_path: Path) -> None:
-    from channels.display import Sign
+    from channels.signs import Sign
 
     wide = Sign(id="W", area="110105", lines=2, chars_per_line=8, address="W", cjk_cells=2)
     assert wrap("一二三四五六", 8, wide.width) == ["一二三四", "五六"]

@@ -6,6 +6,7 @@ snmpd listens on a free UDP port of 127.0.0.1 and runs ``sandbox.ntcip_agent`` t
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -34,6 +35,7 @@ class SnmpAgent:
     lines: int = 2
     chars_per_line: int = 12
     max_pages: int = 4
+    validate_seconds: float = 1.0
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -41,13 +43,24 @@ class SnmpAgent:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def state_file(self) -> Path:
+        """The controller's switches, read by the agent on every request (control mode, clock)."""
+        return self.workdir / "sign-state.json"
+
+    def switch(self, **state: object) -> None:
+        """Flip the sign's switches: ``control="local"|"central"``, ``clock_offset=seconds``."""
+        current = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.state_file.write_text(json.dumps({**current, **state}), encoding="utf-8")
+
     def start(self) -> SnmpAgent:
         self.port = free_udp_port()
         handler = self.workdir / "ntcip-agent.sh"
         handler.write_text(
             "#!/bin/sh\n"
             f"exec {sys.executable} -m sandbox.ntcip_agent --lines {self.lines} "
-            f"--chars-per-line {self.chars_per_line} --max-pages {self.max_pages}\n",
+            f"--chars-per-line {self.chars_per_line} --max-pages {self.max_pages} "
+            f"--validate-seconds {self.validate_seconds} --state-file {self.state_file}\n",
             encoding="utf-8",
         )
         handler.chmod(0o755)

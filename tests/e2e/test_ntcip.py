@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from channels import ntcip
 from channels.display import DisplayChannel
-from channels.ntcip import NtcipSign
 from dispatcher import approval
 from dispatcher.delivery import deliver
-from dispatcher.errors import ContentError, TemporaryChannelError
+from dispatcher.errors import PermanentChannelError, TemporaryChannelError
 from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger
 from dispatcher.rendering import TemplateRenderer, publication_for
@@ -88,16 +89,67 @@ def test_a_retraction_blanks_the_sign(registry: Path) -> None:
     warning = payload(display)
     receipt = display.send(warning, "key-warning")
     display.retract(warning, receipt)
-    assert display.showing("NT-1") is None
+    blank = display.showing("NT-1")  # blanked on purpose by a central system: a withdrawal, not a reset
+    assert blank is not None and blank["id"] is None and "central" in blank["blanked_by"]
     display.send(payload(display, **TIP), "key-tip")  # nothing showing: a routine message goes up
     assert display.showing("NT-1")["id"] == "key-tip"
 
 
-def test_the_controller_refuses_a_multi_it_cannot_show(registry: Path, agent: SnmpAgent) -> None:
+def test_the_controller_refuses_a_multi_it_cannot_show_and_says_why(registry: Path, agent: SnmpAgent) -> None:
+    """Validation takes the controller a second; its error names the MULTI problem and its position."""
     display = channel(registry)
-    sign = NtcipSign(display.signs["NT-1"], read_community="public", write_community="private", timeout=2)
-    with pytest.raises(ContentError, match="invalid"):
+    sign = display._snmp("NT-1")
+    assert sign is not None
+    with pytest.raises(PermanentChannelError, match=r"syntaxMULTI \(textTooBig at character \d+"):
         sign.activate("[pt30o0]" + "长" * 30, 200, 60, "key-long")
+    assert sign.get(f"{ntcip.MESSAGE}.9.3.1")[0] == 1  # the row is left notUsed, not half-made
+
+
+def test_a_routine_message_waits_as_long_as_the_warning_shows(registry: Path) -> None:
+    display = channel(registry)
+    warning = payload(display, expires=(datetime.now(UTC) + timedelta(minutes=30)).isoformat())
+    display.send(warning, "key-warning")
+    with pytest.raises(TemporaryChannelError) as caught:
+        display.send(payload(display, **TIP), "key-tip")
+    assert caught.value.wait and 25 * 60 <= (caught.value.retry_after or 0) <= 30 * 60
+
+
+def test_the_duration_is_worked_out_at_activation_and_never_outlives_the_item(registry: Path) -> None:
+    display = channel(registry)
+    warning = payload(display, expires=(datetime.now(UTC) + timedelta(minutes=10, seconds=30)).isoformat())
+    receipt = display.send(warning, "key-warning")
+    assert receipt.detail["minutes"] == 10  # rounded down: 10 whole minutes, not 11
+    sign = display._snmp("NT-1")
+    assert sign is not None and int(sign.get(ntcip.TIME_REMAINING)[0]) <= 10
+    assert bytes(sign.get(ntcip.REQUESTER)[0]) == bytes([127, 0, 0, 1])  # the source address is filled
+
+
+def test_a_sign_in_local_control_makes_the_warning_wait_and_raises_an_alert(
+    registry: Path, agent: SnmpAgent
+) -> None:
+    display = channel(registry)
+    agent.switch(control="local")
+    with pytest.raises(TemporaryChannelError) as caught:
+        display.send(payload(display), "key-warning")
+    assert caught.value.wait and caught.value.alert and caught.value.code == "local_control"
+    assert "local control" in display.probe().detail
+    agent.switch(control="central")
+    display.send(payload(display), "key-warning")
+    assert display.showing("NT-1")["id"] == "key-warning"
+
+
+def test_approval_refuses_a_registry_that_disagrees_with_the_sign(tmp_path: Path, agent: SnmpAgent) -> None:
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(
+        "signs:\n"
+        f"  - {{id: NT-1, area: '110105', lines: 3, chars_per_line: 12, max_pages: 4, driver: ntcip,"
+        f" address: '{agent.address}'}}\n",
+        encoding="utf-8",
+    )
+    display = channel(wrong)
+    findings = display.check([payload(display)])
+    assert findings.problems and "lines is 3 in the registry, 2 on the sign" in findings.problems[0]
+    assert not display.probe().ok
 
 
 def test_a_silent_agent_is_temporary_and_the_probe_says_so(registry: Path, agent: SnmpAgent) -> None:
