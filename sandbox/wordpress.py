@@ -739,7 +739,37 @@ class Site:
             for m, (args_of, _, _) in route.endpoints.items()
         ]
         data = {"namespace": "wp/v2", "methods": list(route.endpoints), "endpoints": endpoints}
+        if "/posts" in call.route:
+            data["schema"] = self.post_schema()
         return Reply(data, headers={"Allow": ", ".join(permitted)} if permitted else {})
+
+    def post_schema(self) -> dict[str, Any]:
+        """WP_REST_Posts_Controller::get_item_schema(), in part: the OPTIONS answer describes a post, its
+        ``meta`` listing the keys registered with show_in_rest (WP_REST_Meta_Fields::get_field_schema)."""
+        text = {"type": "object", "context": ["view", "edit", "embed"]}
+        return {
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "title": "post",
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer", "readonly": True},
+                "slug": {"type": "string"},
+                "status": {"type": "string", "enum": ["publish", "future", "draft", "pending", "private"]},
+                "link": {"type": "string", "format": "uri", "readonly": True},
+                "title": text,
+                "content": text,
+                "excerpt": text,
+                "categories": {"type": "array", "items": {"type": "integer"}},
+                "meta": {
+                    "type": "object",
+                    "context": ["view", "edit"],
+                    "properties": {
+                        key: {"type": "string", "default": "", "context": ["view", "edit"]}
+                        for key in self.registered_meta
+                    },
+                },
+            },
+        }
 
     def rest_url(self, call: Call, path: str) -> str:
         """rest_url(): under /wp-json/ with pretty permalinks, else ?rest_route=."""
