@@ -54,7 +54,7 @@ def sms() -> tuple[SmsChannel, Payload]:
 
 
 def microblog() -> tuple[MicroblogChannel, Payload]:
-    channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test"))
+    channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test", rip="202.106.0.20"))
     return channel, Payload(
         "microblog", "sandbox", {"account": "sandbox", "text": "s http://x/", "length": 6}
     )
@@ -81,7 +81,24 @@ CASES = [
         wp_error("incorrect_password", 401),
         {},
         PermanentChannelError,
-        "incorrect_password",
+        "credentials",
+    ),
+    (
+        # A site without application passwords (no HTTPS) runs the request as a visitor.
+        website,
+        "GET",
+        WP,
+        400,
+        json.dumps(
+            {
+                "code": "rest_invalid_param",
+                "message": "Invalid parameter(s): status",
+                "data": {"status": 400, "params": {"status": "Status is forbidden."}},
+            }
+        ),
+        {},
+        PermanentChannelError,
+        "credentials",
     ),
     (
         website,
@@ -91,7 +108,7 @@ CASES = [
         wp_error("rest_cannot_create", 403),
         {},
         PermanentChannelError,
-        "rest_cannot_create",
+        "credentials",
     ),
     (
         website,
@@ -229,7 +246,9 @@ def test_repeated_content_not_on_the_timeline_stays_an_error() -> None:
 
 @responses.activate
 def test_rate_limits_are_spaced_to_the_hourly_allowance() -> None:
-    channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test", hourly_allowance=12))
+    channel = MicroblogChannel(
+        MicroblogSettings(api_base="http://weibo.test", rip="202.106.0.20", hourly_allowance=12)
+    )
     _, payload = microblog()
     responses.add("POST", WEIBO, body=weibo_error(20016), status=400)
     with pytest.raises(TemporaryChannelError) as caught:
@@ -255,3 +274,35 @@ def test_the_lookup_reads_past_the_first_page_of_the_timeline() -> None:
     responses.add("GET", TIMELINE, json={"statuses": [{"idstr": "7", "id": 7, "text": "s http://x/"}]})
     assert channel.send(payload, "k").provider_id == "7"
     assert "page=2" in responses.calls[-1].request.url
+
+
+@responses.activate
+def test_deleting_a_status_that_is_gone_is_done() -> None:
+    channel, payload = microblog()
+    responses.add("POST", "http://weibo.test/2/statuses/destroy.json", body=weibo_error(20101), status=400)
+    channel.retract(payload, Receipt("5"))
+
+
+@responses.activate
+def test_hourly_limits_are_waits_that_spend_no_attempt() -> None:
+    channel, payload = microblog()
+    responses.add("POST", WEIBO, body=weibo_error(10023), status=403)
+    with pytest.raises(TemporaryChannelError) as caught:
+        channel.send(payload, "k")
+    assert caught.value.wait is True
+
+
+@responses.activate
+def test_a_site_that_speaks_for_a_visitor_raises_the_credentials_alert() -> None:
+    channel, payload = website()
+    responses.add("GET", WP, body=wp_error("rest_forbidden_context", 401), status=401)
+    with pytest.raises(PermanentChannelError) as caught:
+        channel.send(payload, "k")
+    assert caught.value.alert is True
+
+
+@pytest.mark.parametrize("rip", ["127.0.0.1", "10.1.2.3", "192.168.0.9", "not-an-ip"])
+def test_a_real_weibo_needs_a_real_public_address(rip: str) -> None:
+    with pytest.raises(ValueError, match="rip"):
+        MicroblogSettings(api_base="https://api.weibo.com", rip=rip)
+    MicroblogSettings(api_base="http://127.0.0.1:8104", rip=rip if rip != "not-an-ip" else "127.0.0.1")
