@@ -67,6 +67,12 @@ class SmsSettings(BaseModel):
         SecretStr(""), description="Sent with delivery-report URLs; default: the API token."
     )
     dlr_mask: int = 31
+    split: Literal["dispatcher", "gateway"] = Field(
+        "dispatcher",
+        description="Who splits a long text: the dispatcher (each part its own request with a "
+        "concatenation header, safe with any max-messages) or the gateway (one request; Kannel then "
+        "needs max-messages at least the part count, or it cuts the text and says nothing).",
+    )
     report_window: float = Field(
         600.0,
         gt=0,

@@ -23,7 +23,7 @@ import hmac
 from typing import Any
 from urllib.parse import urlencode
 
-from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
+from channels.base import Channel, Findings, Health, Payload, Publication, Receipt, Renderer, Target
 from dispatcher.errors import PermanentChannelError
 from dispatcher.rendering import context_for
 from settings import SmsSettings
@@ -33,6 +33,10 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+
+# smsbox 1.4.5's answer when no SMS centre routes the (first) number.
+NOT_ROUTABLE = "Not routable"
 
 
 def callback_signature(secret: str, key: str) -> str:
@@ -67,6 +71,21 @@ def segments_of(text: str) -> tuple[str, int]:
             count, used = count + 1, 0
         used += size
     return encoding, count
+
+
+def split(text: str) -> list[str]:
+    """The parts of a concatenated message: 153 septets or 67 UCS-2 units each, never splitting an
+    escape pair or a surrogate pair."""
+    encoding = encoding_of(text)
+    part = 153 if encoding == "GSM-7" else 67
+    parts, current, used = [], "", 0
+    for ch, size in zip(text, _units(text, encoding), strict=True):
+        if used + size > part:
+            parts.append(current)
+            current, used = "", 0
+        current += ch
+        used += size
+    return parts + [current] if current else parts
 
 
 class SmsChannel(Channel):
@@ -108,29 +127,73 @@ class SmsChannel(Channel):
 
     def send(self, payload: Payload, key: str) -> Receipt:
         body = payload.body
-        params: dict[str, Any] = {
+        base: dict[str, Any] = {
             "username": self.settings.username,
             "password": self.settings.password.get_secret_value(),
             "from": self.settings.sender,
             "to": " ".join(body["to"]),
-            "text": body["text"],
             "coding": 0 if body["encoding"] == "GSM-7" else 2,
             "charset": "UTF-8",
         }
-        if self.settings.dlr_url:
-            # Kannel fills in %d (report type), %p (recipient) and %T (time) when it calls back. The
-            # URL carries a signature for this delivery only, never the shared secret: Kannel's
-            # access log records every dlr-url.
-            secret = self.settings.callback_token.get_secret_value()
-            query = urlencode({"key": key, "sig": callback_signature(secret, key)})
-            joiner = "&" if "?" in self.settings.dlr_url else "?"
-            params["dlr-mask"] = self.settings.dlr_mask
-            params["dlr-url"] = f"{self.settings.dlr_url}{joiner}{query}&type=%d&to=%p&at=%T"
-        response = self.request("GET", self.settings.sendsms_url, params=params)
+        parts = [body["text"]]
+        if self.settings.split == "dispatcher" and body["segments"] > 1:
+            # Each part goes as its own message with a concatenation header, so a gateway without
+            # max-messages (Kannel's default is 1) cannot cut the text to its first part — and would
+            # not say so: it reports one delivery per phone for the whole message.
+            parts = split(body["text"])
+        reference = hashlib.sha256(key.encode()).digest()[0]  # the same on every retry
+        answers = []
+        for number, part in enumerate(parts, 1):
+            params = {**base, "text": part}
+            if len(parts) > 1:
+                # 3GPP TS 23.040 §9.2.3.24.1: IEI 0 (8-bit reference), length 3, ref, total, sequence
+                params["udh"] = bytes([5, 0, 3, reference, len(parts), number])
+            if self.settings.dlr_url:
+                params.update(self.report_parameters(key, number if len(parts) > 1 else None))
+            answers.append(self.submit(params, len(body["to"])))
+        return Receipt(
+            provider_id=key,
+            detail={"answer": answers[-1], "recipients": len(body["to"]), "parts": len(parts)},
+        )
+
+    def report_parameters(self, key: str, part: int | None) -> dict[str, Any]:
+        # Kannel fills in %d (report type), %p (recipient) and %T (time) when it calls back. The URL
+        # carries a signature for this delivery only, never the shared secret: Kannel's access log
+        # records every dlr-url.
+        secret = self.settings.callback_token.get_secret_value()
+        query = {"key": key, "sig": callback_signature(secret, key)}
+        if part is not None:
+            query["part"] = str(part)
+        joiner = "&" if "?" in (self.settings.dlr_url or "") else "?"
+        return {
+            "dlr-mask": self.settings.dlr_mask,
+            "dlr-url": f"{self.settings.dlr_url}{joiner}{urlencode(query)}&type=%d&to=%p&at=%T",
+        }
+
+    def submit(self, params: dict[str, Any], recipients: int) -> str:
+        """One sendsms request; the answer speaks for the first routable number only (smsbox 1.4.5)."""
+        try:
+            response = self.request("GET", self.settings.sendsms_url, params=params)
+        except PermanentChannelError as exc:
+            if recipients > 1 and exc.code == 403 and NOT_ROUTABLE in str(exc):
+                # The other phones were given the text; the first one's refusal comes back as its
+                # own delivery report (type 16), so the batch stands on what the gateway accepted.
+                return f"first number not routable: {str(exc)[:120]}"
+            raise
         answer = response.text.strip()
         if not answer.startswith(("0:", "3:")):
             raise PermanentChannelError(f"sms: gateway answered {answer[:200]!r}")
-        return Receipt(provider_id=key, detail={"answer": answer, "recipients": len(body["to"])})
+        return answer
+
+    def check(self, payloads: list[Payload]) -> Findings:
+        findings = Findings()
+        longest = max((int(p.body["segments"]) for p in payloads), default=1)
+        if self.settings.split == "gateway" and longest > 1:
+            findings.notes.append(
+                f"sms: the text needs {longest} messages and the gateway splits it: Kannel must have "
+                f"max-messages of at least {longest}, or it sends the first part only and reports delivery"
+            )
+        return findings
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
         raise PermanentChannelError("sms: a sent text cannot be recalled; send a correction")

@@ -230,7 +230,8 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
         session.flush()
         for delivery in deliveries:
             if delivery.channel == ChannelName.sms.value:
-                subscribers.track(session, delivery)
+                split = settings.sms.split == "dispatcher"
+                subscribers.track(session, delivery, int(delivery.payload["segments"]) if split else 1)
             record(
                 session,
                 "delivery.pending",

@@ -156,15 +156,12 @@ def audience(session: Session, item: Item, settings: SmsSettings) -> list[str]:
     return phones
 
 
-def track(session: Session, delivery: DeliveryRow) -> None:
-    """One row per phone of an SMS delivery, to be updated by the delivery reports."""
+def track(session: Session, delivery: DeliveryRow, parts: int = 1) -> None:
+    """One row per phone of an SMS delivery, to be updated by the delivery reports; ``parts`` is how
+    many messages each phone is reported for (one per part when the dispatcher splits the text)."""
     phones = delivery.payload["to"]
     session.add_all(RecipientRow(delivery_id=delivery.id, phone=phone) for phone in phones)
-    session.add(
-        SmsBatchRow(
-            delivery_id=delivery.id, parts=int(delivery.payload.get("segments", 1)), recipients=len(phones)
-        )
-    )
+    session.add(SmsBatchRow(delivery_id=delivery.id, parts=parts, recipients=len(phones)))
 
 
 def truncated_batches(session: Session, older_than: datetime) -> list[tuple[DeliveryRow, SmsBatchRow]]:
@@ -256,9 +253,9 @@ def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:
                 channel="sms",
                 target=delivery.target,
                 error=(
-                    f"sms: the gateway reported {batch.final_reports} final report(s) for {batch.recipients} "
-                    f"phone(s) of a {batch.parts}-part text: it most likely sent the first part only "
-                    "(set max-messages in Kannel's sendsms-user group)"
+                    f"sms: {batch.final_reports} final report(s) came back for {batch.recipients} phone(s) "
+                    f"of a text sent in {batch.parts} parts: the gateway or the SMS centre lost or cut "
+                    "parts of it"
                 ),
             )
     return len(found)

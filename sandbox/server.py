@@ -89,8 +89,7 @@ class Sandbox:
                 c.kannel_user,
                 c.kannel_password,
                 mo_url=c.mo_url,
-                max_messages=c.max_messages,
-                **options.get("sms", {}),
+                **{"max_messages": c.max_messages, **options.get("sms", {})},
             ),
             "display": signs.create_app(read_signs(c.sign_registry), **options.get("display", {})),
             "microblog": weibo.create_app(

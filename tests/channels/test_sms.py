@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
-from channels.base import Publication
-from channels.sms import SmsChannel, encoding_of, segments_of
+from channels.base import Payload, Publication
+from channels.sms import SmsChannel, encoding_of, segments_of, split
+from dispatcher.errors import PermanentChannelError
 from dispatcher.items import parse_item
-from settings import SmsSettings
+from dispatcher.sandboxes import sandbox_for
+from settings import Settings, SmsSettings
 from tests.conftest import item_doc
 
 
@@ -52,3 +55,58 @@ def test_recipients_are_batched_by_gateway_size() -> None:
     targets = channel.targets(publication)
     assert [t.name for t in targets] == ["batch-001", "batch-002", "batch-003"]
     assert [len(t.detail["to"]) for t in targets] == [2, 2, 1]
+
+
+def test_a_batch_whose_first_number_is_unroutable_stands_on_what_was_accepted(
+    settings: Settings, environment: dict[str, str]
+) -> None:
+    """smsbox answers for the first routable-looking number only: 403 "Not routable" while the other
+    phones got the text. The batch is sent; the first phone's refusal comes back as its own report."""
+    box = sandbox_for(settings, sms={"denied": ("+8613800138000",)}).start()
+    try:
+        channel = SmsChannel(
+            settings.sms.model_copy(update={"sendsms_url": f"{box.urls['sms']}/cgi-bin/sendsms"})
+        )
+        payload = Payload(
+            "sms",
+            "batch-001",
+            {"text": "预警", "to": ["+8613800138000", "+8613800138001"], "encoding": "UCS-2", "segments": 1},
+        )
+        receipt = channel.send(payload, "k" * 40)
+        assert "not routable" in receipt.detail["answer"]
+        received = requests.get(f"{box.urls['sms']}/_sandbox/received", timeout=5).json()
+        assert [entry["to"] for entry in received] == ["+8613800138001"]
+        alone = Payload("sms", "batch-002", {**payload.body, "to": ["+8613800138000"]})
+        with pytest.raises(PermanentChannelError, match="Not routable"):
+            channel.send(alone, "j" * 40)  # a batch of that number alone was refused
+    finally:
+        box.stop()
+
+
+@pytest.mark.parametrize(("split", "shown"), [("dispatcher", 150), ("gateway", 67)])
+def test_a_gateway_without_max_messages_shows_the_whole_text_only_when_the_dispatcher_splits(
+    settings: Settings, environment: dict[str, str], split: str, shown: int
+) -> None:
+    box = sandbox_for(settings, sms={"max_messages": 1}).start()
+    try:
+        sms = settings.sms.model_copy(
+            update={"sendsms_url": f"{box.urls['sms']}/cgi-bin/sendsms", "split": split}
+        )
+        text = "雨" * 150
+        payload = Payload(
+            "sms", "batch-001", {"text": text, "to": ["+8613800138001"], "encoding": "UCS-2", "segments": 3}
+        )
+        SmsChannel(sms).send(payload, "k" * 40)
+        received = requests.get(f"{box.urls['sms']}/_sandbox/received", timeout=5).json()
+        assert len("".join(entry["text"] for entry in received)) == shown
+    finally:
+        box.stop()
+
+
+@pytest.mark.parametrize(
+    "text", ["a" * 400, "€" * 200 + "a", "雨" * 200, "雨" * 66 + "😀" + "雨" * 70, "a" * 152 + "€" + "b" * 10]
+)
+def test_split_parts_concatenate_to_the_text_and_fit_a_part(text: str) -> None:
+    parts = split(text)
+    assert "".join(parts) == text and len(parts) == segments_of(text)[1]
+    assert all(not (p.endswith("\ud83d") or p.startswith("\ude00")) for p in parts)

@@ -83,6 +83,10 @@ class Kannel:
     mo_url: str
     username: str = "dispatch"
     password: str = "kannel-test-pw"
+    #: the sendsms-user's max-messages; None leaves Kannel's default (1: a long text is cut)
+    max_messages: int | None = 10
+    #: smsbox's mo-recode; without it a Chinese inbound text arrives as UCS-2 bytes
+    mo_recode: bool = True
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -114,14 +118,14 @@ bearerbox-host = 127.0.0.1
 bearerbox-port = {self.ports["smsbox"]}
 sendsms-port = {self.ports["sendsms"]}
 sendsms-interface = 127.0.0.1
-mo-recode = true
+{"mo-recode = true" if self.mo_recode else "# mo-recode left out (a blank line would end the group)"}
 log-file = "{log}/smsbox.log"
 log-level = 1
 
 group = sendsms-user
 username = {self.username}
 password = {self.password}
-max-messages = 10
+{f"max-messages = {self.max_messages}" if self.max_messages is not None else "# max-messages: default"}
 concatenation = true
 
 group = sms-service

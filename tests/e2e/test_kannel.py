@@ -17,7 +17,7 @@ from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.errors import PermanentChannelError
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger, SubscriberRow
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, SubscriberRow
 from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from settings import Settings, get_settings
@@ -42,14 +42,25 @@ def api(settings: Settings, ledger: Ledger) -> Iterator[Running]:
 
 
 @pytest.fixture
+def options() -> dict[str, object]:
+    """How the gateway is configured; a test overrides it (``max_messages``, ``mo_recode``)."""
+    return {}
+
+
+@pytest.fixture
 def gateway(
-    tmp_path: Path, api: Running, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    api: Running,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, object],
 ) -> Iterator[Kannel]:
     base = f"http://127.0.0.1:{api.port}"
     token = urlencode({"token": settings.api.token.get_secret_value()})
     workdir = tmp_path / "kannel"
     workdir.mkdir()
-    gateway = Kannel(workdir, mo_url=f"{base}/sms/mo?{token}&from=%p&text=%a").start()
+    mo_url = f"{base}/sms/mo?{token}&from=%p&text=%a&coding=%c&charset=%C"
+    gateway = Kannel(workdir, mo_url=mo_url, **options).start()  # type: ignore[arg-type]
     monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", base)
     monkeypatch.setenv("DISPATCH_SMS__SENDSMS_URL", gateway.sendsms_url)
     monkeypatch.setenv("DISPATCH_SMS__PASSWORD", gateway.password)
@@ -104,6 +115,40 @@ def test_a_long_text_arrives_in_every_part(gateway: Kannel, ledger: Ledger) -> N
     assert "".join(m.ucs2 for m in parts) == text
 
 
+@pytest.mark.parametrize("options", [{"max_messages": None}])
+def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
+    gateway: Kannel, ledger: Ledger
+) -> None:
+    """Kannel's default max-messages is 1: it would cut the text to its first part and still report it
+    delivered. The dispatcher sends each part with its own concatenation header instead."""
+    delivery = sms_delivery(ledger, short_text="雨" * 115)
+    assert deliver(ledger, get_settings(), delivery.id, "test-worker") is DeliveryState.sent
+    phone = delivery.payload["to"][0]
+    assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
+    parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
+    assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
+    assert "".join(m.ucs2 for m in parts) == delivery.payload["text"]
+
+
+@pytest.mark.parametrize("options", [{"max_messages": None}])
+def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
+    gateway: Kannel, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_SMS__SPLIT", "gateway")
+    get_settings.cache_clear()
+    delivery = sms_delivery(ledger, short_text="雨" * 115)
+    with ledger.session() as session:
+        notes = [
+            e.detail["note"] for e in session.scalars(select(EventRow).where(EventRow.name == "item.note"))
+        ]
+    assert any("max-messages of at least 2" in note for note in notes)
+    deliver(ledger, get_settings(), delivery.id, "test-worker")
+    phone = delivery.payload["to"][0]
+    assert eventually(lambda: any(m.receiver == phone for m in gateway.received()))
+    time.sleep(1)
+    assert len([m for m in gateway.received() if m.receiver == phone]) == 1  # what the real gateway does
+
+
 def test_a_wrong_password_is_a_permanent_error(
     gateway: Kannel, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,6 +162,7 @@ def test_a_wrong_password_is_a_permanent_error(
         channel.send(Payload("sms", delivery.target, delivery.payload), delivery.idempotency_key)
 
 
+@pytest.mark.parametrize("options", [{"mo_recode": True}, {"mo_recode": False}])
 @pytest.mark.parametrize("word", ["TD", "退订"])
 def test_an_inbound_opt_out_reaches_the_subscriber_store(gateway: Kannel, ledger: Ledger, word: str) -> None:
     gateway.send_mo("+8613800138001", word)
