@@ -17,7 +17,7 @@ test: install test-packages
 # On demand: the full fault suite on both brokers (ITEMS=300 by default; SEED=… to replay a run).
 ITEMS ?= 300
 chaos: install test-packages
-	$(BIN)/python -m sandbox.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m tests.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
 
 # On demand: fan-out throughput against a no-op baseline measured in the same run.
 bench: install

@@ -28,4 +28,4 @@ def build_channel(name: str, settings: Settings) -> Channel:
         close = difflib.get_close_matches(name, REGISTRY, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigurationError(f"unknown channel {name!r}{hint}") from None
-    return cls(getattr(settings, name), public_url=settings.website.public_url)  # type: ignore[call-arg]
+    return cls(getattr(settings, name), public_url=settings.website.public_url)  # type: ignore[call-arg,misc]

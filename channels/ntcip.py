@@ -168,8 +168,11 @@ def _shut_down(loop: asyncio.AbstractEventLoop, engines: list[SnmpEngine]) -> No
     if pending:
         try:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        except RuntimeError:  # collected while another loop runs in this thread: leave the rest to exit
-            return
+        except RuntimeError:
+            # Collected while another loop runs in this thread: the engine's timer is cancelled and
+            # cannot run to its end here; it is let go without the "destroyed pending" warning.
+            for task in pending:
+                task._log_destroy_pending = False  # type: ignore[attr-defined]
     loop.close()
 
 

@@ -738,7 +738,11 @@ class Site:
             {"methods": [m], "args": {k: {} for k in args_of()}}
             for m, (args_of, _, _) in route.endpoints.items()
         ]
-        data = {"namespace": "wp/v2", "methods": list(route.endpoints), "endpoints": endpoints}
+        data: dict[str, Any] = {
+            "namespace": "wp/v2",
+            "methods": list(route.endpoints),
+            "endpoints": endpoints,
+        }
         if "/posts" in call.route:
             data["schema"] = self.post_schema()
         return Reply(data, headers={"Allow": ", ".join(permitted)} if permitted else {})

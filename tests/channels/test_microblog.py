@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from channels import build_channel
 from channels.weibo import WeiboApi, weibo_length, without_links
+from dispatcher.errors import ContentError
+from dispatcher.items import parse_item
+from dispatcher.rendering import TemplateRenderer, publication_for
+from sandbox.server import Sandbox
+from settings import Settings, get_settings
+from tests.conftest import item_doc
 
 
 @pytest.mark.parametrize(
@@ -45,3 +52,38 @@ def test_a_status_is_recognised_although_weibo_shortened_its_links() -> None:
 def test_a_topic_sign_is_neutralised() -> None:
     """share.json refuses #话题# topics (10017): the driver sends the full-width sign instead."""
     assert WeiboApi.prepare("#安全提示# 防溺水") == "＃安全提示＃ 防溺水"
+
+
+def test_links_off_the_weibo_apps_safe_domains_are_refused_at_approval_and_probe(
+    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """share.json refuses every status whose link is not on the app's safe domain (10017)."""
+    monkeypatch.setenv("DISPATCH_MICROBLOG__SAFE_DOMAINS", '["www.example.gov.cn"]')
+    get_settings.cache_clear()
+    strict = get_settings()
+    channel = build_channel("microblog", strict)
+    pub = publication_for(
+        parse_item(item_doc()), item_id=1, uid="d" * 32, revision=1, public_url=strict.website.public_url
+    )
+    with pytest.raises(ContentError, match="safe domains"):
+        channel.prepare(pub, channel.targets(pub)[0], TemplateRenderer(strict.templates_dir))
+    health = channel.probe()
+    assert not health.ok and "safe domains" in health.detail
+
+
+def test_no_template_produces_a_weibo_topic(settings: Settings) -> None:
+    renderer = TemplateRenderer(settings.templates_dir)
+    for kind in ("warning", "safety_tip", "release"):
+        changes: dict[str, object] = {"kind": kind}
+        if kind != "warning":
+            changes.update(severity=None, urgency=None, certainty=None)
+        pub = publication_for(
+            parse_item(item_doc(**changes, short_text="#话题# 内容")),
+            item_id=1,
+            uid="d" * 32,
+            revision=1,
+            public_url=settings.website.public_url,
+        )
+        channel = build_channel("microblog", settings)
+        text = channel.prepare(pub, channel.targets(pub)[0], renderer).body["text"]
+        assert "#" not in text, f"{kind}: {text}"

@@ -400,3 +400,20 @@ def test_a_stray_task_does_not_cut_an_unknown_outcome_s_wait(
     assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.unknown
     assert deliver(ledger, settings, website.id, WORKER) is None  # not due yet
     assert row(ledger, website.id).attempts == 1
+
+
+def test_a_sign_in_local_control_makes_the_warning_wait_with_an_alert(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    deliveries = approved(ledger, settings, channels=["display"])
+    first = next(d for d in deliveries if d.target == "BJ-CY-001")
+    control = f"{sandbox.urls['display']}/_sandbox/signs/BJ-CY-001/control"
+    requests.post(control, json={"mode": "local"}, timeout=5).raise_for_status()
+    assert deliver(ledger, settings, first.id, WORKER) is DeliveryState.retrying
+    assert row(ledger, first.id).attempts == 0
+    with ledger.session() as session:
+        alert = session.query(EventRow).filter_by(name="channel.alert", delivery_id=first.id).one()
+    assert "local control" in alert.detail["error"]
+    requests.post(control, json={"mode": "central"}, timeout=5).raise_for_status()
+    make_due(ledger, first.id)
+    assert deliver(ledger, settings, first.id, WORKER) is DeliveryState.sent

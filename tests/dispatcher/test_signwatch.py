@@ -9,7 +9,7 @@ import requests
 from dispatcher import approval
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, EventRow, Ledger
+from dispatcher.ledger import DeliveryRow, EventRow, Ledger, record
 from dispatcher.signwatch import watch_signs
 from sandbox.server import Sandbox
 from settings import Settings
@@ -103,3 +103,13 @@ def test_a_newer_warning_is_not_pushed_aside_by_the_one_it_replaced(
     )
     sign(sandbox, "BJ-CY-001", "reboot")
     assert watch_signs(ledger, settings).resent == [next(r.id for r in newer if r.target == "BJ-CY-001")]
+
+
+def test_a_withdrawn_delivery_is_never_refilled(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+    rows = sent_to_signs(ledger, settings)
+    first = next(r for r in rows if r.target == "BJ-CY-001")
+    with ledger.session() as session:
+        record(session, "delivery.withdrawn", actor="值班员", item_id=first.item_id, delivery_id=first.id)
+    sign(sandbox, "BJ-CY-001", "reboot")
+    report = watch_signs(ledger, settings)
+    assert first.id not in report.resent and showing(sandbox, "BJ-CY-001") is None

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +18,12 @@ def test_nothing_is_lost_or_doubled_under_faults(broker: str) -> None:
     if broker == "redis" and shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (`make test` installs Debian's redis-server)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPATCH_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # the fault suite lives in tests/
     result = subprocess.run(
         [
             sys.executable,
             "-m",
-            "sandbox.chaos",
+            "tests.chaos",
             "--items",
             "8",
             "--kills",

@@ -14,8 +14,9 @@ from dispatcher import approval
 from dispatcher.delivery import deliver
 from dispatcher.errors import PermanentChannelError, TemporaryChannelError
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, DeliveryState, Ledger
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger
 from dispatcher.rendering import TemplateRenderer, publication_for
+from dispatcher.signwatch import watch_signs
 from settings import DisplaySettings, Settings, get_settings
 from tests.conftest import item_doc
 from tests.e2e import snmp
@@ -172,3 +173,26 @@ def test_the_worker_delivers_to_an_ntcip_sign(
         row = session.query(DeliveryRow).filter_by(item_id=item_id).one()
     assert deliver(ledger, settings, row.id, "test-worker") is DeliveryState.sent
     assert channel(registry).showing("NT-1")["id"] == row.idempotency_key
+
+
+def test_a_sign_blanked_on_purpose_is_not_refilled_and_the_withdrawal_recorded(
+    registry: Path, settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(registry))
+    get_settings.cache_clear()
+    settings = get_settings()
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["display"])))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        row = session.query(DeliveryRow).filter_by(item_id=item_id).one()
+    assert deliver(ledger, settings, row.id, "test-worker") is DeliveryState.sent
+    display = channel(registry)
+    sign = display._snmp("NT-1")
+    assert sign is not None
+    sign.blank()  # a central system (an operator's console) blanks the sign
+    report = watch_signs(ledger, settings, display)
+    assert report.resent == [] and display.showing("NT-1")["id"] is None
+    with ledger.session() as session:
+        withdrawn = session.query(EventRow).filter_by(name="delivery.withdrawn", delivery_id=row.id).one()
+    assert "blanked at the sign" in withdrawn.detail["reason"]
+    assert watch_signs(ledger, settings, display).checked == 0  # respected from now on

@@ -1,6 +1,6 @@
 """The fault suite: many items through a real broker and worker while everything goes wrong.
 
-``python -m sandbox.chaos [--items 300] [--broker embedded|redis|both] [--seed N] [--kills K]``
+``python -m tests.chaos [--items 300] [--broker embedded|redis|both] [--seed N] [--kills K]``
 (``make chaos``) approves items to every channel — warnings to website, SMS batches, signs, a Weibo and
 a Mastodon account; safety tips to website, SMS and microblogs — while the emulators answer at random
 (from the printed seed) with 5xx, 429 + Retry-After, answers that come too late (before or after the
@@ -337,9 +337,7 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
         if d.channel == "website":
             if posts_by_uid[uids[d.id]] == 0:
                 outcome.lost.append(f"{label}: no post at the site")
-            elif str(d.provider_id) not in {
-                str(p["id"]) for p in posts if uid_of(p) == uids[d.id]
-            }:
+            elif str(d.provider_id) not in {str(p["id"]) for p in posts if uid_of(p) == uids[d.id]}:
                 outcome.disagreements.append(f"{label}: ledger says post {d.provider_id}")
         elif d.channel == "display":
             if shown[(d.target, d.idempotency_key)] == 0:
