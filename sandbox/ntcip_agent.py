@@ -77,6 +77,7 @@ from sandbox.signs import (
     SignConfig,
     charset_profile,
     check_multi,
+    crc16,
     font_version_id,
 )
 
@@ -119,16 +120,6 @@ INTERNAL = bytes([127, 0, 0, 1])  # internal activations carry priority 255 from
 MESSAGE_ERROR_BIT = 1 << 7  # shortErrorStatus bit 7: message error (5.11.2.1.1)
 PITCH_MM, BORDER_MM = 10, 50
 MAX_OWNER = 127  # OwnerString: DisplayString (SIZE (0..127))
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16 of ISO/IEC 3309 (X.25: polynomial 0x1021 reflected, seed and final XOR 0xFFFF)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
 
 
 def message_crc(multi: bytes, beacon: int = 0, pixel_service: int = 0) -> int:

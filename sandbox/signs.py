@@ -181,7 +181,7 @@ class SignConfig:
         return {FONT_NUMBER: font_version_id(FONT_NUMBER, FONT_HEIGHT)}
 
 
-def _crc16(data: bytes) -> int:
+def crc16(data: bytes) -> int:
     """CRC-16 of ISO/IEC 3309 (X.25: polynomial 0x1021 reflected, seed and final XOR 0xFFFF)."""
     crc = 0xFFFF
     for byte in data:
@@ -198,7 +198,7 @@ def font_version_id(number: int, height: int, char_spacing: int = 0, line_spacin
     ``01 00``). The value is the CRC with its bytes swapped, as the MIB's own example gives it
     (CRC 0x52ED, fontVersionID 0xED52).
     """
-    crc = _crc16(bytes([number, height, char_spacing, line_spacing, 1, 0]))
+    crc = crc16(bytes([number, height, char_spacing, line_spacing, 1, 0]))
     return ((crc & 0xFF) << 8) | (crc >> 8)
 
 

@@ -161,9 +161,10 @@ def test_a_silent_agent_is_temporary_and_the_probe_says_so(registry: Path, agent
         display.send(payload(display), "key-x")
 
 
-def test_the_worker_delivers_to_an_ntcip_sign(
-    registry: Path, settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def delivered_to_the_sign(
+    registry: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Settings, DeliveryRow]:
+    """A warning approved for the NTCIP sign and delivered through the worker's core."""
     monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(registry))
     get_settings.cache_clear()
     settings = get_settings()
@@ -172,20 +173,20 @@ def test_the_worker_delivers_to_an_ntcip_sign(
     with ledger.session() as session:
         row = session.query(DeliveryRow).filter_by(item_id=item_id).one()
     assert deliver(ledger, settings, row.id, "test-worker") is DeliveryState.sent
+    return settings, row
+
+
+def test_the_worker_delivers_to_an_ntcip_sign(
+    registry: Path, settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, row = delivered_to_the_sign(registry, ledger, monkeypatch)
     assert channel(registry).showing("NT-1")["id"] == row.idempotency_key
 
 
 def test_a_sign_blanked_on_purpose_is_not_refilled_and_the_withdrawal_recorded(
     registry: Path, settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(registry))
-    get_settings.cache_clear()
-    settings = get_settings()
-    item_id = approval.submit(ledger, parse_item(item_doc(channels=["display"])))
-    approval.approve(ledger, settings, item_id, "陈刚")
-    with ledger.session() as session:
-        row = session.query(DeliveryRow).filter_by(item_id=item_id).one()
-    assert deliver(ledger, settings, row.id, "test-worker") is DeliveryState.sent
+    settings, row = delivered_to_the_sign(registry, ledger, monkeypatch)
     display = channel(registry)
     sign = display._snmp("NT-1")
     assert sign is not None
