@@ -234,6 +234,11 @@ class Settings(BaseSettings):
     task_signing_key: SecretStr = Field(
         SecretStr(""), description="HMAC key of task messages; default: generated once into var/."
     )
+    payload_key: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC key that pins approved payloads (kept out of the ledger); default: generated "
+        "once into var/. Every machine that approves or sends needs the same value.",
+    )
     api: ApiSettings = Field(default_factory=ApiSettings)
     website: WebsiteSettings = Field(default_factory=WebsiteSettings)
     sms: SmsSettings = Field(default_factory=SmsSettings)

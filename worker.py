@@ -8,11 +8,14 @@ SQLAlchemy transport on SQLite under ``var/``; a ``redis://`` or ``amqp://`` URL
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from celery import Celery
 from kombu import Queue
 from kombu.transport import sqlalchemy as sqlalchemy_transport
 
 from dispatcher import signing
+from dispatcher.ledger import private_file
 from settings import Settings, get_settings
 
 CHANNEL_QUEUES = ("website", "sms", "display", "microblog")
@@ -25,6 +28,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("dispatcher", broker=settings.broker_url, include=["dispatcher.tasks"])
     transport_options: dict[str, object] = {}
     if settings.embedded_broker:
+        private_file(Path(settings.broker_url.removeprefix("sqla+sqlite:///")))
         # kombu polls an empty SQL queue once a second by default, which caps it near 130 tasks/s.
         # The SQLAlchemy transport hands its transport options to create_engine(), so the interval
         # cannot travel as an option: it is a class attribute of the transport.
@@ -52,11 +56,13 @@ def create_app(settings: Settings) -> Celery:
         beat_schedule={
             "sweep": {
                 "task": "dispatcher.sweep",
+                "kwargs": signing.bound("dispatcher.sweep"),
                 "schedule": settings.sweep_interval,
                 "options": {"queue": "control", "expires": settings.sweep_interval * 5},
             },
             "watch-signs": {
                 "task": "dispatcher.watch_signs",
+                "kwargs": signing.bound("dispatcher.watch_signs"),
                 "schedule": settings.display.watch_interval,
                 "options": {"queue": "control", "expires": settings.display.watch_interval},
             },

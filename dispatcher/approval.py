@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Payload, Publication, digest_of
-from dispatcher import fanout, subscribers
+from dispatcher import fanout, signing, subscribers
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import ChannelName, Item, Kind
 from dispatcher.ledger import (
@@ -204,6 +204,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
         )
     if not result.payloads:
         raise RefusedError(f"item {item_id} reaches no target on any channel")
+    key = signing.payload_key(settings)
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         revision = row.current
@@ -221,7 +222,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
                 queue=queue_for(row.kind, payload.channel),
                 idempotency_key=idempotency_key(revision.id, payload.channel, payload.target),
                 payload=payload.body,
-                payload_digest=payload.digest,
+                payload_digest=signing.pin(key, payload.body),
                 state=DeliveryState.pending,
             )
             for payload in result.payloads

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from channels import build_channel
-from channels.base import Channel, Payload, Receipt, digest_of
-from dispatcher import circuits, ratelimits, subscribers
+from channels.base import Channel, Payload, Receipt
+from dispatcher import circuits, ratelimits, signing, subscribers
 from dispatcher.errors import (
     ChannelError,
     DispatchError,
@@ -78,9 +78,9 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
         early = waiting and row.next_attempt_at and row.next_attempt_at > now
         if row.state in TERMINAL or busy or early:
             return None
-        if digest_of(row.payload) != row.payload_digest:
+        if not signing.pinned(signing.payload_key(settings), row.payload, row.payload_digest):
             row.state = DeliveryState.failed
-            row.last_error = "payload differs from the approved one; not sent"
+            row.last_error = "payload does not match its approval pin (altered in the ledger?); not sent"
             record(
                 session,
                 "delivery.failed",

@@ -17,7 +17,7 @@ from sqlalchemy import and_, create_engine, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from dispatcher import subscribers
+from dispatcher import signing, subscribers
 from dispatcher.errors import RefusedError
 from dispatcher.ledger import DeliveryRow, DeliveryState, ItemRow, ItemState, Ledger, record, utcnow
 from settings import Settings
@@ -35,7 +35,13 @@ def enqueue(ledger: Ledger, settings: Settings, deliveries: list[tuple[int, str]
     try:
         with app.producer_or_acquire() as producer:
             for delivery_id, queue in deliveries:
-                app.send_task(DELIVER_TASK, args=[delivery_id], queue=queue, producer=producer)
+                app.send_task(
+                    DELIVER_TASK,
+                    args=[delivery_id],
+                    kwargs=signing.bound(DELIVER_TASK),
+                    queue=queue,
+                    producer=producer,
+                )
                 sent.append(delivery_id)
     except Exception as exc:  # the broker is down: the sweeper will pick these up
         log.warning("enqueue stopped after %d of %d: %s", len(sent), len(deliveries), exc)

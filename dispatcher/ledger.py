@@ -7,6 +7,7 @@ is written here together with an event, in the same transaction.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -280,11 +281,14 @@ class Ledger:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            private_file(Path(parsed.database))  # phone numbers live here: readable by its owner only
         self.engine: Engine = create_engine(url, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         Base.metadata.create_all(self.engine)
+        append_only(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -295,6 +299,42 @@ class Ledger:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Tables whose rows are written once and never changed: the database itself refuses UPDATE and DELETE,
+# so neither the ORM's bulk statements nor raw SQL through another client can rewrite the record.
+APPEND_ONLY = ("events", "approvals")
+
+
+def append_only(engine: Engine) -> None:
+    """Install the triggers that refuse changes to the append-only tables (SQLite and PostgreSQL)."""
+    dialect = engine.dialect.name
+    with engine.begin() as connection:
+        if dialect == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE OR REPLACE FUNCTION dispatch_append_only() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"
+            )
+        for table in APPEND_ONLY:
+            if dialect == "sqlite":
+                for action in ("UPDATE", "DELETE"):
+                    connection.exec_driver_sql(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
+                        f"BEFORE {action} ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                    )
+            elif dialect == "postgresql":
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+                connection.exec_driver_sql(
+                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+                    "FOR EACH ROW EXECUTE FUNCTION dispatch_append_only()"
+                )
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable and writable by the owner only, or tighten it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

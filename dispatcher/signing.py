@@ -6,9 +6,11 @@ injected into the broker by anyone without the key — plain JSON, pickle, or a 
 after signing — fails to decode: Celery logs it and drops it, and it never runs. Replaying a signed
 message does nothing new: the ledger decides whether a delivery still needs sending.
 
-The key is ``DISPATCH_TASK_SIGNING_KEY``; without it, one is generated once into ``var/`` (mode 0600)
-— enough for the embedded set-up, where the producer and the workers share the machine. Workers on
-other machines need the same key set in their environment.
+The signature covers the body, and the body names the task it was signed for (``signed_for``): the
+task name travels in a header the serializer never sees, so every task refuses a body signed for
+another. The key is ``DISPATCH_TASK_SIGNING_KEY``; without it, one is generated once into ``var/``
+(mode 0600, created atomically) — enough for the embedded set-up, where the producer and the workers
+share the machine. Workers on other machines need the same key set in their environment.
 """
 
 from __future__ import annotations
@@ -39,13 +41,61 @@ def signing_key(settings: Settings) -> bytes:
     configured = settings.task_signing_key.get_secret_value()
     if configured:
         return configured.encode()
-    path = settings.var_dir / "task-signing.key"
-    if not path.exists():
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return Path(path).read_text().strip().encode()
+    return generated_secret(settings.var_dir / "task-signing.key")
+
+
+def generated_secret(path: Path) -> bytes:
+    """A secret kept in ``path`` (mode 0600), made once, atomically: processes starting together all
+    read the same whole key — it is written to a private temporary file and linked into place, and
+    whoever loses the race reads the winner's."""
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        value = ""
+    if value:
+        return value.encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)  # fails if another process got there first; never half-written
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    value = path.read_text().strip()
+    if not value:
+        raise RuntimeError(f"{path} is empty; delete it to have a new key made")
+    return value.encode()
+
+
+def payload_key(settings: Settings) -> bytes:
+    """The key that pins approved payloads; never stored in the ledger it protects."""
+    configured = settings.payload_key.get_secret_value()
+    if configured:
+        return configured.encode()
+    return generated_secret(settings.var_dir / "payload-pin.key")
+
+
+def pin(key: bytes, body: dict[str, Any]) -> str:
+    """The keyed digest approval pins a payload with: whoever can edit the ledger cannot recompute it."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def pinned(key: bytes, body: dict[str, Any], digest: str) -> bool:
+    """Whether ``body`` is exactly what was approved (pinned with this key)."""
+    return hmac.compare_digest(pin(key, body), str(digest))
+
+
+def bound(task: str, **kwargs: Any) -> dict[str, Any]:
+    """Keyword arguments that bind a task's signed body to its name: the body is signed, the name
+    travels in a header that is not, so each task checks ``signed_for`` against its own name."""
+    return {**kwargs, "signed_for": task}
 
 
 def _sign(key: bytes, body: bytes) -> str:

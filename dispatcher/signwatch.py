@@ -21,6 +21,7 @@ from sqlalchemy import select
 from channels import build_channel
 from channels.base import Payload
 from channels.display import DisplayChannel
+from dispatcher import signing
 from dispatcher.errors import ChannelError, DispatchError
 from dispatcher.items import Item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record, utcnow
@@ -34,6 +35,7 @@ class WatchReport:
     checked: int = 0
     resent: list[int] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
 
 
 def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | None = None) -> WatchReport:
@@ -62,8 +64,27 @@ def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | No
         return report
     display = channel or build_channel("display", settings)
     assert isinstance(display, DisplayChannel)
+    key = signing.payload_key(settings)
     for delivery in wanted.values():
         report.checked += 1
+        if not signing.pinned(key, delivery.payload, delivery.payload_digest):
+            # Every path that sends checks the pin: a payload edited in the ledger never reaches a sign.
+            report.refused.append(delivery.id)
+            log.error(
+                "sign %s: delivery %s does not match its approval pin; not re-sent",
+                delivery.target,
+                delivery.id,
+            )
+            with ledger.session() as session:
+                record(
+                    session,
+                    "delivery.refused",
+                    actor="sign-watch",
+                    item_id=delivery.item_id,
+                    delivery_id=delivery.id,
+                    reason="payload does not match its approval pin",
+                )
+            continue
         payload = Payload("display", delivery.target, delivery.payload)
         try:
             shown = display.showing(payload.body["sign"])

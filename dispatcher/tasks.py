@@ -93,8 +93,18 @@ def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any
     record_refusal(f"rejected: {exc!r}", message)
 
 
+def signed_for_another(task: str, signed_for: Any) -> bool:
+    """True (and recorded) when the signed body was made for another task than the one running it."""
+    if signed_for == task:
+        return False
+    record_refusal(f"a body signed for {str(signed_for)[:60]!r} arrived as {task!r}", None)
+    return True
+
+
 @app.task(name="dispatcher.deliver", ignore_result=True)
-def deliver(delivery_id: Any) -> str | None:
+def deliver(delivery_id: Any, signed_for: Any = None) -> str | None:
+    if signed_for_another("dispatcher.deliver", signed_for):
+        return None
     if not isinstance(delivery_id, int) or isinstance(delivery_id, bool):
         record_refusal(f"deliver task with a malformed delivery id {str(delivery_id)[:50]!r}", None)
         return None
@@ -116,7 +126,9 @@ def deliver(delivery_id: Any) -> str | None:
 
 
 @app.task(name="dispatcher.watch_signs", ignore_result=True)
-def watch_signs() -> int:
+def watch_signs(signed_for: Any = None) -> int:
+    if signed_for_another("dispatcher.watch_signs", signed_for):
+        return 0
     here = runtime()
     channel = here.channel("display")
     report = signwatch.watch_signs(here.ledger, here.settings, channel)  # type: ignore[arg-type]
@@ -124,6 +136,8 @@ def watch_signs() -> int:
 
 
 @app.task(name="dispatcher.sweep", ignore_result=True)
-def sweep() -> int:
+def sweep(signed_for: Any = None) -> int:
+    if signed_for_another("dispatcher.sweep", signed_for):
+        return 0
     here = runtime()
     return fanout.sweep(here.ledger, here.settings)

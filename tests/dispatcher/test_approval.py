@@ -5,11 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from channels.base import digest_of
 from dispatcher import approval, fanout
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import parse_item
 from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
+from dispatcher.signing import payload_key, pin
 from settings import Settings
 from tests.conftest import item_doc
 
@@ -48,7 +48,7 @@ def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(
         ("website", "site"),
     ]
     assert all(d.state is DeliveryState.pending for d in deliveries)
-    assert all(d.payload_digest == digest_of(d.payload) for d in deliveries)
+    assert all(d.payload_digest == pin(payload_key(settings), d.payload) for d in deliveries)
     assert len({d.idempotency_key for d in deliveries}) == len(deliveries)
     assert [p.body for p in result.payloads] == [d.payload for d in deliveries]
     assert all(d.enqueued_at is not None for d in deliveries)

@@ -215,6 +215,27 @@ def test_a_tampered_payload_is_not_sent(ledger: Ledger, settings: Settings, sand
     assert received(sandbox, "website") == []
 
 
+def test_a_forged_payload_with_a_recomputed_plain_digest_is_not_sent(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Whoever can edit the ledger can recompute a SHA-256; not the keyed pin, whose key is elsewhere."""
+    import hashlib
+    import json
+
+    website = approved(ledger, settings, channels=["website"])[0]
+    forged = {**website.payload, "title": "FAKE ALERT / EVACUATE NOW"}
+    canonical = json.dumps(forged, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    with ledger.session() as session:
+        session.execute(
+            update(DeliveryRow).values(
+                payload=forged, payload_digest=hashlib.sha256(canonical.encode()).hexdigest()
+            )
+        )
+    assert deliver(ledger, settings, website.id, WORKER) is None
+    assert "approval pin" in row(ledger, website.id).last_error
+    assert received(sandbox, "website") == []
+
+
 def test_an_unknown_delivery_id_is_dropped(ledger: Ledger, settings: Settings) -> None:
     assert deliver(ledger, settings, 999, WORKER) is None
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
-from dispatcher.ledger import EventRow, ItemRow, ItemState, Ledger, record
+from dispatcher.ledger import ApprovalRow, EventRow, ItemRow, ItemState, Ledger, RevisionRow, record
 
 
 def test_events_are_append_only(tmp_path: Path) -> None:
@@ -43,3 +44,47 @@ def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
             raise ZeroDivisionError
     with ledger.session() as session:
         assert session.query(EventRow).count() == 0
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET name = 'rewritten'",
+        "DELETE FROM events",
+        "UPDATE approvals SET approver = 'someone else'",
+        "DELETE FROM approvals",
+    ],
+)
+def test_the_database_itself_refuses_to_rewrite_the_record(tmp_path: Path, statement: str) -> None:
+    """Raw SQL from another client, and the ORM's bulk statements that skip its guard, are refused."""
+    import sqlite3
+
+    path = tmp_path / "l.sqlite"
+    ledger = Ledger(f"sqlite:///{path}")
+    with ledger.session() as session:
+        record(session, "test.event", actor="tester")
+        item = ItemRow(
+            uid="u" * 32, kind="warning", title="t", author="a", department="d", state=ItemState.submitted
+        )
+        session.add(item)
+        session.flush()
+        revision = RevisionRow(item_id=item.id, number=1, document={}, digest="x")
+        session.add(revision)
+        session.flush()
+        session.add(ApprovalRow(revision_id=revision.id, approver="b", decision="approved"))
+    raw = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute(statement)
+    raw.close()
+    with pytest.raises(Exception, match="append-only"):
+        with ledger.session() as session:
+            session.execute(update(EventRow).values(name="bulk"))
+    with ledger.session() as session:
+        assert session.query(EventRow).one().name == "test.event"
+        assert session.query(ApprovalRow).one().approver == "b"
+
+
+def test_the_ledger_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "l.sqlite"
+    Ledger(f"sqlite:///{path}")
+    assert path.stat().st_mode & 0o777 == 0o600

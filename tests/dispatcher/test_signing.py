@@ -35,3 +35,26 @@ def test_a_key_is_generated_once_and_kept_private(tmp_path, monkeypatch: pytest.
     assert (tmp_path / "task-signing.key").stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("DISPATCH_TASK_SIGNING_KEY", "configured")
     assert signing_key(Settings()) == b"configured"
+
+
+def test_workers_starting_together_all_read_one_whole_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Sixteen processes race to make the key: none crashes, none reads it empty, all agree."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "task-signing.key"
+    code = (
+        "import sys; from pathlib import Path; from dispatcher.signing import generated_secret;"
+        "print(generated_secret(Path(sys.argv[1])).decode())"
+    )
+    for _ in range(3):
+        path.unlink(missing_ok=True)
+        runs = [
+            subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+            for _ in range(16)
+        ]
+        keys = {run.communicate(timeout=60)[0].strip() for run in runs}
+        assert all(run.returncode == 0 for run in runs)
+        assert len(keys) == 1 and len(keys.pop()) == 64
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert not list(tmp_path.glob(".task-signing.key.*"))  # no temporary file left behind

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import requests
+from sqlalchemy import update
 
 from dispatcher import approval
 from dispatcher.delivery import deliver
@@ -113,3 +114,18 @@ def test_a_withdrawn_delivery_is_never_refilled(ledger: Ledger, settings: Settin
     sign(sandbox, "BJ-CY-001", "reboot")
     report = watch_signs(ledger, settings)
     assert first.id not in report.resent and showing(sandbox, "BJ-CY-001") is None
+
+
+def test_the_sign_watch_never_sends_a_payload_edited_in_the_ledger(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    rows = sent_to_signs(ledger, settings)
+    first = next(r for r in rows if r.target == "BJ-CY-001")
+    forged = {**first.payload, "multi": "[pt30o0]FAKE ALERT[nl]EVACUATE NOW"}
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).where(DeliveryRow.id == first.id).values(payload=forged))
+    sign(sandbox, "BJ-CY-001", "reboot")
+    report = watch_signs(ledger, settings)
+    assert report.refused == [first.id] and showing(sandbox, "BJ-CY-001") is None
+    with ledger.session() as session:
+        assert session.query(EventRow).filter_by(name="delivery.refused", delivery_id=first.id).count() == 1
