@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Payload, Publication, digest_of
-from dispatcher import fanout, signing, subscribers
+from dispatcher import fanout, people, signing, subscribers
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import ChannelName, Item, Kind
 from dispatcher.ledger import (
@@ -156,6 +156,15 @@ def submit_draft(ledger: Ledger, item_id: int) -> None:
         record(session, "item.submitted", actor=row.author, item_id=item_id, kind=row.kind)
 
 
+def _person(name: str, missing: str) -> str:
+    if not name.strip():
+        raise RefusedError(missing)
+    try:
+        return people.checked_name(name)
+    except ValueError as exc:
+        raise RefusedError(f"the name {name!r} {exc}") from None
+
+
 def _load(session: Session, item_id: int) -> ItemRow:
     row = session.get(ItemRow, item_id, with_for_update=True)
     if row is None:
@@ -177,7 +186,7 @@ def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> I
             f"item {item_id} is already {row.state.value}{by}; only a submitted item can be {action}, "
             "and nothing was sent again"
         )
-    if reviewer.casefold() == row.author.casefold():
+    if people.same_person(reviewer, row.author):  # look-alike spellings of a name are the same person
         verb = "approve" if action == "approved" else "review"
         raise RefusedError(f"item {item_id} was written by {row.author}; another person must {verb} it")
     return row
@@ -185,9 +194,7 @@ def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> I
 
 def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> Plan:
     """Approve a submitted item, pin its payloads, write its deliveries and enqueue them."""
-    approver = approver.strip()
-    if not approver:
-        raise RefusedError("an approval needs the approver's name (--as NAME)")
+    approver = _person(approver, "an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         publication = stored_publication(session, settings, row)
@@ -250,8 +257,9 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
 
 
 def reject(ledger: Ledger, item_id: int, reviewer: str, reason: str) -> None:
+    reviewer = _person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
     with ledger.session() as session:
-        row = _reviewable(session, item_id, reviewer.strip(), "rejected")
+        row = _reviewable(session, item_id, reviewer, "rejected")
         row.state = ItemState.rejected
         session.add(
             ApprovalRow(revision_id=row.current.id, approver=reviewer, decision="rejected", reason=reason)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
 )
 
 from dispatcher.errors import InvalidItemError
+from dispatcher.people import checked_name
 
 
 class Kind(StrEnum):
@@ -71,6 +73,10 @@ PROVINCES = frozenset(
     "71 81 82".split()
 )
 SHORT_TEXT_MAX = 120
+ASCII_AREA = re.compile(r"[0-9]{6}")
+WRITTEN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+# Characters that reorder or hide text: the bidi embeddings, overrides and isolates, and marks.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SENTENCE_END = re.compile(r"(?<=[。！？!?.])")
 
 
@@ -101,12 +107,45 @@ class Item(BaseModel):
     @field_validator("areas")
     @classmethod
     def _area_codes(cls, areas: list[str]) -> list[str]:
+        bad = []
         for code in areas:
-            if not re.fullmatch(r"\d{6}", code):
-                raise ValueError(f"{code!r} is not a 6-digit administrative division code")
-            if code[:2] not in PROVINCES:
-                raise ValueError(f"{code!r} does not start with a province code")
+            if not ASCII_AREA.fullmatch(code):  # ASCII digits only: \d would take ١ or ０ too
+                bad.append(f"{code!r} is not a 6-digit administrative division code")
+            elif code[:2] not in PROVINCES:
+                bad.append(f"{code!r} does not start with a province code")
+        if bad:
+            raise ValueError("; ".join(bad))
         return list(dict.fromkeys(areas))
+
+    @field_validator("title", "short_text", "author", "department", "event")
+    @classmethod
+    def _one_line_of_visible_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            _refuse_hidden_characters(value, allow="")
+        return value
+
+    @field_validator("body", "instruction", "interpretation")
+    @classmethod
+    def _visible_text(cls, value: str | None) -> str | None:
+        if value is not None:
+            _refuse_hidden_characters(value, allow="\n\r\t")
+        return value
+
+    @field_validator("author")
+    @classmethod
+    def _a_person(cls, author: str) -> str:
+        return checked_name(author)
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _a_written_date(cls, value: Any) -> Any:
+        # pydantic would read a number, or a string of digits, as a Unix timestamp: an item's expiry
+        # is written as a date and time with its offset, so a slip of the keyboard is not a date.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not WRITTEN_DATE.match(value.strip()):
+            raise ValueError("must be a date and time with its offset, like 2026-07-01T18:00:00+08:00")
+        return value
 
     @field_validator("topics")
     @classmethod
@@ -150,6 +189,19 @@ class Item(BaseModel):
         return self.expires <= now
 
 
+def _refuse_hidden_characters(text: str, allow: str) -> None:
+    """Control and bidirectional-override characters reach every channel and the operator's terminal:
+    they can hide or reorder what a reader sees. Refused, with the first one named."""
+    for position, ch in enumerate(text):
+        if ch in allow:
+            continue
+        if unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS:
+            raise ValueError(
+                f"contains the invisible character U+{ord(ch):04X} "
+                f"({unicodedata.name(ch, 'control')}) at position {position}"
+            )
+
+
 def covers(area: str, inner: str) -> bool:
     """Whether division ``area`` contains division ``inner`` (``110000`` covers ``110105``)."""
     prefix = area
@@ -164,6 +216,8 @@ def parse_item(data: Any, source: str = "item") -> Item:
         raise InvalidItemError(source, [("(document)", "must be a mapping of fields")])
     try:
         return Item.model_validate(data)
+    except RecursionError:
+        raise InvalidItemError(source, [("(document)", "is nested too deeply to be an item")]) from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -193,4 +247,6 @@ def load_item(path: Path) -> Item:
             data = yaml.load(text, Loader=yaml.BaseLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidItemError(source, [("(file)", f"cannot be parsed: {exc}")]) from None
+    except RecursionError:
+        raise InvalidItemError(source, [("(file)", "is nested too deeply to be an item")]) from None
     return parse_item(data, source)

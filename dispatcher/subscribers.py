@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,20 @@ def _parse_row(row: dict[str, str], region: str) -> tuple[str, list[str], list[s
     return phone, areas, topics, consent_text in _YES
 
 
+def _rows(reader: csv.DictReader[str], report: ImportReport) -> Iterator[dict[str, str]]:
+    """The reader's rows; a row the csv module cannot read (a field over its size limit, a broken
+    quote) is reported by its line and skipped, and the rest of the file is read."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.refused.append((reader.line_num + 1, f"cannot be read as CSV: {exc}"))
+            continue
+        yield row
+
+
 def import_csv(ledger: Ledger, path: Path, settings: SmsSettings) -> ImportReport:
     """Import subscribers from a CSV file; bad rows are reported, the rest stored in one transaction."""
     report = ImportReport()
@@ -96,7 +111,7 @@ def import_csv(ledger: Ledger, path: Path, settings: SmsSettings) -> ImportRepor
     if not reader.fieldnames or "phone" not in [name.strip() for name in reader.fieldnames]:
         raise InvalidItemError(str(path), [("line 1", "the header must name a 'phone' column")])
     wanted: dict[str, tuple[list[str], list[str], bool]] = {}
-    for row in reader:
+    for row in _rows(reader, report):
         line = reader.line_num
         cleaned = {(k or "").strip(): (v or "") for k, v in row.items()}
         try:
