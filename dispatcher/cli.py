@@ -225,17 +225,21 @@ def status(item_id: int | None, as_json: bool) -> None:
 @click.option("--as", "actor", required=True, help="Name of the operator (recorded in the ledger).")
 @click.option("--channel", default=None, help="Only this channel's dead deliveries.")
 @click.option("--item", "item_id", type=int, default=None, help="Only this item's dead deliveries.")
-def redrive(actor: str, channel: str | None, item_id: int | None) -> None:
-    """Give dead deliveries a fresh retry budget and send them again."""
+@click.option("--failed", is_flag=True, help="Failed deliveries too (overrides a refusal; needs --reason).")
+@click.option("--reason", default="", help="Why (kept in the ledger); required with --failed.")
+def redrive(actor: str, channel: str | None, item_id: int | None, failed: bool, reason: str) -> None:
+    """Give dead (and with --failed, failed) deliveries a fresh retry budget and send them again."""
     from dispatcher.fanout import redrive as redrive_deliveries
 
     if channel:
         from channels import build_channel
 
         build_channel(channel, get_settings())  # an unknown name is refused with a suggestion
-    redriven = redrive_deliveries(_ledger(), get_settings(), actor, channel=channel, item_id=item_id)
+    redriven = redrive_deliveries(
+        _ledger(), get_settings(), actor, channel=channel, item_id=item_id, failed=failed, reason=reason
+    )
     click.echo(
-        f"re-drove {len(redriven)} dead deliveries"
+        f"re-drove {len(redriven)} {'dead or failed' if failed else 'dead'} deliveries"
         + (f": {', '.join(map(str, redriven))}" if redriven else "")
     )
 

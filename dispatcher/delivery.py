@@ -63,7 +63,34 @@ def backoff(settings: Settings, attempt: int, retry_after: float | None) -> floa
     return max(delay, retry_after or 0.0)
 
 
-def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> Claim | None:
+def requested(session: Session, delivery_id: int, attempt: int) -> bool:
+    """Whether that attempt got as far as sending its request (it recorded ``delivery.requesting``)."""
+    marks = session.scalars(
+        select(EventRow.detail).where(
+            EventRow.delivery_id == delivery_id, EventRow.name == "delivery.requesting"
+        )
+    )
+    return any(detail.get("attempt") == attempt for detail in marks)
+
+
+def expiry_of(row: DeliveryRow) -> datetime:
+    """When the delivery's revision expires (the item's ``expires``, as approved)."""
+    return datetime.fromisoformat(str(row.revision.document["expires"]))
+
+
+def claim(
+    ledger: Ledger,
+    settings: Settings,
+    delivery_id: int,
+    worker: str,
+    marks_requests: Callable[[str], bool] = lambda _channel: False,
+) -> Claim | None:
+    """Take the delivery under a lease, or return None when there is nothing to do now.
+
+    ``marks_requests(channel)`` is True for channels that cannot look an earlier send up: for them an
+    attempt records ``delivery.requesting`` just before its request leaves, so an attempt that died
+    between claim and request is known never to have sent anything, and is not in doubt.
+    """
     now = utcnow()
     with ledger.session() as session:
         row = session.get(DeliveryRow, delivery_id, with_for_update=True)
@@ -90,7 +117,27 @@ def claim(ledger: Ledger, settings: Settings, delivery_id: int, worker: str) -> 
                 error=row.last_error,
             )
             return None
-        in_doubt = row.state in (DeliveryState.sending, DeliveryState.unknown)
+        in_doubt = row.state is DeliveryState.unknown or (
+            row.state is DeliveryState.sending
+            and (not marks_requests(row.channel) or requested(session, row.id, row.attempts))
+        )
+        expires = expiry_of(row)
+        if expires <= now:
+            # Past its expiry nothing of an item goes out, however it was held up (a broker outage,
+            # a sign showing a warning): the delivery ends as expired, on the record.
+            row.state, row.lease_until = DeliveryState.expired, None
+            row.last_error = f"the item expired at {expires.isoformat()} before it could be sent"
+            record(
+                session,
+                "delivery.expired",
+                actor=worker,
+                item_id=row.item_id,
+                delivery_id=row.id,
+                expires=expires.isoformat(),
+                in_doubt=in_doubt,
+            )
+            settle_item(session, row.item_id, worker)
+            return None
         resume_at = circuits.admit(session, settings, row.channel, row.target, now)
         reason = "the target's circuit is open"
         if resume_at is None:
@@ -173,7 +220,8 @@ def deliver(
     ``channel_for`` gives the adapter for a channel name; a worker process passes one that keeps
     its adapters (and their HTTP connections) between deliveries.
     """
-    taken = claim(ledger, settings, delivery_id, worker)
+    adapter = channel_for or (lambda name: build_channel(name, settings))
+    taken = claim(ledger, settings, delivery_id, worker, lambda name: not adapter(name).can_look_up)
     if taken is None:
         return None
     error: DispatchError | None = None
@@ -181,12 +229,21 @@ def deliver(
     how = "sent"
     doubt = taken.in_doubt  # an earlier attempt may have landed and nothing has said otherwise yet
     try:
-        name = taken.payload.channel
-        channel = channel_for(name) if channel_for else build_channel(name, settings)
+        channel = adapter(taken.payload.channel)
         if doubt:
             receipt, how = settle(ledger, settings, channel, taken)
             doubt = how == "repeated"
         if receipt is None:
+            if not channel.can_look_up:
+                with ledger.session() as session:  # from here on, the request may have left
+                    record(
+                        session,
+                        "delivery.requesting",
+                        actor=worker,
+                        item_id=taken.item_id,
+                        delivery_id=taken.delivery_id,
+                        attempt=taken.attempt,
+                    )
             receipt = channel.send(taken.payload, taken.key)
     except DispatchError as exc:
         error = exc
@@ -255,7 +312,8 @@ def finish(
             delay = max(1.0, error.retry_after or settings.retry_base_seconds)
             row.attempts -= 1
             row.state = DeliveryState.unknown if doubt else DeliveryState.retrying
-            row.next_attempt_at = now + timedelta(seconds=delay)
+            # Never wait past the item's expiry: at expiry the delivery ends, it is not sent late.
+            row.next_attempt_at = min(now + timedelta(seconds=delay), expiry_of(row))
             row.last_error = str(error)
             event("delivery.waiting", error=str(error), retry_in=round(delay, 2))
         elif isinstance(error, TemporaryChannelError):
@@ -318,6 +376,8 @@ def settle_item(session: Session, item_id: int, worker: str) -> None:
     total = sum(counts.values())
     if sent == total:
         state = ItemState.published
+    elif sent == 0 and counts.get(DeliveryState.expired, 0) == total:
+        state = ItemState.expired
     elif sent == 0:
         state = ItemState.failed
     else:

@@ -137,12 +137,21 @@ def redrive(
     *,
     channel: str | None = None,
     item_id: int | None = None,
+    failed: bool = False,
+    reason: str = "",
 ) -> list[int]:
-    """Give dead deliveries a fresh retry budget and enqueue them; the ledger records who did it."""
+    """Give dead deliveries (and, with ``failed``, failed ones) a fresh retry budget and enqueue them.
+
+    The ledger records who did it and why. Re-driving a failed delivery overrides a refusal (a
+    permanent error, a policy not to repeat), so it needs a reason.
+    """
     if not actor.strip():
         raise RefusedError("a re-drive needs the operator's name (--as NAME)")
+    if failed and not reason.strip():
+        raise RefusedError("re-driving failed deliveries needs a reason (--reason TEXT), kept in the ledger")
+    states = [DeliveryState.dead, DeliveryState.failed] if failed else [DeliveryState.dead]
     with ledger.session() as session:
-        query = select(DeliveryRow).where(DeliveryRow.state == DeliveryState.dead)
+        query = select(DeliveryRow).where(DeliveryRow.state.in_(states))
         if channel:
             query = query.where(DeliveryRow.channel == channel)
         if item_id is not None:
@@ -155,8 +164,10 @@ def redrive(
                 actor=actor,
                 item_id=row.item_id,
                 delivery_id=row.id,
+                previous_state=row.state.value,
                 previous_attempts=row.attempts,
                 last_error=row.last_error,
+                reason=reason.strip(),
             )
             row.state, row.attempts, row.next_attempt_at = DeliveryState.pending, 0, None
         for touched in {row.item_id for row in rows}:

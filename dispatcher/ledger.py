@@ -69,6 +69,7 @@ class ItemState(enum.StrEnum):
     published = "published"
     partially_published = "partially_published"
     failed = "failed"
+    expired = "expired"  # nothing was sent before the item expired
 
 
 class DeliveryState(enum.StrEnum):
@@ -79,9 +80,10 @@ class DeliveryState(enum.StrEnum):
     sent = "sent"
     failed = "failed"  # a permanent error
     dead = "dead"  # the retry budget ran out
+    expired = "expired"  # the item expired before it could be sent: never sent late
 
 
-TERMINAL = frozenset({DeliveryState.sent, DeliveryState.failed, DeliveryState.dead})
+TERMINAL = frozenset({DeliveryState.sent, DeliveryState.failed, DeliveryState.dead, DeliveryState.expired})
 
 
 class Base(DeclarativeBase):

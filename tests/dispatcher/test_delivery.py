@@ -10,9 +10,20 @@ import requests
 from sqlalchemy import update
 
 from dispatcher import approval, fanout
-from dispatcher.delivery import deliver
+from dispatcher.delivery import claim, deliver
+from dispatcher.errors import RefusedError
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger, utcnow
+from dispatcher.ledger import (
+    DeliveryRow,
+    DeliveryState,
+    EventRow,
+    ItemRow,
+    ItemState,
+    Ledger,
+    RevisionRow,
+    record,
+    utcnow,
+)
 from sandbox.server import Sandbox
 from settings import Settings
 from tests.conftest import item_doc
@@ -438,3 +449,100 @@ def test_a_sign_in_local_control_makes_the_warning_wait_with_an_alert(
     requests.post(control, json={"mode": "central"}, timeout=5).raise_for_status()
     make_due(ledger, first.id)
     assert deliver(ledger, settings, first.id, WORKER) is DeliveryState.sent
+
+
+def lapse(ledger: Ledger, delivery_id: int) -> None:
+    with ledger.session() as session:
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == delivery_id)
+            .values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+
+
+def test_a_worker_killed_between_claim_and_request_left_nothing_in_doubt(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """The attempt died before its request left (no ``delivery.requesting``): the routine text is sent,
+    not failed by the do-not-repeat policy."""
+    sms = approved(ledger, settings, channels=["sms"], **TIP)[0]
+    assert claim(ledger, settings, sms.id, "killed-worker", lambda name: name == "sms") is not None
+    lapse(ledger, sms.id)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.sent
+    assert len(received(sandbox, "sms")) == len(sms.payload["to"])
+
+
+def test_a_worker_killed_after_its_request_left_leaves_the_text_in_doubt(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sms = approved(ledger, settings, channels=["sms"], **TIP)[0]
+    taken = claim(ledger, settings, sms.id, "killed-worker", lambda name: name == "sms")
+    assert taken is not None
+    with ledger.session() as session:
+        record(
+            session, "delivery.requesting", actor="killed-worker", delivery_id=sms.id, attempt=taken.attempt
+        )
+    lapse(ledger, sms.id)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
+    assert "not to repeat" in row(ledger, sms.id).last_error
+
+
+def test_an_operator_redrives_a_failed_delivery_with_a_reason(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sms = lose_sms_answer(ledger, settings, sandbox, **TIP)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
+    with pytest.raises(RefusedError, match="reason"):
+        fanout.redrive(ledger, settings, "运维 李雷", failed=True)
+    assert fanout.redrive(ledger, settings, "运维 李雷") == []  # dead only, by default
+    assert fanout.redrive(ledger, settings, "运维 李雷", failed=True, reason="checked with the carrier") == [
+        sms.id
+    ]
+    with ledger.session() as session:
+        event = session.query(EventRow).filter_by(name="delivery.redriven", delivery_id=sms.id).one()
+    assert event.detail["reason"] == "checked with the carrier" and event.detail["previous_state"] == "failed"
+    assert row(ledger, sms.id).state is DeliveryState.pending
+
+
+def expire(ledger: Ledger, item_id: int) -> None:
+    """The item's expiry moves into the past, as time passing would (the document, not the payloads)."""
+    with ledger.session() as session:
+        revision = session.query(RevisionRow).filter_by(item_id=item_id).one()
+        revision.document = {**revision.document, "expires": (utcnow() - timedelta(seconds=36)).isoformat()}
+
+
+def test_an_item_that_expired_while_it_waited_is_never_sent(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    deliveries = approved(ledger, settings)
+    expire(ledger, deliveries[0].item_id)
+    for d in deliveries:
+        assert deliver(ledger, settings, d.id, WORKER) is None
+    with ledger.session() as session:
+        assert {d.state for d in session.query(DeliveryRow)} == {DeliveryState.expired}
+        assert session.query(ItemRow).one().state is ItemState.expired
+        assert session.query(EventRow).filter_by(name="delivery.expired").count() == len(deliveries)
+    assert all(received(sandbox, name) == [] for name in ("website", "sms", "display", "microblog"))
+
+
+def test_a_wait_behind_a_warning_ends_at_the_items_own_expiry(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """A safety tip behind a sign's year-long warning waits until its own expiry, then ends expired."""
+    year = (utcnow() + timedelta(days=365)).isoformat()
+    warning = next(
+        d for d in approved(ledger, settings, channels=["display"], expires=year) if d.target == "BJ-CY-001"
+    )
+    assert deliver(ledger, settings, warning.id, WORKER) is DeliveryState.sent
+    soon = (utcnow() + timedelta(hours=2)).isoformat()
+    tip = next(
+        d
+        for d in approved(ledger, settings, channels=["display"], expires=soon, **TIP)
+        if d.target == "BJ-CY-001"
+    )
+    assert deliver(ledger, settings, tip.id, WORKER) is DeliveryState.retrying
+    assert row(ledger, tip.id).next_attempt_at <= utcnow() + timedelta(hours=2)
+    expire(ledger, tip.item_id)
+    make_due(ledger, tip.id)
+    assert deliver(ledger, settings, tip.id, WORKER) is None
+    assert row(ledger, tip.id).state is DeliveryState.expired
