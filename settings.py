@@ -224,6 +224,15 @@ class Settings(BaseSettings):
     circuit_cooldown: float = Field(
         60.0, gt=0, description="Seconds an open circuit rests before one trial send."
     )
+    processing_window: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a peer may still act on a request whose answer was lost: a lookup that "
+        "finds nothing sooner than this after the request does not conclude it never landed.",
+    )
+    processing_windows: dict[str, float] = Field(
+        default_factory=dict, description='Per channel, overriding the default: {"website": 120}.'
+    )
     repeat_when_unknown: dict[str, bool] = Field(
         default_factory=lambda: {"warning": True, "safety_tip": False, "release": False},
         description="Per kind: send again when a channel without lookup left the outcome unknown.",
@@ -254,6 +263,10 @@ class Settings(BaseSettings):
             self.sms.dlr_url = f"{self.api.public_url.rstrip('/')}/sms/dlr"
         if not self.sms.callback_token.get_secret_value():
             self.sms.callback_token = self.api.token
+
+    def window_for(self, channel: str) -> float:
+        """The processing window of ``channel``'s peer, in seconds."""
+        return self.processing_windows.get(channel, self.processing_window)
 
     def budget(self, channel: str) -> RetryBudget:
         return self.retry_budgets.get(channel) or RetryBudget(

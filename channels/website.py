@@ -142,9 +142,12 @@ class WebsiteChannel(Channel):
         link, expected = post.get("link"), payload.body.get("link")
         if post.get("status") == "publish" and link and expected and link != expected:
             problems.append(f"the post is at {link}, but other channels link to {expected}")
+        detail: dict[str, Any] = {"link": link, "updated": existing is not None}
+        if existing and existing.detail.get("duplicates"):
+            detail["duplicates"] = existing.detail["duplicates"]
         return Receipt(
             provider_id=str(post["id"]),
-            detail={"link": link, "updated": existing is not None},
+            detail=detail,
             alert=f"website: {'; '.join(problems)}" if problems else None,
         )
 
@@ -164,13 +167,17 @@ class WebsiteChannel(Channel):
                 "order": "asc",
             },
         ).json()
-        ours = [post for post in posts if _carries(post, uid)]
+        ours = sorted((post for post in posts if _carries(post, uid)), key=lambda post: int(post["id"]))
         if not ours:
             return None
-        first = min(ours, key=lambda post: int(post["id"]))
-        return Receipt(
-            provider_id=str(first["id"]), detail={"link": first.get("link"), "status": first.get("status")}
-        )
+        first = ours[0]
+        # Two posts for one item (a slow create that landed after its retry): the first is kept and
+        # the core withdraws the others, on the record. Trashed copies are already withdrawn.
+        extras = [str(post["id"]) for post in ours[1:] if post.get("status") != "trash"]
+        detail: dict[str, Any] = {"link": first.get("link"), "status": first.get("status")}
+        if extras:
+            detail["duplicates"] = extras
+        return Receipt(provider_id=str(first["id"]), detail=detail)
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
         url = f"{self.posts_url}/{receipt.provider_id}"

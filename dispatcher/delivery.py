@@ -54,6 +54,8 @@ class Claim:
     key: str
     kind: str
     budget_start: datetime
+    #: when the attempt now in doubt was claimed (its request left soon after), if one is
+    doubt_since: datetime | None = None
 
 
 def backoff(settings: Settings, attempt: int, retry_after: float | None) -> float:
@@ -61,6 +63,17 @@ def backoff(settings: Settings, attempt: int, retry_after: float | None) -> floa
     ceiling = min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** (attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
+
+
+def first_claimed(session: Session, delivery_id: int, attempt: int) -> datetime | None:
+    """When attempt ``attempt`` was first claimed (a wait re-claims under the same number)."""
+    claims = session.execute(
+        select(EventRow.at, EventRow.detail).where(
+            EventRow.delivery_id == delivery_id, EventRow.name == "delivery.claimed"
+        )
+    ).all()
+    times = [at for at, detail in claims if detail.get("attempt") == attempt]
+    return min(times) if times else None
 
 
 def requested(session: Session, delivery_id: int, attempt: int) -> bool:
@@ -151,6 +164,7 @@ def claim(
             row.last_error = f"{reason}; next try at {resume_at:%H:%M:%S}Z"
             return None
         kind = session.get_one(ItemRow, row.item_id).kind
+        doubt_since = first_claimed(session, row.id, row.attempts) if in_doubt else None
         redriven = session.scalar(
             select(func.max(EventRow.at)).where(
                 EventRow.delivery_id == row.id, EventRow.name == "delivery.redriven"
@@ -177,6 +191,7 @@ def claim(
             row.idempotency_key,
             kind,
             max(row.created_at, redriven) if redriven else row.created_at,
+            doubt_since,
         )
 
 
@@ -191,7 +206,21 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
     """
     if channel.can_look_up:
         found = channel.lookup(claim.payload, claim.key)
-        return (found, "lookup") if found is not None else (None, "sent")
+        if found is not None:
+            return found, "lookup"
+        # "Not found" right after a timeout does not mean "never landed": a slow server may still be
+        # acting on the earlier request. Conclude only once its processing window has passed.
+        window = settings.window_for(claim.payload.channel)
+        if claim.doubt_since is not None:
+            left = (claim.doubt_since + timedelta(seconds=window) - utcnow()).total_seconds()
+            if left > 0:
+                raise TemporaryChannelError(
+                    f"{claim.payload.channel}: the earlier attempt is not found yet; waiting {left:.0f}s "
+                    f"more for the peer to finish it (processing window {window:.0f}s)",
+                    retry_after=left,
+                    wait=True,
+                )
+        return None, "sent"
     if claim.payload.channel == "sms":
         with ledger.session() as session:
             reported = subscribers.reported(session, claim.delivery_id)
@@ -245,12 +274,36 @@ def deliver(
                         attempt=taken.attempt,
                     )
             receipt = channel.send(taken.payload, taken.key)
+        if receipt is not None and receipt.detail.get("duplicates"):
+            receipt = remove_duplicates(ledger, channel, taken, worker, receipt)
     except DispatchError as exc:
         error = exc
     except Exception as exc:  # a bug or an unforeseen library error: retried within the budget
         log.exception("delivery %s: unexpected error", delivery_id)
         error = TemporaryChannelError(f"{type(exc).__name__}: {exc}")
     return finish(ledger, settings, taken, worker, receipt, how, error, doubt)
+
+
+def remove_duplicates(
+    ledger: Ledger, channel: Channel, taken: Claim, worker: str, receipt: Receipt
+) -> Receipt:
+    """Withdraw the extra copies a lookup found (two posts for one delivery), each on the record."""
+    removed = []
+    for extra in receipt.detail["duplicates"]:
+        channel.retract(taken.payload, Receipt(str(extra)))
+        removed.append(str(extra))
+        with ledger.session() as session:
+            record(
+                session,
+                "delivery.duplicate_removed",
+                actor=worker,
+                item_id=taken.item_id,
+                delivery_id=taken.delivery_id,
+                kept=receipt.provider_id,
+                removed=str(extra),
+            )
+    detail = {k: v for k, v in receipt.detail.items() if k != "duplicates"}
+    return Receipt(receipt.provider_id, {**detail, "removed_duplicates": removed}, receipt.alert)
 
 
 def finish(

@@ -90,6 +90,8 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: Path)
         "DISPATCH_SWEEP_INTERVAL": "0.5",
         # A short budget keeps retry tests quick; the default (48) is tested on its own.
         "DISPATCH_MAX_ATTEMPTS": "5",
+        # No waiting out a peer's processing window unless a test is about it.
+        "DISPATCH_PROCESSING_WINDOW": "0",
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

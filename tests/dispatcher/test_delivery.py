@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -546,3 +547,46 @@ def test_a_wait_behind_a_warning_ends_at_the_items_own_expiry(
     make_due(ledger, tip.id)
     assert deliver(ledger, settings, tip.id, WORKER) is None
     assert row(ledger, tip.id).state is DeliveryState.expired
+
+
+def test_a_create_that_outlives_the_timeout_is_waited_for_not_doubled(
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server acts after the client gave up (2 s timeout, 3 s of work): the retry's lookup finds
+    nothing yet, and the delivery waits out the processing window instead of creating a second post."""
+    monkeypatch.setenv("DISPATCH_PROCESSING_WINDOW", "20")
+    slow = Settings()
+    website = approved(ledger, slow, channels=["website"])[0]
+    inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
+    assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.unknown
+    make_due(ledger, website.id)
+    assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.unknown  # not found yet: waits
+    assert "processing window" in row(ledger, website.id).last_error
+    deadline = time.monotonic() + 10
+    while not posts_of(sandbox) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    make_due(ledger, website.id)
+    assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.sent
+    assert len(posts_of(sandbox)) == 1 and row(ledger, website.id).provider_id == str(
+        posts_of(sandbox)[0]["id"]
+    )
+
+
+def test_a_second_copy_found_by_lookup_is_removed_on_the_record(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    website = approved(ledger, settings, channels=["website"])[0]
+    auth = (settings.website.username, settings.website.app_password.get_secret_value())
+    body = {k: v for k, v in website.payload.items() if k != "link"}
+    for _ in range(2):  # two copies landed (a slow create after its retry)
+        requests.post(f"{sandbox.urls['website']}/wp-json/wp/v2/posts", json=body, auth=auth, timeout=5)
+    assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
+    live = [p for p in posts_of(sandbox) if p["status"] != "trash"]
+    assert len(live) == 1 and row(ledger, website.id).provider_id == str(live[0]["id"])
+    with ledger.session() as session:
+        removed = session.query(EventRow).filter_by(name="delivery.duplicate_removed").one()
+    assert removed.detail["kept"] == str(live[0]["id"])
+
+
+def posts_of(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
