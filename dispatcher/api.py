@@ -22,6 +22,7 @@ import re
 from urllib.parse import parse_qs
 
 from flask import Flask, Response, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from channels.sms import callback_signature
 from dispatcher import subscribers
@@ -59,6 +60,7 @@ def decode_text(raw: bytes, coding: str, charset: str) -> str:
 
 def create_api(settings: Settings, ledger: Ledger) -> Flask:
     app = Flask("dispatcher")
+    spool = subscribers.report_spool(settings.var_dir)
     token = settings.api.token.get_secret_value()
     callback_secret = settings.sms.callback_token.get_secret_value()
 
@@ -93,8 +95,20 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
             phone = subscribers.normalise(to, settings.sms.default_region)
         except ValueError as exc:
             return _text(f"to: {exc}", 400)
-        with ledger.session() as session:
-            state = subscribers.apply_report(session, key, phone, int(raw_type))
+        try:
+            subscribers.apply_kept_reports(ledger, spool)
+            with ledger.session() as session:
+                state = subscribers.apply_report(session, key, phone, int(raw_type))
+        except SQLAlchemyError as exc:
+            # The ledger is locked, its disk full or its server gone: keep the report on disk (the
+            # gateway will not call again) and apply it once the ledger answers.
+            log.warning("delivery report kept for later: the ledger is unavailable (%s)", type(exc).__name__)
+            try:
+                spool.keep({"key": key, "phone": phone, "type": int(raw_type)})
+            except OSError:
+                log.error("delivery report could not be kept either (disk full?); asking to retry")
+                return _text("the ledger is unavailable; try again", 503)
+            return _text("kept; applied when the ledger answers", 202)
         if state is None:
             return _text("no such delivery or recipient", 404)
         return _text(state)

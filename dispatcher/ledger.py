@@ -276,13 +276,14 @@ def record(
 class Ledger:
     """An engine and a session factory for one ledger URL; tables are created on first use."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
         parsed = make_url(url)
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            # How long a writer waits for another's lock before giving up (sqlite3 sets busy_timeout).
+            kwargs["connect_args"] = {"timeout": busy_timeout}
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             private_file(Path(parsed.database))  # phone numbers live here: readable by its owner only
         self.engine: Engine = create_engine(url, **kwargs)
@@ -345,7 +346,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin_immediate
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
@@ -39,6 +40,7 @@ from dispatcher.ledger import (
     record,
     utcnow,
 )
+from dispatcher.spool import Spool
 from settings import SmsSettings
 
 OPT_OUT_WORDS = frozenset({"TD", "T", "STOP", "退订"})
@@ -274,3 +276,19 @@ def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:
                 ),
             )
     return len(found)
+
+
+def report_spool(var_dir: Path) -> Spool:
+    """Where the API keeps delivery reports while the ledger cannot take them."""
+    return Spool(var_dir / "dlr-spool.jsonl")
+
+
+def apply_kept_reports(ledger: Ledger, spool: Spool) -> int:
+    """Apply the reports kept while the ledger was unavailable, all in one transaction."""
+
+    def apply(entries: list[dict[str, Any]]) -> None:
+        with ledger.session() as session:
+            for entry in entries:
+                apply_report(session, str(entry["key"]), str(entry["phone"]), int(entry["type"]))
+
+    return spool.drain(apply)

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import select
 
 from channels.sms import callback_signature
-from dispatcher import approval
+from dispatcher import approval, fanout
 from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
@@ -168,3 +168,35 @@ def test_an_inbound_chinese_opt_out_works_with_or_without_mo_recode(
             select(SubscriberRow).where(SubscriberRow.phone == "+8613800138001")
         ).one()
         assert subscriber.opted_out_at is not None
+
+
+def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
+    settings: Settings, ledger: Ledger
+) -> None:
+    """Kannel calls a dlr-url once: a report the ledger cannot take now must not be lost."""
+    import sqlite3
+
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"])))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        delivery = session.scalars(select(DeliveryRow)).one()
+    impatient = Ledger(settings.ledger_url, busy_timeout=0.2)
+    running = serve_in_thread(create_api(settings, impatient), "127.0.0.1", 0, "api")
+    key = delivery.idempotency_key
+    query = f"key={key}&sig={signed(settings, key)}&type=1"
+    try:
+        locker = sqlite3.connect(settings.ledger_url.removeprefix("sqlite:///"), isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")  # another process holds the ledger's write lock
+        answers = [
+            requests.get(url(running, f"/sms/dlr?{query}&to={phone}"), timeout=10)
+            for phone in delivery.payload["to"]
+        ]
+        assert [a.status_code for a in answers] == [202] * len(answers)
+        locker.execute("ROLLBACK")
+        locker.close()
+        assert fanout.apply_kept_reports(ledger, settings) == len(answers)
+    finally:
+        running.stop()
+    with ledger.session() as session:
+        assert recipient_counts(session, delivery.id) == {"delivered": len(delivery.payload["to"])}
+    assert fanout.apply_kept_reports(ledger, settings) == 0  # applied once, then forgotten
