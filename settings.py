@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
+# The callback secret's default: fine for the sandbox, printed in the README, so `dispatch api` warns.
+SANDBOX_API_TOKEN = "sandbox-callback-token"
 
 
 class WebsiteSettings(BaseModel):
@@ -180,7 +182,7 @@ class ApiSettings(BaseModel):
         "http://127.0.0.1:8100", description="How the SMS gateway reaches the API (callback URLs)."
     )
     token: SecretStr = Field(
-        SecretStr("sandbox-callback-token"),
+        SecretStr(SANDBOX_API_TOKEN),
         description="Shared secret every callback must carry as ?token=; set your own in production.",
     )
 

@@ -45,6 +45,8 @@ class Plan:
     payloads: list[Payload] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: deliveries the broker took at approval; the rest wait in the ledger for the sweeper
+    enqueued: int = 0
 
 
 def idempotency_key(revision_id: int, channel: str, target: str) -> str:
@@ -252,7 +254,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
             )
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
-    fanout.enqueue(ledger, settings, [(d.id, d.queue) for d in deliveries])
+    result.enqueued = fanout.enqueue(ledger, settings, [(d.id, d.queue) for d in deliveries])
     return result
 
 

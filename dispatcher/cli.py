@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from dispatcher.errors import DispatchError, NotFoundError
-from settings import get_settings
+from settings import SANDBOX_API_TOKEN, get_settings
 
 
 def _ledger():  # type: ignore[no-untyped-def]
@@ -93,7 +93,15 @@ def approve(item_id: int, approver: str) -> None:
     for payload in result.payloads:
         per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
     summary = ", ".join(f"{name} {count}" for name, count in per_channel.items())
-    click.echo(f"item {item_id} approved by {approver}: {len(result.payloads)} deliveries queued ({summary})")
+    total = len(result.payloads)
+    if result.enqueued == total:
+        click.echo(f"item {item_id} approved by {approver}: {total} deliveries queued ({summary})")
+    else:
+        click.echo(
+            f"item {item_id} approved by {approver}: {total} deliveries written ({summary}); "
+            f"{total - result.enqueued} of them are waiting for the broker, which did not take them — the "
+            "sweeper hands them over once it answers"
+        )
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
 
@@ -175,16 +183,25 @@ def preview(source: str, channel: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("item_id", type=int, required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(item_id: int | None, as_json: bool) -> None:
-    """Items and their deliveries; with an id, every delivery of that item."""
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Items per page.")
+@click.option("--before", type=int, default=None, help="Only items older than this id (the next page).")
+def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -> None:
+    """Items and their deliveries, newest first, a page at a time; with an id, every delivery of that item."""
     from dispatcher.reports import item_status, items_overview
 
     ledger = _ledger()
     if item_id is None:
-        items = items_overview(ledger)
+        page = items_overview(ledger, limit=limit, before=before)
+        items = page["items"]
         if as_json:
-            _print_json(items)
+            _print_json(page)
             return
+        if page["next_before"] is not None:
+            click.echo(
+                f"the newest {len(items)} of {page['total']} items; the next page: "
+                f"dispatch status --before {page['next_before']}",
+                err=True,
+            )
         rows = [
             [
                 i["id"],
@@ -382,6 +399,12 @@ def api(host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     host = host or settings.api.host
+    if settings.api.token.get_secret_value() == SANDBOX_API_TOKEN:
+        click.echo(
+            "warning: DISPATCH_API__TOKEN is the sandbox value printed in the README: anyone can send "
+            "inbound texts to this API; set your own secret",
+            err=True,
+        )
     running = serve_in_thread(create_api(settings, _ledger()), host, port or settings.api.port, "api")
     click.echo(f"API on http://{host}:{running.port}; Ctrl-C or SIGTERM stops it")
     wait_for_interrupt()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from channels.base import Payload
 from dispatcher.errors import NotFoundError
@@ -59,9 +59,16 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         }
 
 
-def items_overview(ledger: Ledger, limit: int = 50) -> list[dict[str, Any]]:
+def items_overview(ledger: Ledger, limit: int = 50, before: int | None = None) -> dict[str, Any]:
+    """A page of items, newest first: ``items``, the ``total`` count, and ``next_before`` — the id to
+    pass as ``before`` for the next page, or None on the last page."""
     with ledger.session() as session:
-        items = session.scalars(select(ItemRow).order_by(ItemRow.id.desc()).limit(limit)).all()
+        query = select(ItemRow).order_by(ItemRow.id.desc()).limit(limit + 1)
+        if before is not None:
+            query = query.where(ItemRow.id < before)
+        found = session.scalars(query).all()
+        items, more = found[:limit], len(found) > limit
+        total = session.scalar(select(func.count()).select_from(ItemRow)) or 0
         states = session.execute(
             select(DeliveryRow.item_id, DeliveryRow.state).where(
                 DeliveryRow.item_id.in_([i.id for i in items])
@@ -70,18 +77,23 @@ def items_overview(ledger: Ledger, limit: int = 50) -> list[dict[str, Any]]:
         per_item: dict[int, Counter[str]] = {}
         for item_id, state in states:
             per_item.setdefault(item_id, Counter())[state.value] += 1
-        return [
-            {
-                "id": i.id,
-                "kind": i.kind,
-                "state": i.state.value,
-                "title": i.title,
-                "author": i.author,
-                "created_at": i.created_at.isoformat(),
-                "deliveries": dict(per_item.get(i.id, {})),
-            }
-            for i in items
-        ]
+        return {
+            "items": [
+                {
+                    "id": i.id,
+                    "kind": i.kind,
+                    "state": i.state.value,
+                    "title": i.title,
+                    "author": i.author,
+                    "created_at": i.created_at.isoformat(),
+                    "deliveries": dict(per_item.get(i.id, {})),
+                }
+                for i in items
+            ],
+            "total": total,
+            "limit": limit,
+            "next_before": items[-1].id if more and items else None,
+        }
 
 
 def payload_view(payload: Payload) -> dict[str, Any]:

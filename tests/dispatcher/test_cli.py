@@ -142,3 +142,33 @@ def test_redrive_needs_an_operator_and_a_known_channel(ledger: Ledger) -> None:
     assert run("redrive").exit_code == 2  # --as is required
     assert "did you mean 'microblog'" in run("redrive", "--as", "李雷", "--channel", "microblg").stderr
     assert run("redrive", "--as", "李雷").stdout.strip() == "re-drove 0 dead deliveries"
+
+
+def test_approve_says_when_the_broker_took_nothing(
+    tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DISPATCH_BROKER_URL", "redis://127.0.0.1:9/0")  # nothing listens there
+    run("submit", str(write(tmp_path)))
+    result = run("approve", "1", "--as", "陈刚")
+    assert result.exit_code == 0
+    assert "queued" not in result.stdout and "5 of them are waiting for the broker" in result.stdout
+
+
+def test_status_pages_through_items_and_says_so(tmp_path: Path, ledger: Ledger) -> None:
+    for _ in range(5):
+        run("submit", str(write(tmp_path)))
+    first = json.loads(run("status", "--json", "--limit", "2").stdout)
+    assert [i["id"] for i in first["items"]] == [5, 4] and first["total"] == 5 and first["next_before"] == 4
+    last = json.loads(run("status", "--json", "--limit", "2", "--before", "2").stdout)
+    assert [i["id"] for i in last["items"]] == [1] and last["next_before"] is None
+    assert "dispatch status --before 4" in run("status", "--limit", "2").stderr
+
+
+def test_the_api_warns_when_its_token_is_the_sandbox_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dispatcher.cli as cli_module
+
+    monkeypatch.setattr(cli_module, "wait_for_interrupt", lambda: None)
+    result = run("api", "--port", "0")
+    assert "DISPATCH_API__TOKEN is the sandbox value" in result.stderr
+    monkeypatch.setenv("DISPATCH_API__TOKEN", "a-real-secret")
+    assert "sandbox value" not in run("api", "--port", "0").stderr
