@@ -210,28 +210,36 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
             return found, "lookup"
         # "Not found" right after a timeout does not mean "never landed": a slow server may still be
         # acting on the earlier request. Conclude only once its processing window has passed.
-        window = settings.window_for(claim.payload.channel)
-        if claim.doubt_since is not None:
-            left = (claim.doubt_since + timedelta(seconds=window) - utcnow()).total_seconds()
-            if left > 0:
-                raise TemporaryChannelError(
-                    f"{claim.payload.channel}: the earlier attempt is not found yet; waiting {left:.0f}s "
-                    f"more for the peer to finish it (processing window {window:.0f}s)",
-                    retry_after=left,
-                    wait=True,
-                )
+        wait_out_the_window(settings, claim, "not found yet")
         return None, "sent"
     if claim.payload.channel == "sms":
         with ledger.session() as session:
             reported = subscribers.reported(session, claim.delivery_id)
         if reported:
             return Receipt(claim.key, {"recipients_reported": reported}), "reports"
+        # Reports come some time after the gateway took a batch: none yet is no proof it did not.
+        wait_out_the_window(settings, claim, "no delivery report yet")
     if not settings.repeat_when_unknown.get(claim.kind, False):
         raise NotRepeatedError(
             f"{claim.payload.channel}: the outcome of an earlier attempt is unknown and the "
             f"policy for a {claim.kind} is not to repeat it"
         )
     return None, "repeated"
+
+
+def wait_out_the_window(settings: Settings, claim: Claim, why: str) -> None:
+    """Raise a wait while the earlier attempt's processing window is still open."""
+    window = settings.window_for(claim.payload.channel)
+    if claim.doubt_since is None:
+        return
+    left = (claim.doubt_since + timedelta(seconds=window) - utcnow()).total_seconds()
+    if left > 0:
+        raise TemporaryChannelError(
+            f"{claim.payload.channel}: the earlier attempt's outcome: {why}; waiting {left:.0f}s more "
+            f"before concluding (processing window {window:.0f}s)",
+            retry_after=left,
+            wait=True,
+        )
 
 
 ChannelSource = Callable[[str], Channel]

@@ -412,6 +412,8 @@ def create_app(
             if key and (user, key) in keys and keys[(user, key)][0] > now:
                 # The key answers the status it made, found among the account's statuses: gone is 404.
                 earlier = statuses.get(keys[(user, key)][1])
+                # Recorded: the key absorbed a second post of the same status.
+                state.keep({"action": "replayed", "key": key, "account": user, "status": text})
                 if earlier is None:
                     return fail(NOT_FOUND, 404, limit_headers)
                 return jsonify(earlier), 200, limit_headers

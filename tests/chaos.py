@@ -64,6 +64,11 @@ class Outcome:
     lost: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     allowed_sms_repeats: int = 0
+    not_sent_by_policy: list[str] = field(default_factory=list)
+    refused_by_channel: list[str] = field(default_factory=list)
+    absorbed_repeats: int = 0
+    reports_refused: int = 0
+    reports_applied: int = 0
     disagreements: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     drain_seconds: float = 0.0
@@ -72,6 +77,19 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return not (self.lost or self.duplicates or self.disagreements or self.timed_out)
+
+
+def refusing(app: Any, rng: random.Random, outcome: Outcome, rate: float = 0.05) -> Any:
+    """The API's WSGI app, answering 503 to a share of delivery reports before reading them."""
+
+    def middleware(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/sms/dlr" and rng.random() < rate:
+            outcome.reports_refused += 1
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"refused by the fault suite"]
+        return app(environ, start_response)
+
+    return middleware
 
 
 def free_port() -> int:
@@ -178,15 +196,28 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     os.environ.update(env)
 
     from dispatcher import approval
+    from dispatcher.api import create_api
     from dispatcher.items import parse_item
     from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, Ledger
     from dispatcher.sandboxes import sandbox_for
+    from dispatcher.serving import serve_in_thread
     from dispatcher.subscribers import import_csv
     from dispatcher.workers import start_worker, stop_worker
     from settings import Settings, get_settings
 
+    # The delivery-report path runs too: the API, with a share of its answers refused (503), and a
+    # gateway that calls again after a refusal (Kannel's http-request-retry, as the README advises).
+    api_rng = random.Random(f"{seed}/{broker}/api")
+    api_port = free_port()
+    os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
     get_settings.cache_clear()
-    box = sandbox_for(Settings()).start()
+    api_ledger = Ledger(Settings().ledger_url)
+    api = serve_in_thread(
+        refusing(create_api(Settings(), api_ledger), api_rng, outcome), "127.0.0.1", api_port, "api"
+    )
+    cleanup.append(api.stop)
+    get_settings.cache_clear()
+    box = sandbox_for(Settings(), sms={"http_request_retry": 5, "http_queue_delay": 0.5}).start()
     cleanup.append(box.stop)
     os.environ.update(box.environment())
     os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts("weibo", "fedi")
@@ -230,7 +261,8 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     stop = threading.Event()
 
     def killer() -> None:
-        moments = sorted(rng.uniform(1, 20) for _ in range(kills))
+        # Spread over the whole drain (about a quarter of a second per item here), not its first seconds.
+        moments = sorted(rng.uniform(1, max(20.0, items * 0.25)) for _ in range(kills))
         begun = time.monotonic()
         for moment in moments:
             if stop.wait(max(0.0, moment - (time.monotonic() - begun))):
@@ -288,8 +320,12 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
 
 
 def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
-    """Check the invariants from the emulators' records and the ledger."""
-    from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow
+    """Check the invariants from the emulators' own records (every attempt, absorbed ones included) and
+    the ledger. A delivery is *lost* when its effect is absent, unless the channel refused it for good
+    or the policy chose not to repeat it (each its own column); a delivery that is not ``sent`` but whose
+    effect landed is a *disagreement*; any second copy is a *duplicate*, except an SMS repeat the policy
+    decided (at most one per decision, counted)."""
+    from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, RecipientRow
 
     received = {name: state.received for name, state in box.states.items()}
     posts = requests.get(f"{box.urls['website']}/_sandbox/posts", timeout=10).json()
@@ -300,21 +336,32 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
         found = marked.search(post["content"]["raw"])
         return found.group(1) if found else None
 
-    posts_by_uid = Counter(uid_of(p) for p in posts if p["status"] != "trash")
+    live_posts = [p for p in posts if p["status"] != "trash"]
+    posts_by_uid = Counter(uid_of(p) for p in live_posts)
     shown = Counter((r["sign"], r["id"]) for r in received["display"] if "multi" in r)
-    weibo = Counter(r["status"] for r in received["microblog"] if r.get("action") == "share")
-    weibo_ids = {r["id"] for r in received["microblog"] if r.get("action") == "share"}
+    weibo_shares = [r for r in received["microblog"] if r.get("action") == "share"]
+    weibo_attempts = Counter(
+        r["status"] for r in received["microblog"] if r.get("action") in ("share", "repeat_refused")
+    )
+    weibo_ids = {r["id"] for r in weibo_shares}
+    weibo_texts = {r["status"] for r in weibo_shares}
     mastodon = Counter(r["key"] for r in received["mastodon"] if r.get("action") == "post")
     mastodon_ids = {r["id"] for r in received["mastodon"] if r.get("action") == "post"}
+    outcome.absorbed_repeats = sum(1 for r in received["mastodon"] if r.get("action") == "replayed") + sum(
+        1 for r in received["display"] if r.get("repeat")
+    )
     texts = Counter((r["to"], r["text"]) for r in received["sms"])
     with ledger.session() as session:
         deliveries = session.query(DeliveryRow).all()
-        repeated = {
+        decisions = Counter(
             e.delivery_id
             for e in session.query(EventRow).filter(EventRow.name == "delivery.sent")
             if e.detail.get("how") == "repeated"
-        }
+        )
         uids = {d.id: d.revision.item.uid for d in deliveries if d.channel == "website"}
+        outcome.reports_applied = (
+            session.query(RecipientRow).filter(RecipientRow.report_type.is_not(None)).count()
+        )
         history: dict[int, list[str]] = {}
         for e in session.query(EventRow).filter(EventRow.delivery_id.is_not(None)).order_by(EventRow.id):
             history.setdefault(e.delivery_id, []).append(
@@ -322,53 +369,70 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
                 + (f"({e.detail.get('how')})" if e.name == "delivery.sent" else "")
                 + (
                     f"[{str(e.detail.get('error', ''))[:40]}]"
-                    if e.name in ("delivery.retrying", "delivery.unknown")
+                    if e.name in ("delivery.retrying", "delivery.unknown", "delivery.waiting")
                     else ""
                 )
             )
-    outcome.allowed_sms_repeats = len(repeated)
+    outcome.allowed_sms_repeats = sum(decisions.values())
+
+    def landed(d: Any) -> bool:
+        if d.channel == "website":
+            return posts_by_uid[uids[d.id]] > 0
+        if d.channel == "display":
+            return shown[(d.target, d.idempotency_key)] > 0
+        if d.channel == "microblog" and d.target == "weibo":
+            return d.payload["text"] in weibo_texts
+        if d.channel == "microblog":
+            return mastodon[d.idempotency_key] > 0
+        return any(texts[(phone, d.payload["text"])] for phone in d.payload["to"])
+
     sms_owner = {}
     for d in deliveries:
         label = f"{d.channel}/{d.target}#{d.id}"
+        if d.channel == "sms":
+            for phone in d.payload["to"]:
+                sms_owner[(phone, d.payload["text"])] = d.id
         if d.state not in TERMINAL:
             outcome.lost.append(f"{label} never finished ({d.state.value})")
             continue
+        effect = landed(d)
         if d.state.value != "sent":
-            if not d.last_error:
-                outcome.lost.append(f"{label} {d.state.value} without a reason")
+            if effect:
+                outcome.disagreements.append(f"{label} is {d.state.value} but it landed: {d.last_error}")
+            elif "not to repeat" in (d.last_error or ""):
+                outcome.not_sent_by_policy.append(label)
+            elif d.state.value == "failed":
+                outcome.refused_by_channel.append(f"{label}: {d.last_error}")
+            else:
+                outcome.lost.append(f"{label} {d.state.value}: {d.last_error}")
             continue
-        if d.channel == "website":
-            if posts_by_uid[uids[d.id]] == 0:
-                outcome.lost.append(f"{label}: no post at the site")
-            elif str(d.provider_id) not in {str(p["id"]) for p in posts if uid_of(p) == uids[d.id]}:
-                outcome.disagreements.append(f"{label}: ledger says post {d.provider_id}")
-        elif d.channel == "display":
-            if shown[(d.target, d.idempotency_key)] == 0:
-                outcome.lost.append(f"{label}: the sign never got it")
-        elif d.channel == "microblog" and d.target == "weibo":
-            if weibo[d.payload["text"]] == 0:
-                outcome.lost.append(f"{label}: no status on Weibo")
-            elif d.provider_id not in weibo_ids:
-                outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
-        elif d.channel == "microblog":
-            if mastodon[d.idempotency_key] == 0:
-                outcome.lost.append(f"{label}: no status on Mastodon")
-            elif d.provider_id not in mastodon_ids:
-                outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
+        if not effect:
+            outcome.lost.append(f"{label}: sent, but nothing arrived")
+        elif d.channel == "website" and str(d.provider_id) not in {
+            str(p["id"]) for p in live_posts if uid_of(p) == uids[d.id]
+        }:
+            outcome.disagreements.append(f"{label}: ledger says post {d.provider_id}")
+        elif d.channel == "microblog" and d.target == "weibo" and d.provider_id not in weibo_ids:
+            outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
+        elif d.channel == "microblog" and d.target != "weibo" and d.provider_id not in mastodon_ids:
+            outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
         elif d.channel == "sms":
             for phone in d.payload["to"]:
-                sms_owner[(phone, d.payload["text"])] = d.id
                 if texts[(phone, d.payload["text"])] == 0:
                     outcome.lost.append(f"{label}: {phone} got nothing")
     outcome.duplicates += [f"website post for item {uid} ×{n}" for uid, n in posts_by_uid.items() if n > 1]
     outcome.duplicates += [f"sign {sign} shown {key[:8]} ×{n}" for (sign, key), n in shown.items() if n > 1]
-    outcome.duplicates += [f"weibo status ×{n}: {text[:20]}" for text, n in weibo.items() if n > 1]
+    outcome.duplicates += [
+        f"weibo status ×{n} attempts (repeats refused by Weibo included): {text[:20]}"
+        for text, n in weibo_attempts.items()
+        if n > 1
+    ]
     outcome.duplicates += [f"mastodon key {key[:8]} ×{n}" for key, n in mastodon.items() if n > 1]
     for (phone, text), n in texts.items():
         owner = sms_owner.get((phone, text))
-        if n > 1 and owner not in repeated:
+        if n > 1 + decisions.get(owner, 0):
             outcome.duplicates.append(
-                f"sms to {phone} ×{n} without a recorded repeat (delivery {owner}: "
+                f"sms to {phone} ×{n} with {decisions.get(owner, 0)} repeat decision(s) (delivery {owner}: "
                 f"{' → '.join(history.get(owner or 0, []))})"
             )
 
@@ -378,8 +442,10 @@ def table(outcomes: list[Outcome]) -> str:
         ("items", lambda o: o.items),
         ("deliveries", lambda o: o.deliveries),
         (
-            "  sent / failed / dead",
-            lambda o: f"{o.states['sent']} / {o.states['failed']} / {o.states['dead']}",
+            "  sent / failed / dead / expired",
+            lambda o: (
+                f"{o.states['sent']} / {o.states['failed']} / {o.states['dead']} / {o.states['expired']}"
+            ),
         ),
         ("faults injected", lambda o: sum(o.faults.values())),
         *[(f"  {name}", (lambda n: lambda o: o.faults.get(n, 0))(name)) for name in sorted(RATES)],
@@ -388,7 +454,11 @@ def table(outcomes: list[Outcome]) -> str:
         ("retries", lambda o: o.retries),
         ("lost", lambda o: len(o.lost)),
         ("duplicates", lambda o: len(o.duplicates)),
-        ("SMS repeats allowed by policy", lambda o: o.allowed_sms_repeats),
+        ("SMS repeats decided by policy", lambda o: o.allowed_sms_repeats),
+        ("not sent, by policy", lambda o: len(o.not_sent_by_policy)),
+        ("refused by the channel", lambda o: len(o.refused_by_channel)),
+        ("repeats absorbed by idempotency", lambda o: o.absorbed_repeats),
+        ("delivery reports refused / applied", lambda o: f"{o.reports_refused} / {o.reports_applied}"),
         ("ledger/emulator disagreements", lambda o: len(o.disagreements)),
         ("time to drain", lambda o: f"{o.drain_seconds:.1f}s" + (" (timed out)" if o.timed_out else "")),
     ]

@@ -34,7 +34,7 @@ def test_a_valid_warning_parses_with_every_channel() -> None:
         ({"areas": []}, "areas", "at least 1 item"),
         ({"channels": ["fax"]}, "channels.0", "'website'"),
         ({"expires": "2030-01-01T00:00:00"}, "expires", "timezone"),
-        ({"expires": "tomorrow"}, "expires", "datetime"),
+        ({"expires": "tomorrow"}, "expires", "date and time with its offset"),
         ({"severity": "Catastrophic"}, "severity", "'Extreme'"),
         ({"severity": None, "urgency": None}, "(item)", "a warning needs severity, urgency"),
         ({"interpretation": "解读"}, "(item)", "only a release carries an interpretation"),
