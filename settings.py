@@ -142,9 +142,6 @@ class MicroblogSettings(BaseModel):
         "lie elsewhere, so article links are checked against them at approval and probe.",
     )
     max_length: int = 140
-    hourly_allowance: int = Field(
-        30, ge=1, description="Statuses an account may post per hour; rate-limit retries are spaced by it."
-    )
     timeout: float = 10.0
 
     @model_validator(mode="after")

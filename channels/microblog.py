@@ -39,7 +39,6 @@ class MicroblogChannel(Channel):
         return WeiboApi(
             account.api_base or self.settings.api_base,
             rip=self.settings.rip,
-            hourly_allowance=self.settings.hourly_allowance,
             **common,
         )
 

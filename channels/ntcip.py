@@ -259,7 +259,7 @@ class NtcipSign:
         deadline = time.monotonic() + self.validate_timeout
         while True:
             value = int(self.get(status)[0])
-            if value != VALIDATING:
+            if value in (VALID, ERROR):  # validating, or a controller still at validateReq: not yet
                 return value
             if time.monotonic() > deadline:
                 raise TemporaryChannelError(

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from channels.base import Channel, Findings, Health, Payload, Publication, Receipt, Renderer, Target
-from dispatcher.errors import PermanentChannelError
+from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChannelError
 from dispatcher.rendering import context_for
 from settings import SmsSettings
 
@@ -150,10 +150,21 @@ class SmsChannel(Channel):
                 params["udh"] = bytes([5, 0, 3, reference, len(parts), number])
             if self.settings.dlr_url:
                 params.update(self.report_parameters(key, number if len(parts) > 1 else None))
-            answers.append(self.submit(params, len(body["to"])))
+            try:
+                answers.append(self.submit(params, len(body["to"])))
+            except ChannelError as exc:
+                if number == 1:
+                    raise
+                # Earlier parts went out: sending all again would double them, calling it failed would
+                # lose the rest. The outcome is unknown; the reports of every part settle it.
+                raise OutcomeUnknownError(
+                    f"sms: part {number} of {len(parts)} failed after {number - 1} were taken: {exc}"
+                ) from exc
+        refused = next((a for a in answers if a.startswith("first number not routable")), None)
         return Receipt(
             provider_id=key,
             detail={"answer": answers[-1], "recipients": len(body["to"]), "parts": len(parts)},
+            alert=f"sms: the gateway has no route for {body['to'][0]} ({refused})" if refused else None,
         )
 
     def report_parameters(self, key: str, part: int | None) -> dict[str, Any]:

@@ -21,8 +21,8 @@ What the real API does that shapes this driver:
   find domain!"): links are checked against ``DISPATCH_MICROBLOG__SAFE_DOMAINS`` at approval and probe.
 - **Repeated content** (20017, 20019) means the status is already there: it is looked up on the
   account's timeline and returned instead of failing. **Deleting** a status that is gone (20101) is done.
-- **Hourly limits** (10022–10024, 20016) are waits the platform imposes, spaced to the account's
-  hourly allowance; they spend no attempt of the retry budget.
+- **Hourly limits** (10022–10024, 20016) are waits the platform imposes: Weibo counts requests per
+  clock hour, refused ones included, so the delivery waits until the hour turns; no attempt is spent.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.base import Health, HttpApi, Receipt
@@ -98,11 +99,10 @@ class WeiboApi(HttpApi):
         "invalid_access_token": "21332",
     }
 
-    def __init__(self, base: str, *, rip: str, hourly_allowance: int, **kwargs: Any) -> None:
+    def __init__(self, base: str, *, rip: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.base = base.rstrip("/")
         self.rip = rip
-        self.hourly_allowance = hourly_allowance
 
     @staticmethod
     def length(text: str) -> int:
@@ -127,7 +127,11 @@ class WeiboApi(HttpApi):
     def error_for(self, response: Any) -> ChannelError:
         error = super().error_for(response)
         if error.code in self.rate_codes and isinstance(error, TemporaryChannelError):
-            error.retry_after = max(error.retry_after or 0.0, 3600 / self.hourly_allowance)
+            # Weibo counts requests per clock hour (its rate_limit_status resets on the hour), refused
+            # ones included: asking again before the hour turns only spends the next hour's allowance.
+            now = datetime.now(UTC)
+            next_hour = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+            error.retry_after = max(error.retry_after or 0.0, (next_hour - now).total_seconds() + 5)
             error.wait = True
         if error.code in self.credential_codes:
             error.alert = True
@@ -150,11 +154,16 @@ class WeiboApi(HttpApi):
         return Receipt(str(status.get("idstr") or status["id"]))
 
     def find(self, token: str, text: str, key: str) -> Receipt | None:
-        """The account's recent status with exactly this text, from ``statuses/user_timeline``.
+        """The account's recent status with this text, from ``statuses/user_timeline``.
 
-        Reads up to ``LOOKUP_PAGES`` pages of 100, newest first: a busy account may have posted many
-        statuses since the one whose answer was lost.
+        Weibo shows every link as ``t.cn``, so statuses are compared with their links taken out; where
+        that leaves several (a tip broadcast again, differing only in its link), their links are
+        expanded with ``short_url/expand`` and compared with ours. Reads up to ``LOOKUP_PAGES`` pages of
+        100, newest first: a busy account may have posted many statuses since the one whose answer was
+        lost.
         """
+        wanted = without_links(text)
+        candidates = []
         for page in range(1, self.LOOKUP_PAGES + 1):
             timeline = self.request(
                 "GET",
@@ -163,13 +172,31 @@ class WeiboApi(HttpApi):
                 params={"access_token": token, "count": 100, "page": page},
             ).json()
             statuses = timeline.get("statuses", [])
-            wanted = without_links(text)
-            for status in statuses:
-                if without_links(html.unescape(str(status.get("text", "")))) == wanted:
-                    return Receipt(str(status.get("idstr") or status["id"]))
+            candidates += [
+                s for s in statuses if without_links(html.unescape(str(s.get("text", "")))) == wanted
+            ]
             if len(statuses) < 100:
                 break
+        ours = LINK_PATTERN.findall(text)
+        for status in candidates:
+            if not ours or self.links_of(token, str(status.get("text", ""))) == ours:
+                return Receipt(str(status.get("idstr") or status["id"]))
         return None
+
+    def links_of(self, token: str, shown: str) -> list[str]:
+        """The links of a status as posted: its t.cn links expanded (``/2/short_url/expand.json``)."""
+        links = LINK_PATTERN.findall(html.unescape(shown))
+        short = [link for link in links if SHORT_LINK.match(link)]
+        if not short:
+            return links
+        answer = self.request(
+            "GET",
+            f"{self.base}/2/short_url/expand.json",
+            idempotent=True,
+            params={"access_token": token, "url_short": short},
+        ).json()
+        expanded = {u.get("url_short"): u.get("url_long") for u in answer.get("urls", []) if u.get("result")}
+        return [expanded.get(link, link) for link in links]
 
     def delete(self, token: str, status_id: str) -> None:
         try:

@@ -91,6 +91,10 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
             return _text(f"type: must be one of {sorted(subscribers.REPORTS)}", 400)
         if not to.isascii():
             return _text("to: not a phone number", 400)
+        raw_part = args.get("part", "")
+        if raw_part and not ASCII_DIGITS.fullmatch(raw_part):
+            return _text("part: must be a part number", 400)
+        part = int(raw_part) if raw_part else None
         try:
             phone = subscribers.normalise(to, settings.sms.default_region)
         except ValueError as exc:
@@ -98,13 +102,15 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
         try:
             subscribers.apply_kept_reports(ledger, spool)
             with ledger.session() as session:
-                state = subscribers.apply_report(session, key, phone, int(raw_type))
+                state = subscribers.apply_report(session, key, phone, int(raw_type), part)
         except SQLAlchemyError as exc:
             # The ledger is locked, its disk full or its server gone: keep the report on disk (the
             # gateway will not call again) and apply it once the ledger answers.
             log.warning("delivery report kept for later: the ledger is unavailable (%s)", type(exc).__name__)
             try:
-                spool.keep({"key": key, "phone": phone, "type": int(raw_type)})
+                spool.keep(
+                    {"kind": "report", "key": key, "phone": phone, "type": int(raw_type), "part": part}
+                )
             except OSError:
                 log.error("delivery report could not be kept either (disk full?); asking to retry")
                 return _text("the ledger is unavailable; try again", 503)
@@ -132,8 +138,16 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
             phone = subscribers.normalise(sender.decode(), settings.sms.default_region)
         except ValueError as exc:
             return _text(f"from: {exc}", 400)
-        with ledger.session() as session:
-            subscribers.opt_out(session, phone, text)
+        try:
+            with ledger.session() as session:
+                subscribers.opt_out(session, phone, text)
+        except SQLAlchemyError as exc:
+            # Kannel calls get-url once: an opt-out is kept on disk, never lost, and applied later.
+            log.warning("inbound text kept for later: the ledger is unavailable (%s)", type(exc).__name__)
+            try:
+                spool.keep({"kind": "opt_out", "phone": phone, "text": text})
+            except OSError:
+                return _text("the ledger is unavailable; try again", 503)
         # An empty answer: Kannel sends no reply text (the sms-service has max-messages = 0).
         return _text("")
 

@@ -231,7 +231,9 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
                 queue=queue_for(row.kind, payload.channel),
                 idempotency_key=idempotency_key(revision.id, payload.channel, payload.target),
                 payload=payload.body,
-                payload_digest=signing.pin(key, payload.body),
+                payload_digest=signing.pin(
+                    key, payload.body, idempotency_key(revision.id, payload.channel, payload.target)
+                ),
                 state=DeliveryState.pending,
             )
             for payload in result.payloads

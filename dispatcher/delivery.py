@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from channels import build_channel
@@ -56,6 +57,8 @@ class Claim:
     budget_start: datetime
     #: when the attempt now in doubt was claimed (its request left soon after), if one is
     doubt_since: datetime | None = None
+    #: when this attempt was claimed
+    claimed_at: datetime | None = None
 
 
 def backoff(settings: Settings, attempt: int, retry_after: float | None) -> float:
@@ -65,25 +68,48 @@ def backoff(settings: Settings, attempt: int, retry_after: float | None) -> floa
     return max(delay, retry_after or 0.0)
 
 
-def first_claimed(session: Session, delivery_id: int, attempt: int) -> datetime | None:
-    """When attempt ``attempt`` was first claimed (a wait re-claims under the same number)."""
-    claims = session.execute(
-        select(EventRow.at, EventRow.detail).where(
+def doubt_began(session: Session, row: DeliveryRow) -> datetime | None:
+    """When the request now in doubt left: the claim of the attempt whose answer was lost (kept in its
+    ``delivery.unknown`` event), or, for a lease that lapsed, the latest claim. Waits and re-drives
+    reuse attempt numbers, so events are told apart by order, never by number."""
+    if row.state is DeliveryState.unknown:
+        detail, at = session.execute(
+            select(EventRow.detail, EventRow.at)
+            .where(EventRow.delivery_id == row.id, EventRow.name == "delivery.unknown")
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        ).one_or_none() or ({}, None)
+        since = detail.get("requested_at") if isinstance(detail, dict) else None
+        return datetime.fromisoformat(since) if since else at
+    return session.scalar(
+        select(EventRow.at)
+        .where(EventRow.delivery_id == row.id, EventRow.name == "delivery.claimed")
+        .order_by(EventRow.id.desc())
+        .limit(1)
+    )
+
+
+def requested(session: Session, delivery_id: int) -> bool:
+    """Whether the latest claim got as far as sending its request (a ``delivery.requesting`` after it)."""
+    latest_claim = session.scalar(
+        select(func.max(EventRow.id)).where(
             EventRow.delivery_id == delivery_id, EventRow.name == "delivery.claimed"
         )
-    ).all()
-    times = [at for at, detail in claims if detail.get("attempt") == attempt]
-    return min(times) if times else None
-
-
-def requested(session: Session, delivery_id: int, attempt: int) -> bool:
-    """Whether that attempt got as far as sending its request (it recorded ``delivery.requesting``)."""
-    marks = session.scalars(
-        select(EventRow.detail).where(
-            EventRow.delivery_id == delivery_id, EventRow.name == "delivery.requesting"
-        )
     )
-    return any(detail.get("attempt") == attempt for detail in marks)
+    if latest_claim is None:
+        return False
+    return (
+        session.scalar(
+            select(EventRow.id)
+            .where(
+                EventRow.delivery_id == delivery_id,
+                EventRow.name == "delivery.requesting",
+                EventRow.id > latest_claim,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def expiry_of(row: DeliveryRow) -> datetime:
@@ -118,7 +144,9 @@ def claim(
         early = waiting and row.next_attempt_at and row.next_attempt_at > now
         if row.state in TERMINAL or busy or early:
             return None
-        if not signing.pinned(signing.payload_key(settings), row.payload, row.payload_digest):
+        if not signing.pinned(
+            signing.payload_key(settings), row.payload, row.idempotency_key, row.payload_digest
+        ):
             row.state = DeliveryState.failed
             row.last_error = "payload does not match its approval pin (altered in the ledger?); not sent"
             record(
@@ -132,7 +160,7 @@ def claim(
             return None
         in_doubt = row.state is DeliveryState.unknown or (
             row.state is DeliveryState.sending
-            and (not marks_requests(row.channel) or requested(session, row.id, row.attempts))
+            and (not marks_requests(row.channel) or requested(session, row.id))
         )
         expires = expiry_of(row)
         if expires <= now:
@@ -164,7 +192,7 @@ def claim(
             row.last_error = f"{reason}; next try at {resume_at:%H:%M:%S}Z"
             return None
         kind = session.get_one(ItemRow, row.item_id).kind
-        doubt_since = first_claimed(session, row.id, row.attempts) if in_doubt else None
+        doubt_since = doubt_began(session, row) if in_doubt else None
         redriven = session.scalar(
             select(func.max(EventRow.at)).where(
                 EventRow.delivery_id == row.id, EventRow.name == "delivery.redriven"
@@ -192,6 +220,7 @@ def claim(
             kind,
             max(row.created_at, redriven) if redriven else row.created_at,
             doubt_since,
+            now,
         )
 
 
@@ -213,6 +242,10 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
         wait_out_the_window(settings, claim, "not found yet")
         return None, "sent"
     if claim.payload.channel == "sms":
+        try:  # reports the API kept on disk while the ledger was busy count before the policy decides
+            subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
+        except OperationalError:
+            pass
         with ledger.session() as session:
             reported = subscribers.reported(session, claim.delivery_id)
         if reported:
@@ -398,11 +431,19 @@ def finish(
                 row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 row.last_error = str(error)
+                since = taken.claimed_at if isinstance(error, OutcomeUnknownError) else taken.doubt_since
                 event(
                     "delivery.unknown" if unknown else "delivery.retrying",
                     error=str(error),
                     retry_in=round(delay, 2),
+                    # when the request in doubt left: the window for "not found yet" counts from here
+                    **({"requested_at": since.isoformat()} if unknown and since else {}),
                 )
+        elif isinstance(error, ChannelError) and error.code == "expired":
+            # The peer cannot show it for the little time left (a sign counts in whole minutes).
+            row.state = DeliveryState.expired
+            row.last_error = str(error)
+            event("delivery.expired", error=str(error))
         else:
             row.state = DeliveryState.failed
             row.last_error = str(error)

@@ -149,6 +149,10 @@ def redrive(
         raise RefusedError("a re-drive needs the operator's name (--as NAME)")
     if failed and not reason.strip():
         raise RefusedError("re-driving failed deliveries needs a reason (--reason TEXT), kept in the ledger")
+    if failed and channel is None and item_id is None:
+        raise RefusedError(
+            "re-driving failed deliveries needs --item or --channel: a refusal is overridden case by case"
+        )
     states = [DeliveryState.dead, DeliveryState.failed] if failed else [DeliveryState.dead]
     with ledger.session() as session:
         query = select(DeliveryRow).where(DeliveryRow.state.in_(states))

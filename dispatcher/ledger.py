@@ -211,6 +211,9 @@ class SmsBatchRow(Base):
     parts: Mapped[int] = mapped_column(Integer)
     recipients: Mapped[int] = mapped_column(Integer)
     final_reports: Mapped[int] = mapped_column(Integer, default=0)
+    #: the parts (1…parts) some report came back for: a text split by the dispatcher is proven taken
+    #: only once every part is
+    reported_parts: Mapped[list[int]] = mapped_column(JSON, default=list)
     alerted: Mapped[bool] = mapped_column(default=False)
 
 

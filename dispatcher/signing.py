@@ -81,15 +81,17 @@ def payload_key(settings: Settings) -> bytes:
     return generated_secret(settings.var_dir / "payload-pin.key")
 
 
-def pin(key: bytes, body: dict[str, Any]) -> str:
-    """The keyed digest approval pins a payload with: whoever can edit the ledger cannot recompute it."""
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+def pin(key: bytes, body: dict[str, Any], delivery: str) -> str:
+    """The keyed digest approval pins a payload with, bound to its delivery (the idempotency key names
+    revision, channel and target): whoever can edit the ledger can neither recompute it nor copy an
+    approved payload with its pin onto another delivery."""
+    canonical = json.dumps([delivery, body], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def pinned(key: bytes, body: dict[str, Any], digest: str) -> bool:
-    """Whether ``body`` is exactly what was approved (pinned with this key)."""
-    return hmac.compare_digest(pin(key, body), str(digest))
+def pinned(key: bytes, body: dict[str, Any], delivery: str, digest: str) -> bool:
+    """Whether ``body`` is exactly what was approved for this delivery (pinned with this key)."""
+    return hmac.compare_digest(pin(key, body, delivery), str(digest))
 
 
 def bound(task: str, **kwargs: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -23,7 +24,6 @@ from channels.base import Payload
 from channels.display import DisplayChannel
 from dispatcher import signing
 from dispatcher.errors import ChannelError, DispatchError
-from dispatcher.items import Item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record, utcnow
 from settings import Settings
 
@@ -50,7 +50,13 @@ def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | No
         withdrawn = set(
             session.scalars(select(EventRow.delivery_id).where(EventRow.name == "delivery.withdrawn"))
         )
-        live = [d for d, doc in rows if Item.model_validate(doc).expires > now and d.id not in withdrawn]
+        # The expiry as approved, read as it was written: a stored document is not validated again
+        # against rules that may have grown stricter since (one old item must not stop the watch).
+        live = [
+            d
+            for d, doc in rows
+            if datetime.fromisoformat(str(doc["expires"])) > now and d.id not in withdrawn
+        ]
     # Per sign, the one message that should be showing: the highest priority, then the latest sent.
     # An older message that a newer one of the same priority replaced is not put back.
     wanted: dict[str, DeliveryRow] = {}
@@ -67,7 +73,7 @@ def watch_signs(ledger: Ledger, settings: Settings, channel: DisplayChannel | No
     key = signing.payload_key(settings)
     for delivery in wanted.values():
         report.checked += 1
-        if not signing.pinned(key, delivery.payload, delivery.payload_digest):
+        if not signing.pinned(key, delivery.payload, delivery.idempotency_key, delivery.payload_digest):
             # Every path that sends checks the pin: a payload edited in the ledger never reaches a sign.
             report.refused.append(delivery.id)
             log.error(

@@ -203,7 +203,9 @@ def truncated_batches(session: Session, older_than: datetime) -> list[tuple[Deli
     return [(delivery, batch) for delivery, batch in rows]
 
 
-def apply_report(session: Session, key: str, phone: str, report_type: int) -> str | None:
+def apply_report(
+    session: Session, key: str, phone: str, report_type: int, part: int | None = None
+) -> str | None:
     """Record a delivery report; returns the recipient's state, or None for an unknown delivery or phone."""
     delivery = session.scalars(select(DeliveryRow).where(DeliveryRow.idempotency_key == key)).one_or_none()
     if delivery is None:
@@ -213,9 +215,11 @@ def apply_report(session: Session, key: str, phone: str, report_type: int) -> st
     ).one_or_none()
     if recipient is None:
         return None
-    if report_type in FINAL_REPORTS:
-        batch = session.get(SmsBatchRow, delivery.id)
-        if batch is not None:  # every part of a long text is reported on its own
+    batch = session.get(SmsBatchRow, delivery.id)
+    if batch is not None:
+        if part is not None and part not in (batch.reported_parts or []):
+            batch.reported_parts = sorted({*(batch.reported_parts or []), part})
+        if report_type in FINAL_REPORTS:  # every part of a long text is reported on its own
             batch.final_reports += 1
     if recipient.report_type in FINAL_REPORTS or report_type not in REPORTS:
         return recipient.state  # a duplicate, or a report older than the final one: nothing changes
@@ -237,7 +241,12 @@ def opt_out(session: Session, phone: str, text: str) -> bool:
 
 
 def reported(session: Session, delivery_id: int) -> int:
-    """How many recipients of a delivery have had a delivery report: any report means the gateway took it."""
+    """How many recipients of a delivery have had a delivery report — any report means the gateway took
+    the text — or 0 while some part of a text the dispatcher split has had none (that part may not
+    have left)."""
+    batch = session.get(SmsBatchRow, delivery_id)
+    if batch is not None and batch.parts > 1 and len(batch.reported_parts or []) < batch.parts:
+        return 0
     return len(
         session.scalars(
             select(RecipientRow.id).where(
@@ -289,6 +298,16 @@ def apply_kept_reports(ledger: Ledger, spool: Spool) -> int:
     def apply(entries: list[dict[str, Any]]) -> None:
         with ledger.session() as session:
             for entry in entries:
-                apply_report(session, str(entry["key"]), str(entry["phone"]), int(entry["type"]))
+                if entry.get("kind") == "opt_out":
+                    opt_out(session, str(entry["phone"]), str(entry["text"]))
+                    continue
+                part = entry.get("part")
+                apply_report(
+                    session,
+                    str(entry["key"]),
+                    str(entry["phone"]),
+                    int(entry["type"]),
+                    int(part) if part else None,
+                )
 
     return spool.drain(apply)

@@ -411,7 +411,8 @@ def create_app(signs: Iterable[Mapping[str, Any] | object]) -> tuple[Flask, Emul
             if any(m.id == message_id for m in sign.stack):
                 # The message id is the idempotency key: a repeat of a held message changes nothing.
                 status = "active" if shown_now and shown_now.id == message_id else "held"
-                state.keep({"sign": sign.config.path_id, "id": message_id, "repeat": status})  # absorbed, recorded
+                # Recorded all the same: the fault suite counts repeats where they happen.
+                state.keep({"sign": sign.config.path_id, "id": message_id, "repeat": status})
                 return jsonify({"id": message_id, "status": status})
             if shown_now and priority < shown_now.priority:
                 # NTCIP 1203 MessageActivationCode: shown only if the activation priority is at least

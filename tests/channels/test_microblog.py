@@ -87,3 +87,24 @@ def test_no_template_produces_a_weibo_topic(settings: Settings) -> None:
         channel = build_channel("microblog", settings)
         text = channel.prepare(pub, channel.targets(pub)[0], renderer).body["text"]
         assert "#" not in text, f"{kind}: {text}"
+
+
+def test_a_tip_broadcast_again_is_not_mistaken_for_the_earlier_one(
+    settings: Settings, sandbox: Sandbox
+) -> None:
+    """The texts differ only in their links, which Weibo shows as t.cn: the lookup expands them."""
+    from channels.base import Payload
+
+    channel = build_channel("microblog", settings)
+    base = settings.website.public_url.rstrip("/")
+    last_week = Payload(
+        "microblog", "sandbox", {"account": "sandbox", "text": f"【安全提示】防溺水 {base}/tip-1/"}
+    )
+    today = Payload(
+        "microblog", "sandbox", {"account": "sandbox", "text": f"【安全提示】防溺水 {base}/tip-2/"}
+    )
+    earlier = channel.send(last_week, "k1")
+    assert channel.lookup(today, "k2") is None
+    posted = channel.send(today, "k2")
+    found = channel.lookup(today, "k2")
+    assert found is not None and found.provider_id == posted.provider_id != earlier.provider_id

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import pytest
 import requests
+import responses
 
 from channels.base import Payload, Publication
 from channels.sms import SmsChannel, encoding_of, segments_of, split
-from dispatcher.errors import PermanentChannelError
+from dispatcher.errors import OutcomeUnknownError, PermanentChannelError
 from dispatcher.items import parse_item
 from dispatcher.sandboxes import sandbox_for
 from settings import Settings, SmsSettings
@@ -73,7 +74,7 @@ def test_a_batch_whose_first_number_is_unroutable_stands_on_what_was_accepted(
             {"text": "预警", "to": ["+8613800138000", "+8613800138001"], "encoding": "UCS-2", "segments": 1},
         )
         receipt = channel.send(payload, "k" * 40)
-        assert "not routable" in receipt.detail["answer"]
+        assert "not routable" in receipt.detail["answer"] and "+8613800138000" in (receipt.alert or "")
         received = requests.get(f"{box.urls['sms']}/_sandbox/received", timeout=5).json()
         assert [entry["to"] for entry in received] == ["+8613800138001"]
         alone = Payload("sms", "batch-002", {**payload.body, "to": ["+8613800138000"]})
@@ -110,3 +111,17 @@ def test_split_parts_concatenate_to_the_text_and_fit_a_part(text: str) -> None:
     parts = split(text)
     assert "".join(parts) == text and len(parts) == segments_of(text)[1]
     assert all(not (p.endswith("\ud83d") or p.startswith("\ude00")) for p in parts)
+
+
+@responses.activate
+def test_a_part_that_fails_after_the_first_left_makes_the_outcome_unknown(settings: Settings) -> None:
+    """Sending every part again would double the first; calling it failed would lose the rest."""
+    url = "http://kannel.test/cgi-bin/sendsms"
+    responses.add("GET", url, body="0: Accepted for delivery", status=202)
+    responses.add("GET", url, body="Sending failed.", status=503)
+    channel = SmsChannel(settings.sms.model_copy(update={"sendsms_url": url}))
+    payload = Payload(
+        "sms", "batch-001", {"text": "雨" * 100, "to": ["+8613800138001"], "encoding": "UCS-2", "segments": 2}
+    )
+    with pytest.raises(OutcomeUnknownError, match="part 2 of 2"):
+        channel.send(payload, "k" * 40)

@@ -200,3 +200,44 @@ def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
     with ledger.session() as session:
         assert recipient_counts(session, delivery.id) == {"delivered": len(delivery.payload["to"])}
     assert fanout.apply_kept_reports(ledger, settings) == 0  # applied once, then forgotten
+
+
+def test_an_opt_out_that_arrives_while_the_ledger_is_locked_is_kept(
+    settings: Settings, ledger: Ledger
+) -> None:
+    import sqlite3
+
+    impatient = Ledger(settings.ledger_url, busy_timeout=0.2)
+    running = serve_in_thread(create_api(settings, impatient), "127.0.0.1", 0, "api")
+    token = settings.api.token.get_secret_value()
+    try:
+        locker = sqlite3.connect(settings.ledger_url.removeprefix("sqlite:///"), isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        answer = requests.get(url(running, f"/sms/mo?token={token}&from=13800138000&text=TD"), timeout=10)
+        assert answer.status_code == 200
+        locker.execute("ROLLBACK")
+        locker.close()
+        assert fanout.apply_kept_reports(ledger, settings) == 1
+    finally:
+        running.stop()
+    with ledger.session() as session:
+        subscriber = session.scalars(
+            select(SubscriberRow).where(SubscriberRow.phone == "+8613800138000")
+        ).one()
+        assert subscriber.opted_out_at is not None
+
+
+def test_a_split_text_is_proven_taken_only_when_every_part_reported(
+    settings: Settings, ledger: Ledger
+) -> None:
+    from dispatcher.subscribers import apply_report, reported
+
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"], short_text="雨" * 115)))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        delivery = session.scalars(select(DeliveryRow)).one()
+        phone = delivery.payload["to"][0]
+        apply_report(session, delivery.idempotency_key, phone, 8, part=1)
+        assert reported(session, delivery.id) == 0  # part 2 may never have left
+        apply_report(session, delivery.idempotency_key, phone, 8, part=2)
+        assert reported(session, delivery.id) == 1

@@ -496,9 +496,12 @@ def test_an_operator_redrives_a_failed_delivery_with_a_reason(
     with pytest.raises(RefusedError, match="reason"):
         fanout.redrive(ledger, settings, "运维 李雷", failed=True)
     assert fanout.redrive(ledger, settings, "运维 李雷") == []  # dead only, by default
-    assert fanout.redrive(ledger, settings, "运维 李雷", failed=True, reason="checked with the carrier") == [
-        sms.id
-    ]
+    with pytest.raises(RefusedError, match="--item or --channel"):
+        fanout.redrive(ledger, settings, "运维 李雷", failed=True, reason="checked with the carrier")
+    redriven = fanout.redrive(
+        ledger, settings, "运维 李雷", failed=True, reason="checked with the carrier", item_id=sms.item_id
+    )
+    assert redriven == [sms.id]
     with ledger.session() as session:
         event = session.query(EventRow).filter_by(name="delivery.redriven", delivery_id=sms.id).one()
     assert event.detail["reason"] == "checked with the carrier" and event.detail["previous_state"] == "failed"
@@ -590,3 +593,73 @@ def test_a_second_copy_found_by_lookup_is_removed_on_the_record(
 
 def posts_of(sandbox: Sandbox) -> list[dict[str, Any]]:
     return requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+
+
+def test_a_second_lost_answer_opens_its_own_processing_window(
+    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waits and re-drives reuse attempt numbers: the window counts from the request now in doubt,
+    never from an earlier claim that happened to carry the same number."""
+    monkeypatch.setenv("DISPATCH_PROCESSING_WINDOW", "4")
+    quick = Settings()
+    website = approved(ledger, quick, channels=["website"])[0]
+    inject(sandbox, "website", mode="reset", method="POST", path="/wp-json/wp/v2/posts")  # nothing lands
+    assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown
+    make_due(ledger, website.id)
+    assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown  # waits the window out
+    time.sleep(4.2)
+    # The window is over: this attempt sends, and its create outlives the client (acts after 3 s).
+    inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
+    make_due(ledger, website.id)
+    assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown
+    make_due(ledger, website.id)
+    assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown  # a new window, not none
+    assert "processing window" in row(ledger, website.id).last_error
+    time.sleep(4.2)
+    make_due(ledger, website.id)
+    assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.sent
+    assert len(posts_of(sandbox)) == 1
+
+
+def test_after_a_redrive_an_attempt_killed_before_its_request_is_not_in_doubt(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sms = approved(ledger, settings, channels=["sms"], **TIP)[0]
+    taken = claim(ledger, settings, sms.id, "killed-worker", lambda name: name == "sms")
+    assert taken is not None
+    with ledger.session() as session:
+        record(
+            session, "delivery.requesting", actor="killed-worker", delivery_id=sms.id, attempt=taken.attempt
+        )
+    lapse(ledger, sms.id)
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed  # in doubt: policy
+    fanout.redrive(
+        ledger, settings, "运维 李雷", failed=True, reason="confirmed not sent", item_id=sms.item_id
+    )
+    assert claim(ledger, settings, sms.id, "killed-again", lambda name: name == "sms") is not None
+    lapse(ledger, sms.id)  # killed again, this time before the request: the old mark does not count
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.sent
+
+
+def test_a_pinned_payload_copied_onto_another_delivery_is_refused(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    first = approved(ledger, settings, channels=["microblog"])[0]
+    second = approved(ledger, settings, channels=["microblog"], title="另一条预警")[0]
+    with ledger.session() as session:
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == second.id)
+            .values(payload=first.payload, payload_digest=first.payload_digest)
+        )
+    assert deliver(ledger, settings, second.id, WORKER) is None
+    assert "approval pin" in row(ledger, second.id).last_error
+
+
+def test_a_sign_message_with_under_a_minute_left_ends_expired(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    soon = (utcnow() + timedelta(seconds=40)).isoformat()
+    sign = approved(ledger, settings, channels=["display"], expires=soon)[0]
+    assert deliver(ledger, settings, sign.id, WORKER) is DeliveryState.expired
+    assert received(sandbox, "display") == []

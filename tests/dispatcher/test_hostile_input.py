@@ -121,3 +121,18 @@ def test_json_numbers_are_not_dates(tmp_path: Path) -> None:
     path.write_text(json.dumps(item_doc(expires=1767225600)), encoding="utf-8")
     with pytest.raises(InvalidItemError, match="expires"):
         load_item(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "author"),
+    [
+        ("Хіа", "Xia"),  # wholly Cyrillic look-alikes
+        ("ΧΙΑ", "Xia"),  # wholly Greek capitals
+        ("张\ufe00敏", "张敏"),  # a variation selector
+        ("张\u3164敏", "张敏"),  # the Hangul filler
+        ("张\u034f敏", "张敏"),  # the combining grapheme joiner
+        ("张\u180b敏", "张敏"),  # a Mongolian variation selector
+    ],
+)
+def test_default_ignorables_and_whole_script_lookalikes_are_the_same_person(name: str, author: str) -> None:
+    assert person_key(name) == person_key(author)
