@@ -129,9 +129,11 @@ class WeiboApi(HttpApi):
         if error.code in self.rate_codes and isinstance(error, TemporaryChannelError):
             # Weibo counts requests per clock hour (its rate_limit_status resets on the hour), refused
             # ones included: asking again before the hour turns only spends the next hour's allowance.
-            now = datetime.now(UTC)
-            next_hour = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-            error.retry_after = max(error.retry_after or 0.0, (next_hour - now).total_seconds() + 5)
+            # A Retry-After (a gateway in front of the API saying when) wins.
+            if error.retry_after is None:
+                now = datetime.now(UTC)
+                next_hour = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+                error.retry_after = (next_hour - now).total_seconds() + 5
             error.wait = True
         if error.code in self.credential_codes:
             error.alert = True

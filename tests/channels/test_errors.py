@@ -256,6 +256,10 @@ def test_a_weibo_rate_limit_waits_until_the_hour_turns() -> None:
     now = datetime.now(UTC)
     to_the_hour = 3600 - (now.minute * 60 + now.second)
     assert caught.value.wait and to_the_hour - 5 <= (caught.value.retry_after or 0) <= to_the_hour + 10
+    responses.replace("POST", WEIBO, body=weibo_error(10023), status=429, headers={"Retry-After": "7"})
+    with pytest.raises(TemporaryChannelError) as told:
+        channel.send(payload, "k")
+    assert told.value.wait and told.value.retry_after == 7.0  # a Retry-After says when, and wins
 
 
 @responses.activate
