@@ -35,11 +35,11 @@ from dispatcher.ledger import (
     DeliveryState,
     EventRow,
     ItemRow,
-    ItemState,
     Ledger,
     record,
     utcnow,
 )
+from dispatcher.outcomes import settle_item
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -461,37 +461,3 @@ def finish(
         "delivery %s %s/%s → %s", taken.delivery_id, taken.payload.channel, taken.payload.target, state.value
     )
     return state
-
-
-def settle_item(session: Session, item_id: int, worker: str) -> None:
-    """Once every delivery of the item is terminal, mark it published, partially published or failed."""
-    counts = dict(
-        session.execute(
-            select(DeliveryRow.state, func.count())
-            .where(DeliveryRow.item_id == item_id)
-            .group_by(DeliveryRow.state)
-        ).all()
-    )
-    if any(state not in TERMINAL for state in counts):
-        return
-    sent = counts.get(DeliveryState.sent, 0)
-    total = sum(counts.values())
-    if sent == total:
-        state = ItemState.published
-    elif sent == 0 and counts.get(DeliveryState.expired, 0) == total:
-        state = ItemState.expired
-    elif sent == 0:
-        state = ItemState.failed
-    else:
-        state = ItemState.partially_published
-    item = session.get_one(ItemRow, item_id)
-    if item.state is not state:
-        item.state = state
-        record(
-            session,
-            f"item.{state.value}",
-            actor=worker,
-            item_id=item_id,
-            sent=sent,
-            total=total,
-        )

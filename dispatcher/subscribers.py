@@ -40,6 +40,7 @@ from dispatcher.ledger import (
     record,
     utcnow,
 )
+from dispatcher.outcomes import confirmed_by_report
 from dispatcher.spool import Spool
 from settings import SmsSettings
 
@@ -215,6 +216,7 @@ def apply_report(
     ).one_or_none()
     if recipient is None:
         return None
+    confirmed_by_report(session, delivery, report_type, actor="delivery-report")
     batch = session.get(SmsBatchRow, delivery.id)
     if batch is not None:
         if part is not None and part not in (batch.reported_parts or []):

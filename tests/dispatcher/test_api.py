@@ -14,7 +14,7 @@ from dispatcher import approval, fanout
 from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, Ledger, SubscriberRow
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, SubscriberRow
 from dispatcher.sandboxes import sandbox_for
 from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
@@ -241,3 +241,28 @@ def test_a_split_text_is_proven_taken_only_when_every_part_reported(
         assert reported(session, delivery.id) == 0  # part 2 may never have left
         apply_report(session, delivery.idempotency_key, phone, 8, part=2)
         assert reported(session, delivery.id) == 1
+
+
+def test_a_report_after_the_policy_gave_up_records_the_text_as_sent(
+    settings: Settings, ledger: Ledger, api: Running
+) -> None:
+    """The policy decided without evidence; a report that comes later is evidence: the ledger follows."""
+    tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None, "topics": ["safety"]}
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"], **tip)))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        delivery = session.scalars(select(DeliveryRow)).one()
+        delivery.state = DeliveryState.failed
+        delivery.last_error = (
+            "sms: the outcome of an earlier attempt is unknown and the policy … not to repeat it"
+        )
+    key, phone = delivery.idempotency_key, delivery.payload["to"][0]
+    answer = requests.get(
+        url(api, f"/sms/dlr?key={key}&sig={signed(settings, key)}&type=8&to={phone}"), timeout=5
+    )
+    assert answer.status_code == 200
+    with ledger.session() as session:
+        row = session.get(DeliveryRow, delivery.id)
+        assert row.state is DeliveryState.sent
+        late = session.scalars(select(EventRow).where(EventRow.name == "delivery.sent")).one()
+        assert late.detail["late"] is True and late.detail["previous_state"] == "failed"

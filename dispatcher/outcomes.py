@@ -1,0 +1,75 @@
+"""What an item became once its deliveries ended, and outcomes proven after the fact.
+
+Both the worker's core and the delivery-report path settle items, so this lives below both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dispatcher.ledger import TERMINAL, DeliveryRow, DeliveryState, ItemRow, ItemState, record, utcnow
+
+
+def settle_item(session: Session, item_id: int, worker: str) -> None:
+    """Once every delivery of the item is terminal, mark it published, partially published or failed."""
+    counts = dict(
+        session.execute(
+            select(DeliveryRow.state, func.count())
+            .where(DeliveryRow.item_id == item_id)
+            .group_by(DeliveryRow.state)
+        ).all()
+    )
+    if any(state not in TERMINAL for state in counts):
+        return
+    sent = counts.get(DeliveryState.sent, 0)
+    total = sum(counts.values())
+    if sent == total:
+        state = ItemState.published
+    elif sent == 0 and counts.get(DeliveryState.expired, 0) == total:
+        state = ItemState.expired
+    elif sent == 0:
+        state = ItemState.failed
+    else:
+        state = ItemState.partially_published
+    item = session.get_one(ItemRow, item_id)
+    if item.state is not state:
+        item.state = state
+        record(
+            session,
+            f"item.{state.value}",
+            actor=worker,
+            item_id=item_id,
+            sent=sent,
+            total=total,
+        )
+
+
+# Reports that say an SMS centre took the text (accepted, queued, delivered, or not delivered after it).
+TAKEN_REPORTS = frozenset({1, 2, 4, 8})
+
+
+def confirmed_by_report(session: Session, delivery: DeliveryRow, report_type: int, actor: str) -> None:
+    """A delivery report proves the gateway took a text: a delivery that ended without being recorded as
+    sent because nothing could tell (the policy chose not to repeat an unknown outcome, or its budget
+    ran out) is sent after all. The ledger follows the evidence, on the record; a refusal stays one."""
+    if report_type not in TAKEN_REPORTS:
+        return
+    undecided = delivery.state is DeliveryState.dead or (
+        delivery.state is DeliveryState.failed and "not to repeat" in (delivery.last_error or "")
+    )
+    if not undecided:
+        return
+    previous = delivery.state
+    delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.sent, utcnow(), None
+    record(
+        session,
+        "delivery.sent",
+        actor=actor,
+        item_id=delivery.item_id,
+        delivery_id=delivery.id,
+        how="reports",
+        late=True,
+        previous_state=previous.value,
+    )
+    settle_item(session, delivery.item_id, actor)
