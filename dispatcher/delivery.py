@@ -68,48 +68,68 @@ def backoff(settings: Settings, attempt: int, retry_after: float | None) -> floa
     return max(delay, retry_after or 0.0)
 
 
-def doubt_began(session: Session, row: DeliveryRow) -> datetime | None:
-    """When the request now in doubt left: the claim of the attempt whose answer was lost (kept in its
-    ``delivery.unknown`` event), or, for a lease that lapsed, the latest claim. Waits and re-drives
-    reuse attempt numbers, so events are told apart by order, never by number."""
-    if row.state is DeliveryState.unknown:
-        detail, at = session.execute(
-            select(EventRow.detail, EventRow.at)
-            .where(EventRow.delivery_id == row.id, EventRow.name == "delivery.unknown")
-            .order_by(EventRow.id.desc())
-            .limit(1)
-        ).one_or_none() or ({}, None)
-        since = detail.get("requested_at") if isinstance(detail, dict) else None
-        return datetime.fromisoformat(since) if since else at
-    return session.scalar(
-        select(EventRow.at)
-        .where(EventRow.delivery_id == row.id, EventRow.name == "delivery.claimed")
+def latest_claim(session: Session, delivery_id: int) -> tuple[int, datetime, dict[str, Any]] | None:
+    """The latest ``delivery.claimed`` event: its id, time and detail."""
+    found = session.execute(
+        select(EventRow.id, EventRow.at, EventRow.detail)
+        .where(EventRow.delivery_id == delivery_id, EventRow.name == "delivery.claimed")
         .order_by(EventRow.id.desc())
         .limit(1)
-    )
+    ).one_or_none()
+    return (found[0], found[1], dict(found[2] or {})) if found else None
 
 
-def requested(session: Session, delivery_id: int) -> bool:
-    """Whether the latest claim got as far as sending its request (a ``delivery.requesting`` after it)."""
-    latest_claim = session.scalar(
-        select(func.max(EventRow.id)).where(
-            EventRow.delivery_id == delivery_id, EventRow.name == "delivery.claimed"
-        )
-    )
-    if latest_claim is None:
-        return False
+def last_unknown_request(session: Session, delivery_id: int) -> datetime | None:
+    """When the request of the latest ``delivery.unknown`` left (its ``requested_at``, or its time)."""
+    found = session.execute(
+        select(EventRow.detail, EventRow.at)
+        .where(EventRow.delivery_id == delivery_id, EventRow.name == "delivery.unknown")
+        .order_by(EventRow.id.desc())
+        .limit(1)
+    ).one_or_none()
+    if found is None:
+        return None
+    since = (found[0] or {}).get("requested_at")
+    return datetime.fromisoformat(since) if since else found[1]
+
+
+def lapsed_in_doubt(session: Session, row: DeliveryRow, marks_requests: bool) -> bool:
+    """Whether a claim whose lease lapsed leaves the delivery in doubt: it was settling an earlier doubt
+    itself (that doubt is not settled by dying), or its request may have left — for channels that mark
+    requests, only if it recorded ``delivery.requesting`` after that claim."""
+    claimed = latest_claim(session, row.id)
+    if claimed is None:  # no record of the claim (an older ledger): assume the worst
+        return True
+    claim_id, _, detail = claimed
+    if detail.get("in_doubt") or not marks_requests:
+        return True
     return (
         session.scalar(
             select(EventRow.id)
             .where(
-                EventRow.delivery_id == delivery_id,
+                EventRow.delivery_id == row.id,
                 EventRow.name == "delivery.requesting",
-                EventRow.id > latest_claim,
+                EventRow.id > claim_id,
             )
             .limit(1)
         )
         is not None
     )
+
+
+def doubt_began(session: Session, row: DeliveryRow) -> datetime | None:
+    """When the request now in doubt left: the claim of the attempt whose answer was lost (kept in its
+    ``delivery.unknown`` event); for a lease that lapsed, that claim — or, when the lapsed claim was
+    itself settling an earlier doubt, that earlier request. Waits and re-drives reuse attempt numbers,
+    so events are told apart by order, never by number."""
+    if row.state is DeliveryState.unknown:
+        return last_unknown_request(session, row.id)
+    claimed = latest_claim(session, row.id)
+    if claimed is None:
+        return None
+    if claimed[2].get("in_doubt"):
+        return last_unknown_request(session, row.id) or claimed[1]
+    return claimed[1]
 
 
 def expiry_of(row: DeliveryRow) -> datetime:
@@ -159,8 +179,7 @@ def claim(
             )
             return None
         in_doubt = row.state is DeliveryState.unknown or (
-            row.state is DeliveryState.sending
-            and (not marks_requests(row.channel) or requested(session, row.id))
+            row.state is DeliveryState.sending and lapsed_in_doubt(session, row, marks_requests(row.channel))
         )
         expires = expiry_of(row)
         if expires <= now:

@@ -663,3 +663,18 @@ def test_a_sign_message_with_under_a_minute_left_ends_expired(
     sign = approved(ledger, settings, channels=["display"], expires=soon)[0]
     assert deliver(ledger, settings, sign.id, WORKER) is DeliveryState.expired
     assert received(sandbox, "display") == []
+
+
+def test_a_worker_killed_while_settling_a_doubt_leaves_the_doubt(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found by the full fault suite: the claim settling an unknown SMS died before it decided; the next
+    attempt must not take the text for never sent (it was: twenty phones got it twice)."""
+    sms = lose_sms_answer(ledger, settings, sandbox, **TIP)
+    make_due(ledger, sms.id)
+    settling = claim(ledger, settings, sms.id, "killed-worker", lambda name: name == "sms")
+    assert settling is not None and settling.in_doubt
+    lapse(ledger, sms.id)  # killed before it asked anything
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
+    assert "not to repeat" in row(ledger, sms.id).last_error
+    assert len(received(sandbox, "sms")) == len(sms.payload["to"])  # once, never twice
