@@ -48,7 +48,9 @@ def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(
         ("website", "site"),
     ]
     assert all(d.state is DeliveryState.pending for d in deliveries)
-    assert all(d.payload_digest == pin(payload_key(settings), d.payload) for d in deliveries)
+    assert all(
+        d.payload_digest == pin(payload_key(settings), d.payload, d.idempotency_key) for d in deliveries
+    )
     assert len({d.idempotency_key for d in deliveries}) == len(deliveries)
     assert [p.body for p in result.payloads] == [d.payload for d in deliveries]
     assert all(d.enqueued_at is not None for d in deliveries)
