@@ -52,13 +52,18 @@ def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
     requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
 
 
-def make_due(ledger: Ledger, delivery_id: int) -> None:
+def set_past(ledger: Ledger, delivery_id: int, column: str) -> None:
+    """Move one of the delivery's times a second into the past, as time passing would."""
     with ledger.session() as session:
         session.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id == delivery_id)
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+            .values({column: utcnow() - timedelta(seconds=1)})
         )
+
+
+def make_due(ledger: Ledger, delivery_id: int) -> None:
+    set_past(ledger, delivery_id, "next_attempt_at")
 
 
 def test_every_delivery_is_sent_and_the_item_published(
@@ -453,12 +458,7 @@ def test_a_sign_in_local_control_makes_the_warning_wait_with_an_alert(
 
 
 def lapse(ledger: Ledger, delivery_id: int) -> None:
-    with ledger.session() as session:
-        session.execute(
-            update(DeliveryRow)
-            .where(DeliveryRow.id == delivery_id)
-            .values(lease_until=utcnow() - timedelta(seconds=1))
-        )
+    set_past(ledger, delivery_id, "lease_until")
 
 
 def test_a_worker_killed_between_claim_and_request_left_nothing_in_doubt(
