@@ -18,13 +18,10 @@ pick its own queue:
 from __future__ import annotations
 
 import abc
-import hashlib
-import json
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import requests
 
@@ -35,74 +32,15 @@ from dispatcher.errors import (
     PermanentChannelError,
     TemporaryChannelError,
 )
-from dispatcher.items import Item
-
-
-@dataclass(frozen=True)
-class Publication:
-    """What every adapter renders from: the item, its identity and the link to its article."""
-
-    item: Item
-    item_id: int
-    uid: str
-    revision: int
-    slug: str
-    link: str
-    recipients: tuple[str, ...] = ()  # SMS audience, resolved from the subscriber store by the core
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Payload:
-    """Exactly what will be sent to one target; its digest is pinned at approval."""
-
-    channel: str
-    target: str
-    body: dict[str, Any]
-    measures: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def digest(self) -> str:
-        return digest_of(self.body)
-
-
-@dataclass(frozen=True)
-class Receipt:
-    provider_id: str | None
-    detail: dict[str, Any] = field(default_factory=dict)
-    #: sent, but people must look (the site dropped a category, gave another link): the core records
-    #: a channel alert beside the sent delivery
-    alert: str | None = None
-
-
-@dataclass
-class Findings:
-    """What a channel's peer says about payloads before approval: problems refuse it, notes inform."""
-
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    detail: str
-    latency_ms: float
-
-
-class Renderer(Protocol):
-    def render(self, channel: str, kind: str, context: dict[str, Any]) -> str: ...
-
-
-def digest_of(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
+from dispatcher.words import (  # the core's words, used by every adapter
+    Findings,
+    Health,
+    Payload,
+    Publication,
+    Receipt,
+    Renderer,
+    Target,
+)
 
 # Status codes worth another try; every other 4xx is final. An adapter adds provider codes found in
 # response bodies through ``temporary_codes`` and ``permanent_codes``.

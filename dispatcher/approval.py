@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from channels import build_channel
-from channels.base import Payload, Publication, digest_of
 from dispatcher import fanout, people, signing, subscribers
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import ChannelName, Item, Kind
@@ -32,6 +31,7 @@ from dispatcher.ledger import (
     utcnow,
 )
 from dispatcher.rendering import TemplateRenderer, publication_for
+from dispatcher.words import Payload, Publication, digest_of
 from settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from channels.base import Publication
 from dispatcher.errors import ConfigurationError, ContentError
 from dispatcher.items import Item
+from dispatcher.words import Publication
 
 
 def _autoescape(name: str | None) -> bool:
