@@ -14,7 +14,10 @@ answers, under ``/_sandbox/``:
 - ``POST /_sandbox/chaos``: random faults instead of queued ones, ``{"rates": {"status503": 0.05,
   "status429": 0.03, "delay": 0.02, "lost": 0.02, "reset": 0.02, "reset_after": 0.02}, "seconds": 3,
   "seed": 7}`` (an empty ``rates`` stops them); ``GET`` tells how many of each were injected;
-- ``POST /_sandbox/reset``: forget everything received and every queued fault.
+- ``GET``/``POST /_sandbox/clock``: the emulator's clock (``state.clock``), moved on by
+  ``{"advance": seconds}``;
+- ``POST /_sandbox/reset``: forget everything received and every queued fault, put the clock back,
+  and run each emulator's own ``state.on_reset`` hooks.
 """
 
 from __future__ import annotations
@@ -69,12 +72,25 @@ class Chaos:
         return None
 
 
+class Clock:
+    """The emulator's time: the real clock plus an offset the tests move with ``/_sandbox/clock``."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+
 @dataclass
 class EmulatorState:
     received: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     chaos: Chaos | None = None
+    clock: Clock = field(default_factory=Clock)
+    #: what an emulator forgets besides the harness's record when ``/_sandbox/reset`` is posted
+    on_reset: list[Callable[[], None]] = field(default_factory=list)
 
     def keep(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -180,6 +196,17 @@ def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState
         with state.lock:
             state.received.clear()
             state.faults.clear()
+            state.clock.offset = 0.0
+            for forget in state.on_reset:
+                forget()
         return jsonify({"reset": True})
+
+    @app.route("/_sandbox/clock", methods=["GET", "POST"])
+    def _clock() -> Response:
+        if request.method == "POST":
+            data = request.get_json(force=True, silent=True) or {}
+            with state.lock:
+                state.clock.offset += float(data.get("advance", 0))
+        return jsonify({"now": state.clock.now(), "offset": state.clock.offset})
 
     return app, state

@@ -37,9 +37,8 @@ top-level domain is taken, its list is not), Tag::HASHTAG_RE, and Unicode's grap
 out, Extended_Pictographic is taken by blocks). Not settled by the source read: the wording of the refusal
 of an unknown ``visibility`` (Rails' enum validation is assumed).
 
-Sandbox-only endpoints besides the harness's:
-``GET``/``POST /_sandbox/clock`` (``{"advance": seconds}`` moves the emulator's clock on, for the
-idempotency keys and the rate limits), and ``POST /_sandbox/reset`` also forgets statuses, keys and counts.
+The harness's ``/_sandbox/clock`` drives the idempotency keys and the rate limits, and its
+``/_sandbox/reset`` also forgets statuses, keys and counts here.
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ from __future__ import annotations
 import itertools
 import re
 import threading
-import time
 import unicodedata
 from datetime import UTC, datetime
 from typing import Any
@@ -84,16 +82,6 @@ MENTION_END = re.compile(r"@|://")
 # least one letter.
 HASHTAG = re.compile(r"(?<![=/)\w])#(\w*[^\W\d_]\w*)")
 URL_PREFIX = re.compile(r"^https?://(?:www\.)?")
-
-
-class Clock:
-    """The emulator's time: the real clock plus an offset the tests move with ``/_sandbox/clock``."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return time.time() + self.offset
 
 
 def _grapheme_kind(char: str) -> str:
@@ -317,7 +305,7 @@ def create_app(
         "mastodon",
         lambda status: jsonify({"error": "Too many requests" if status == 429 else "Internal server error"}),
     )
-    clock = Clock()
+    clock = state.clock
     lock = threading.RLock()
     statuses: dict[str, dict[str, Any]] = {}
     owners: dict[str, str] = {}
@@ -368,25 +356,17 @@ def create_app(
     def visible(status: dict[str, Any], user: str | None) -> bool:
         return status["visibility"] in ("public", "unlisted") or owners[status["id"]] == user
 
-    @app.before_request
-    def _forget_on_reset() -> None:
+    def _forget() -> None:
         # The harness's reset forgets what was received; a fresh start also forgets statuses and limits.
-        if request.path == "/_sandbox/reset" and request.method == "POST":
-            with lock:
-                statuses.clear()
-                owners.clear()
-                sources.clear()
-                keys.clear()
-                posting.counts.clear()
-                deleting.counts.clear()
-                clock.offset = 0.0
+        with lock:
+            statuses.clear()
+            owners.clear()
+            sources.clear()
+            keys.clear()
+            posting.counts.clear()
+            deleting.counts.clear()
 
-    @app.route("/_sandbox/clock", methods=["GET", "POST"])
-    def _clock() -> Response:
-        if request.method == "POST":
-            data = request.get_json(force=True, silent=True) or {}
-            clock.offset += float(data.get("advance", 0))
-        return jsonify({"now": clock.now(), "offset": clock.offset})
+    state.on_reset.append(_forget)
 
     @app.post("/api/v1/statuses")
     def post() -> Any:

@@ -47,7 +47,6 @@ import codecs
 import functools
 import math
 import re
-import time
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -342,10 +341,7 @@ def create_app(signs: Iterable[Mapping[str, Any] | object]) -> tuple[Flask, Emul
     app, state = emulator_app("signs", lambda status: jsonify({"error": "controller unavailable"}))
     configs = [SignConfig.from_entry(entry) for entry in signs]
     by_id = {config.path_id: _SignState(config) for config in configs if config.driver == "http"}
-    clock = {"offset": 0.0}
-
-    def now() -> float:
-        return time.time() + clock["offset"]
+    now = state.clock.now
 
     def current(sign: _SignState) -> _Message | None:
         """The message showing, after dropping every one whose duration ran out."""
@@ -498,12 +494,6 @@ def create_app(signs: Iterable[Mapping[str, Any] | object]) -> tuple[Flask, Emul
                 "control": sign.control,
             }
         )
-
-    @app.post("/_sandbox/clock")
-    def advance() -> Any:
-        with state.lock:
-            clock["offset"] += float((request.get_json(force=True) or {}).get("advance", 0))
-            return jsonify({"offset": clock["offset"]})
 
     def sandbox_sign(sign_id: str) -> _SignState | None:
         return by_id.get(sign_id)

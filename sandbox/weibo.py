@@ -43,8 +43,8 @@ read back differs from the text sent), deletion and the newest-first timeline. N
 token errors (401 here), the text of the topic and ``rip`` refusals, and whether a deleted status still
 makes its text "repeat content" (it does not here).
 
-Sandbox-only endpoints besides the harness's: ``GET``/``POST /_sandbox/clock`` (``{"advance": seconds}``
-moves the emulator's clock on), and ``POST /_sandbox/reset`` also forgets statuses, links and counters.
+The harness's ``/_sandbox/clock`` drives the hourly windows, and its ``/_sandbox/reset`` also forgets
+statuses, links and counters here.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ import itertools
 import math
 import re
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,16 +128,6 @@ def _link_units(units: int) -> int:
     return STK_LINK_UNITS if units <= STK_LINK_MAX else units - STK_LINK_MAX + STK_LINK_UNITS
 
 
-class Clock:
-    """The emulator's time: the real clock plus an offset the tests move with ``/_sandbox/clock``."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-
 def create_app(
     tokens: dict[str, int] | None = None,
     *,
@@ -153,7 +142,7 @@ def create_app(
     tokens = tokens or {"sandbox-token": 1000001}
     expired = set(expired_tokens or ())
     app, state = emulator_app("weibo", _injected_error)
-    clock = Clock()
+    clock = state.clock
     lock = threading.RLock()
     statuses: dict[str, dict[str, Any]] = {}
     short_links: dict[str, str] = {}
@@ -209,25 +198,17 @@ def create_app(
     def user(uid: int) -> dict[str, Any]:
         return {"id": uid, "idstr": str(uid), "screen_name": f"user{uid}", "name": f"user{uid}"}
 
-    @app.before_request
-    def _forget_on_reset() -> None:
+    def _forget() -> None:
         # The harness's reset forgets what was received; a fresh start also means no statuses, links or
         # counters, or one test's posts would make the next one's "repeat content".
-        if request.path == "/_sandbox/reset" and request.method == "POST":
-            with lock:
-                statuses.clear()
-                short_links.clear()
-                long_links.clear()
-                posts_per_hour.clear()
-                calls_per_hour.clear()
-                clock.offset = 0.0
+        with lock:
+            statuses.clear()
+            short_links.clear()
+            long_links.clear()
+            posts_per_hour.clear()
+            calls_per_hour.clear()
 
-    @app.route("/_sandbox/clock", methods=["GET", "POST"])
-    def _clock() -> Response:
-        if request.method == "POST":
-            data = request.get_json(force=True, silent=True) or {}
-            clock.offset += float(data.get("advance", 0))
-        return jsonify({"now": clock.now(), "offset": clock.offset})
+    state.on_reset.append(_forget)
 
     @app.post("/2/statuses/share.json")
     def share() -> Any:
