@@ -296,8 +296,9 @@ class DisplayChannel(Channel):
                 continue
             if found.get("control") == "local":
                 local.append(sign_id)
-            if self.disagreements(sign, found):
-                wrong.append(f"{sign_id} ({'; '.join(self.disagreements(sign, found))})")
+            differences = self.disagreements(sign, found)
+            if differences:
+                wrong.append(f"{sign_id} ({'; '.join(differences)})")
         latency = (time.monotonic() - started) * 1000
         online = len(self.signs) - len(offline)
         detail = f"{online}/{len(self.signs)} signs online"

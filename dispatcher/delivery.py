@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from channels import build_channel
@@ -261,10 +260,8 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
         wait_out_the_window(settings, claim, "not found yet")
         return None, "sent"
     if claim.payload.channel == "sms":
-        try:  # reports the API kept on disk while the ledger was busy count before the policy decides
-            subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
-        except OperationalError:
-            pass
+        # Reports the API kept on disk while the ledger was busy count before the policy decides.
+        subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
         with ledger.session() as session:
             reported = subscribers.reported(session, claim.delivery_id)
         if reported:

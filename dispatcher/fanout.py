@@ -193,17 +193,8 @@ def sweep(ledger: Ledger, settings: Settings) -> int:
     if settings.embedded_broker:
         purge_acknowledged(settings)
     subscribers.alert_truncated(ledger, settings.sms)
-    apply_kept_reports(ledger, settings)
+    subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
     return count
-
-
-def apply_kept_reports(ledger: Ledger, settings: Settings) -> int:
-    """Delivery reports the API kept on disk while the ledger was unavailable (same machine)."""
-    try:
-        return subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
-    except OperationalError as exc:  # still unavailable: the reports stay kept
-        log.warning("kept delivery reports not applied yet: %s", exc)
-        return 0
 
 
 def purge_acknowledged(settings: Settings) -> int:

@@ -200,9 +200,11 @@ class RecipientRow(Base):
 class SmsBatchRow(Base):
     """The parts an SMS batch was sent in and the final delivery reports received for them.
 
-    Kannel reports every part of a long text on its own; a gateway without ``max-messages`` sends the
-    first part only and reports it delivered. Fewer final reports than ``parts × recipients`` long
-    after sending is that evidence (checked by the sweeper; one alert per batch).
+    A text the dispatcher split goes as one message per part, each with its own delivery reports
+    (``part`` in the report URL): it counts as taken only once every part has reported, and fewer
+    final reports than ``parts × recipients`` long after sending means parts were lost or cut (checked
+    by the sweeper; one alert per batch). Left to the gateway, a split text is reported once per phone
+    (Kannel 1.4.5), so ``parts`` is then 1.
     """
 
     __tablename__ = "sms_batches"

@@ -15,6 +15,7 @@ share the machine. Workers on other machines need the same key set in their envi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -41,7 +42,13 @@ def signing_key(settings: Settings) -> bytes:
     configured = settings.task_signing_key.get_secret_value()
     if configured:
         return configured.encode()
-    return generated_secret(settings.var_dir / "task-signing.key")
+    return kept_secret(settings.var_dir / "task-signing.key")
+
+
+@functools.lru_cache(maxsize=16)
+def kept_secret(path: Path) -> bytes:
+    """``generated_secret``, read once per process: the worker checks a pin on every claim."""
+    return generated_secret(path)
 
 
 def generated_secret(path: Path) -> bytes:
@@ -78,7 +85,7 @@ def payload_key(settings: Settings) -> bytes:
     configured = settings.payload_key.get_secret_value()
     if configured:
         return configured.encode()
-    return generated_secret(settings.var_dir / "payload-pin.key")
+    return kept_secret(settings.var_dir / "payload-pin.key")
 
 
 def pin(key: bytes, body: dict[str, Any], delivery: str) -> str:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 
 import phonenumbers
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dispatcher.errors import InvalidItemError
@@ -44,6 +46,7 @@ from dispatcher.outcomes import confirmed_by_report
 from dispatcher.spool import Spool
 from settings import SmsSettings
 
+log = logging.getLogger(__name__)
 OPT_OUT_WORDS = frozenset({"TD", "T", "STOP", "退订"})
 REPORTS = {1: "delivered", 2: "failed", 4: "queued", 8: "accepted", 16: "rejected"}
 FINAL_REPORTS = frozenset({1, 2, 16})
@@ -183,8 +186,8 @@ def track(session: Session, delivery: DeliveryRow, parts: int = 1) -> None:
 
 
 def truncated_batches(session: Session, older_than: datetime) -> list[tuple[DeliveryRow, SmsBatchRow]]:
-    """Multi-part batches sent before ``older_than`` whose phones all reported, with fewer final reports
-    than parts: the gateway sent the first part only (Kannel without ``max-messages``)."""
+    """Batches split by the dispatcher, sent before ``older_than``, whose phones all reported but with
+    fewer final reports than parts: the gateway or the SMS centre lost or cut parts."""
     reported_all = (
         select(RecipientRow.delivery_id)
         .where(RecipientRow.delivery_id == SmsBatchRow.delivery_id, RecipientRow.report_type.is_(None))
@@ -295,7 +298,8 @@ def report_spool(var_dir: Path) -> Spool:
 
 
 def apply_kept_reports(ledger: Ledger, spool: Spool) -> int:
-    """Apply the reports kept while the ledger was unavailable, all in one transaction."""
+    """Apply the reports kept while the ledger was unavailable, all in one transaction; while it is still
+    unavailable they stay kept (and 0 is returned)."""
 
     def apply(entries: list[dict[str, Any]]) -> None:
         with ledger.session() as session:
@@ -312,4 +316,8 @@ def apply_kept_reports(ledger: Ledger, spool: Spool) -> int:
                     int(part) if part else None,
                 )
 
-    return spool.drain(apply)
+    try:
+        return spool.drain(apply)
+    except OperationalError as exc:
+        log.warning("kept delivery reports not applied yet: %s", type(exc).__name__)
+        return 0

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import select
 
 from channels.sms import callback_signature
-from dispatcher import approval, fanout
+from dispatcher import approval, subscribers
 from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
@@ -194,12 +194,16 @@ def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
         assert [a.status_code for a in answers] == [202] * len(answers)
         locker.execute("ROLLBACK")
         locker.close()
-        assert fanout.apply_kept_reports(ledger, settings) == len(answers)
+        assert subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir)) == len(
+            answers
+        )
     finally:
         running.stop()
     with ledger.session() as session:
         assert recipient_counts(session, delivery.id) == {"delivered": len(delivery.payload["to"])}
-    assert fanout.apply_kept_reports(ledger, settings) == 0  # applied once, then forgotten
+    assert (
+        subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir)) == 0
+    )  # applied once, then forgotten
 
 
 def test_an_opt_out_that_arrives_while_the_ledger_is_locked_is_kept(
@@ -217,7 +221,7 @@ def test_an_opt_out_that_arrives_while_the_ledger_is_locked_is_kept(
         assert answer.status_code == 200
         locker.execute("ROLLBACK")
         locker.close()
-        assert fanout.apply_kept_reports(ledger, settings) == 1
+        assert subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir)) == 1
     finally:
         running.stop()
     with ledger.session() as session:

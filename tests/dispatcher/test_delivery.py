@@ -473,9 +473,8 @@ def test_a_worker_killed_between_claim_and_request_left_nothing_in_doubt(
     assert len(received(sandbox, "sms")) == len(sms.payload["to"])
 
 
-def test_a_worker_killed_after_its_request_left_leaves_the_text_in_doubt(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox
-) -> None:
+def killed_after_its_request(ledger: Ledger, settings: Settings) -> DeliveryRow:
+    """A routine SMS whose worker recorded ``delivery.requesting`` and then died (its lease lapsed)."""
     sms = approved(ledger, settings, channels=["sms"], **TIP)[0]
     taken = claim(ledger, settings, sms.id, "killed-worker", lambda name: name == "sms")
     assert taken is not None
@@ -484,6 +483,13 @@ def test_a_worker_killed_after_its_request_left_leaves_the_text_in_doubt(
             session, "delivery.requesting", actor="killed-worker", delivery_id=sms.id, attempt=taken.attempt
         )
     lapse(ledger, sms.id)
+    return sms
+
+
+def test_a_worker_killed_after_its_request_left_leaves_the_text_in_doubt(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    sms = killed_after_its_request(ledger, settings)
     assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
     assert "not to repeat" in row(ledger, sms.id).last_error
 
@@ -624,14 +630,7 @@ def test_a_second_lost_answer_opens_its_own_processing_window(
 def test_after_a_redrive_an_attempt_killed_before_its_request_is_not_in_doubt(
     ledger: Ledger, settings: Settings, sandbox: Sandbox
 ) -> None:
-    sms = approved(ledger, settings, channels=["sms"], **TIP)[0]
-    taken = claim(ledger, settings, sms.id, "killed-worker", lambda name: name == "sms")
-    assert taken is not None
-    with ledger.session() as session:
-        record(
-            session, "delivery.requesting", actor="killed-worker", delivery_id=sms.id, attempt=taken.attempt
-        )
-    lapse(ledger, sms.id)
+    sms = killed_after_its_request(ledger, settings)
     assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed  # in doubt: policy
     fanout.redrive(
         ledger, settings, "运维 李雷", failed=True, reason="confirmed not sent", item_id=sms.item_id
