@@ -12,17 +12,34 @@ channel pointed at the sandbox emulators on 127.0.0.1 (``dispatch sandbox``).
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
+import os
+import re
+import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
-# The callback secret's default: fine for the sandbox, printed in the README, so `dispatch api` warns.
-SANDBOX_API_TOKEN = "sandbox-callback-token"
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
+_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable to fix."""
+
+
+def parse_rate(text: str) -> tuple[float, float]:
+    """(capacity, tokens per second) of ``N/s``, ``N/m`` or ``N/h``."""
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(f"rate limit {text!r} is not N/s, N/m or N/h")
+    count = float(match.group(1))
+    if count <= 0:
+        raise ValueError(f"rate limit {text!r} must allow at least one")
+    return count, count / _SECONDS[match.group(2)]
 
 
 class WebsiteSettings(BaseModel):
@@ -179,8 +196,9 @@ class ApiSettings(BaseModel):
         "http://127.0.0.1:8100", description="How the SMS gateway reaches the API (callback URLs)."
     )
     token: SecretStr = Field(
-        SecretStr(SANDBOX_API_TOKEN),
-        description="Shared secret every callback must carry as ?token=; set your own in production.",
+        SecretStr(""),
+        description="Shared secret every callback must carry as ?token=; default: generated once into "
+        "var/ (the gateway's callback URLs carry it; every machine running the API needs the same).",
     )
 
 
@@ -260,8 +278,31 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{self.var_dir / 'broker.sqlite'}"
         if not self.sms.dlr_url:
             self.sms.dlr_url = f"{self.api.public_url.rstrip('/')}/sms/dlr"
+        if not self.sms.callback_token.get_secret_value() and self.api.token.get_secret_value():
+            self.sms.callback_token = self.api.token
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rates(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            try:
+                parse_rate(text)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return value
+
+    def with_generated_secrets(self) -> Settings:
+        """Fill every secret left empty with one generated once into ``var_dir`` (mode 0600), so no
+        secret has a working default: the task-signing key, the payload pin key, the API token."""
+        if not self.task_signing_key.get_secret_value():
+            self.task_signing_key = SecretStr(generated_secret(self.var_dir / "task-signing.key"))
+        if not self.payload_key.get_secret_value():
+            self.payload_key = SecretStr(generated_secret(self.var_dir / "payload-pin.key"))
+        if not self.api.token.get_secret_value():
+            self.api.token = SecretStr(generated_secret(self.var_dir / "api-token"))
         if not self.sms.callback_token.get_secret_value():
             self.sms.callback_token = self.api.token
+        return self
 
     def window_for(self, channel: str) -> float:
         """The processing window of ``channel``'s peer, in seconds."""
@@ -277,6 +318,47 @@ class Settings(BaseSettings):
         return self.broker_url.startswith("sqla+")
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def load_settings(**values: Any) -> Settings:
+    """Parse and check every setting once, at a process's start (``values`` override the environment),
+    and generate the secrets left empty. A bad value raises :class:`SettingsError` naming its variable."""
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"] if not str(part).isdigit()]
+            name = "DISPATCH_" + "__".join(location[:2]).upper() if location else "settings"
+            problems.append(
+                f"{name}: {error['msg']}" + (f" ({'.'.join(location[2:])})" if location[2:] else "")
+            )
+        raise SettingsError("bad setting: " + "; ".join(problems)) from None
+    return settings.with_generated_secrets()
+
+
+def generated_secret(path: Path) -> str:
+    """A secret kept in ``path`` (mode 0600), made once, atomically: processes starting together all
+    read the same whole value — it is written to a private temporary file and linked into place, and
+    whoever loses the race reads the winner's."""
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        value = ""
+    if value:
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temporary, path)  # fails if another process got there first; never half-written
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+    value = path.read_text().strip()
+    if not value:
+        raise SettingsError(f"{path.name} in the var directory is empty; delete it to have a new one made")
+    return value

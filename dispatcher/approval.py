@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from channels import build_channel
-from dispatcher import fanout, people, signing, subscribers
+from dispatcher import outbox, people, signing, subscribers
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import ChannelName, Item, Kind
 from dispatcher.ledger import (
@@ -194,8 +194,11 @@ def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> I
     return row
 
 
-def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> Plan:
-    """Approve a submitted item, pin its payloads, write its deliveries and enqueue them."""
+def approve(
+    ledger: Ledger, settings: Settings, item_id: int, approver: str, broker: outbox.Broker | None = None
+) -> Plan:
+    """Approve a submitted item, pin its payloads, write its deliveries and enqueue them on ``broker``
+    (without one, they wait in the ledger for the sweeper)."""
     approver = _person(approver, "an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
@@ -256,7 +259,7 @@ def approve(ledger: Ledger, settings: Settings, item_id: int, approver: str) -> 
             )
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
-    result.enqueued = fanout.enqueue(ledger, settings, [(d.id, d.queue) for d in deliveries])
+    result.enqueued = outbox.enqueue(ledger, broker, [(d.id, d.queue) for d in deliveries])
     return result
 
 

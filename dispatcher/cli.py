@@ -12,13 +12,27 @@ from typing import Any
 import click
 
 from dispatcher.errors import DispatchError, NotFoundError
-from settings import SANDBOX_API_TOKEN, get_settings
+from settings import Settings, SettingsError, load_settings
+
+
+def get_settings() -> Settings:
+    """The settings of this invocation, parsed and checked once."""
+    context = click.get_current_context().find_root()
+    if not isinstance(context.obj, Settings):
+        context.obj = load_settings()
+    return context.obj
 
 
 def _ledger():  # type: ignore[no-untyped-def]
     from dispatcher.ledger import Ledger
 
     return Ledger(get_settings().ledger_url)
+
+
+def _broker():  # type: ignore[no-untyped-def]
+    from dispatcher.tasks import broker_for
+
+    return broker_for(get_settings())
 
 
 def _print_json(data: Any) -> None:
@@ -51,6 +65,9 @@ class DispatchGroup(click.Group):
         except DispatchError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except SettingsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=DispatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,7 +105,7 @@ def approve(item_id: int, approver: str) -> None:
     """Approve a submitted item: pin its payloads and fan it out."""
     from dispatcher.approval import approve as approve_item
 
-    result = approve_item(_ledger(), get_settings(), item_id, approver)
+    result = approve_item(_ledger(), get_settings(), item_id, approver, _broker())
     per_channel: dict[str, int] = {}
     for payload in result.payloads:
         per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
@@ -246,14 +263,14 @@ def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -
 @click.option("--reason", default="", help="Why (kept in the ledger); required with --failed.")
 def redrive(actor: str, channel: str | None, item_id: int | None, failed: bool, reason: str) -> None:
     """Give dead (and with --failed, failed) deliveries a fresh retry budget and send them again."""
-    from dispatcher.fanout import redrive as redrive_deliveries
+    from dispatcher.outbox import redrive as redrive_deliveries
 
     if channel:
         from channels import build_channel
 
         build_channel(channel, get_settings())  # an unknown name is refused with a suggestion
     redriven = redrive_deliveries(
-        _ledger(), get_settings(), actor, channel=channel, item_id=item_id, failed=failed, reason=reason
+        _ledger(), _broker(), actor, channel=channel, item_id=item_id, failed=failed, reason=reason
     )
     click.echo(
         f"re-drove {len(redriven)} {'dead or failed' if failed else 'dead'} deliveries"
@@ -399,12 +416,6 @@ def api(host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     host = host or settings.api.host
-    if settings.api.token.get_secret_value() == SANDBOX_API_TOKEN:
-        click.echo(
-            "warning: DISPATCH_API__TOKEN is the sandbox value printed in the README: anyone can send "
-            "inbound texts to this API; set your own secret",
-            err=True,
-        )
     running = serve_in_thread(create_api(settings, _ledger()), host, port or settings.api.port, "api")
     click.echo(f"API on http://{host}:{running.port}; Ctrl-C or SIGTERM stops it")
     wait_for_interrupt()
@@ -450,14 +461,9 @@ def sandbox(port_base: int) -> None:
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def worker(beat: bool, queues: str | None, concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker on the configured broker."""
-    from worker import QUEUES, app
+    from worker import run
 
-    argv = ["worker", "-l", loglevel, "-Q", queues or ",".join(QUEUES)]
-    if beat:
-        argv.append("-B")
-    if concurrency:
-        argv += ["-c", str(concurrency)]
-    app.worker_main(argv)
+    run(get_settings(), beat=beat, only=queues, concurrency=concurrency, loglevel=loglevel)
 
 
 @cli.command()

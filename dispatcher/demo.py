@@ -15,12 +15,13 @@ from dispatcher.api import create_api
 from dispatcher.cli import table
 from dispatcher.items import load_item
 from dispatcher.ledger import TERMINAL, Ledger
+from dispatcher.processes import start_worker, stop_worker
 from dispatcher.reports import item_status
 from dispatcher.sandboxes import sandbox_for
 from dispatcher.serving import serve_in_thread
 from dispatcher.subscribers import import_csv, recipient_counts
-from dispatcher.workers import start_worker, stop_worker
-from settings import PROJECT_DIR, get_settings
+from dispatcher.tasks import broker_for
+from settings import PROJECT_DIR, load_settings
 
 APPROVER = "陈刚"
 SUBSCRIBERS = PROJECT_DIR / "examples" / "subscribers.csv"
@@ -59,16 +60,17 @@ def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -
 
 def run_demo(item_file: Path | None, timeout: float) -> int:
     item_file = item_file or PROJECT_DIR / "examples" / "warning.yaml"
-    ledger = Ledger(get_settings().ledger_url)
-    api = serve_in_thread(create_api(get_settings(), ledger), "127.0.0.1", 0, "demo-api")
+    # The worker is another process: what this one sets up reaches it through its environment, and
+    # this process reads its own settings again from the same values.
+    settings = load_settings()
+    ledger = Ledger(settings.ledger_url)
+    api = serve_in_thread(create_api(settings, ledger), "127.0.0.1", 0, "demo-api")
     os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api.port}"  # where reports go
-    get_settings.cache_clear()
-    box = sandbox_for(get_settings()).start()
+    box = sandbox_for(load_settings()).start()
     os.environ.update(box.environment())
     # The office posts on Weibo and on a Mastodon instance: one delivery per account.
     os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts()
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
     log_path = settings.var_dir / "demo-worker.log"
     click.echo("sandbox emulators: " + ", ".join(f"{k} {v}" for k, v in box.urls.items()))
     worker = start_worker(dict(os.environ), log_path, beat=True)
@@ -83,7 +85,7 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
         item_id = approval.submit(ledger, item)
         click.echo(f"submitted {item_file.name} as item {item_id} by {item.author}")
         started = time.monotonic()
-        result = approval.approve(ledger, settings, item_id, APPROVER)
+        result = approval.approve(ledger, settings, item_id, APPROVER, broker_for(settings))
         click.echo(f"approved by {APPROVER}: {len(result.payloads)} deliveries written and enqueued")
         for note in result.notes:
             click.echo(f"  note: {note}")

@@ -1,34 +1,19 @@
 """Rate limits shared by every worker on every machine: token buckets kept in the ledger.
 
 A limit is ``N/s``, ``N/m`` or ``N/h`` for a channel (``sms``) or one target (``microblog:bj_yingji``),
-from ``DISPATCH_RATE_LIMITS``. A worker takes a token inside the transaction that claims the delivery,
-so two workers never spend the same token; a delivery that finds no token waits, without spending an
-attempt, until the bucket has one again.
+from ``DISPATCH_RATE_LIMITS`` (checked when the settings are loaded). A worker takes a token inside
+the transaction that claims the delivery, so two workers never spend the same token; a delivery that
+finds no token waits, without spending an attempt, until the bucket has one again.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from dispatcher.errors import ConfigurationError
 from dispatcher.ledger import RateBucketRow
-
-_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
-_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_rate(text: str) -> tuple[float, float]:
-    """(capacity, tokens per second) of ``N/s``, ``N/m`` or ``N/h``."""
-    match = _RATE.match(text)
-    if not match:
-        raise ConfigurationError(f"rate limit {text!r} is not N/s, N/m or N/h")
-    count = float(match.group(1))
-    if count <= 0:
-        raise ConfigurationError(f"rate limit {text!r} must allow at least one")
-    return count, count / _SECONDS[match.group(2)]
+from settings import parse_rate
 
 
 def take(session: Session, limits: dict[str, str], channel: str, target: str, now: datetime) -> float:

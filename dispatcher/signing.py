@@ -9,24 +9,20 @@ message does nothing new: the ledger decides whether a delivery still needs send
 The signature covers the body, and the body names the task it was signed for (``signed_for``): the
 task name travels in a header the serializer never sees, so every task refuses a body signed for
 another. The key is ``DISPATCH_TASK_SIGNING_KEY``; without it, one is generated once into ``var/``
-(mode 0600, created atomically) — enough for the embedded set-up, where the producer and the workers
-share the machine. Workers on other machines need the same key set in their environment.
+when the settings are loaded — enough for the embedded set-up, where the producer and the workers
+share the machine. Workers on other machines need the same key set in their environment. This module
+is plain HMAC; ``dispatcher.tasks`` registers the serializer with the queue library.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
 import logging
-import os
-import secrets
-from pathlib import Path
 from typing import Any
 
-from kombu.serialization import register
-
+from dispatcher.errors import ConfigurationError
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,53 +35,19 @@ class SignatureError(ValueError):
 
 
 def signing_key(settings: Settings) -> bytes:
-    configured = settings.task_signing_key.get_secret_value()
-    if configured:
-        return configured.encode()
-    return kept_secret(settings.var_dir / "task-signing.key")
-
-
-@functools.lru_cache(maxsize=16)
-def kept_secret(path: Path) -> bytes:
-    """``generated_secret``, read once per process: the worker checks a pin on every claim."""
-    return generated_secret(path)
-
-
-def generated_secret(path: Path) -> bytes:
-    """A secret kept in ``path`` (mode 0600), made once, atomically: processes starting together all
-    read the same whole key — it is written to a private temporary file and linked into place, and
-    whoever loses the race reads the winner's."""
-    try:
-        value = path.read_text().strip()
-    except FileNotFoundError:
-        value = ""
-    if value:
-        return value.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_hex(32))
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(temporary, path)  # fails if another process got there first; never half-written
-    except FileExistsError:
-        pass
-    finally:
-        temporary.unlink()
-    value = path.read_text().strip()
-    if not value:
-        raise RuntimeError(f"{path} is empty; delete it to have a new key made")
-    return value.encode()
+    """The key task messages are signed with (generated into ``var/`` by ``load_settings``)."""
+    return _required(settings.task_signing_key.get_secret_value(), "DISPATCH_TASK_SIGNING_KEY")
 
 
 def payload_key(settings: Settings) -> bytes:
     """The key that pins approved payloads; never stored in the ledger it protects."""
-    configured = settings.payload_key.get_secret_value()
-    if configured:
-        return configured.encode()
-    return kept_secret(settings.var_dir / "payload-pin.key")
+    return _required(settings.payload_key.get_secret_value(), "DISPATCH_PAYLOAD_KEY")
+
+
+def _required(value: str, name: str) -> bytes:
+    if not value:
+        raise ConfigurationError(f"{name} is empty: load the settings with load_settings(), which makes one")
+    return value.encode()
 
 
 def pin(key: bytes, body: dict[str, Any], delivery: str) -> str:
@@ -133,9 +95,3 @@ def decoder(key: bytes) -> Any:
         return json.loads(body)
 
     return decode
-
-
-def install(settings: Settings) -> None:
-    """Register the signed serializer with kombu under the settings' key."""
-    key = signing_key(settings)
-    register(SERIALIZER, encoder(key), decoder(key), content_type=CONTENT_TYPE, content_encoding="utf-8")

@@ -1,78 +1,115 @@
-"""Celery tasks: thin wrappers that hand a delivery id to the core and the sweeper its tick."""
+"""Everything that knows Celery: the app, its tasks, the signed serializer and the broker the outbox uses.
+
+Nothing here runs at import. ``create_app(settings)`` builds an app for one process (a worker, or a
+command that publishes); the tasks are thin wrappers that hand a delivery id to the flow
+(``dispatcher.delivery``) and the beat its periodic ticks (``dispatcher.outbox.sweep``,
+``dispatcher.signwatch.watch_signs``). Queues: ``urgent`` (warnings, on every channel), one queue per
+channel for everything else, and ``control`` for the periodic work.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
-from celery import signals
+from celery import Celery, signals
 from celery.worker.consumer import Consumer
+from kombu import Queue
+from kombu.serialization import register
+from kombu.transport import sqlalchemy as sqlalchemy_transport
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from channels import build_channel
+from channels import REGISTRY, build_channel
 from channels.base import Channel
-from dispatcher import delivery, fanout, signwatch
-from dispatcher.ledger import Ledger, record
-from settings import Settings, get_settings
-from worker import app
+from dispatcher import delivery, outbox, signing, signwatch
+from dispatcher.ledger import Ledger, private_file, record
+from dispatcher.outbox import Broker
+from settings import Settings
 
 log = logging.getLogger(__name__)
+DELIVER = "dispatcher.deliver"
+SWEEP = "dispatcher.sweep"
+WATCH_SIGNS = "dispatcher.watch_signs"
+
+
+def queues() -> tuple[str, ...]:
+    """``urgent``, one queue per registered channel, and ``control``."""
+    return ("urgent", *REGISTRY, "control")
 
 
 class Runtime:
-    """What a worker process keeps between tasks: its ledger engine and its channel adapters.
+    """What a worker process keeps between tasks: its settings, ledger engine and channel adapters.
 
-    Built lazily in each process: an engine or an HTTP connection must not cross the fork into the
-    pool's children.
+    One per app; the ledger and the adapters are made in the process that uses them, since an engine
+    or an HTTP connection must not cross the fork into the pool's children.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.pid = os.getpid()
         self.settings = settings
-        self.ledger = Ledger(settings.ledger_url)
-        self.channels: dict[str, Channel] = {}
+        self._pid = 0
+        self._ledger: Ledger | None = None
+        self._channels: dict[str, Channel] = {}
+
+    def _here(self) -> None:
+        if self._pid != os.getpid():
+            self._pid, self._ledger, self._channels = os.getpid(), None, {}
+
+    @property
+    def ledger(self) -> Ledger:
+        self._here()
+        if self._ledger is None:
+            self._ledger = Ledger(self.settings.ledger_url)
+        return self._ledger
 
     def channel(self, name: str) -> Channel:
-        if name not in self.channels:
-            self.channels[name] = build_channel(name, self.settings)
-        return self.channels[name]
+        self._here()
+        if name not in self._channels:
+            self._channels[name] = build_channel(name, self.settings)
+        return self._channels[name]
+
+    def worker_name(self) -> str:
+        return f"worker@{socket.gethostname()}:{os.getpid()}"
+
+    def record_refusal(self, reason: str, message: Any) -> None:
+        """A message the worker will not run (unsigned, undecodable, unknown task): log it and keep an
+        event."""
+        headers = getattr(message, "headers", None) or {}
+        detail = {
+            "reason": reason[:300],
+            "task": str(headers.get("task", ""))[:100],
+            "content_type": str(getattr(message, "content_type", ""))[:100],
+            "queue": str((getattr(message, "delivery_info", None) or {}).get("routing_key", ""))[:50],
+        }
+        log.error("task message refused: %s", detail)
+        try:
+            with self.ledger.session() as session:
+                record(
+                    session,
+                    "task.refused",
+                    actor=self.worker_name(),
+                    reason=detail["reason"],
+                    task=detail["task"],
+                    content_type=detail["content_type"],
+                    queue=detail["queue"],
+                )
+        except Exception:  # the ledger may be the thing that is broken; the log line stands
+            log.exception("could not record the refused message in the ledger")
+
+    def signed_for_another(self, task: str, signed_for: Any) -> bool:
+        """True (and recorded) when the signed body was made for another task than the one running it."""
+        if signed_for == task:
+            return False
+        self.record_refusal(f"a body signed for {str(signed_for)[:60]!r} arrived as {task!r}", None)
+        return True
 
 
-_runtime: Runtime | None = None
-
-
-def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None or _runtime.pid != os.getpid():
-        _runtime = Runtime(get_settings())
-    return _runtime
-
-
-def record_refusal(reason: str, message: Any) -> None:
-    """A message the worker will not run (unsigned, undecodable, unknown task): log it and keep an event."""
-    headers = getattr(message, "headers", None) or {}
-    detail = {
-        "reason": reason[:300],
-        "task": str(headers.get("task", ""))[:100],
-        "content_type": str(getattr(message, "content_type", ""))[:100],
-        "queue": str((getattr(message, "delivery_info", None) or {}).get("routing_key", ""))[:50],
-    }
-    log.error("task message refused: %s", detail)
-    try:
-        with runtime().ledger.session() as session:
-            record(
-                session,
-                "task.refused",
-                actor=f"worker@{socket.gethostname()}:{os.getpid()}",
-                reason=detail["reason"],
-                task=detail["task"],
-                content_type=detail["content_type"],
-                queue=detail["queue"],
-            )
-    except Exception:  # the ledger may be the thing that is broken; the log line stands
-        log.exception("could not record the refused message in the ledger")
+def runtime_of(app: Any) -> Runtime | None:
+    return getattr(app, "dispatch_runtime", None)
 
 
 class GuardedConsumer(Consumer):
@@ -80,64 +117,184 @@ class GuardedConsumer(Consumer):
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         super().on_decode_error(message, exc)
-        record_refusal(f"{type(exc).__name__}: {exc}", message)
+        here = runtime_of(self.app)
+        if here is not None:
+            here.record_refusal(f"{type(exc).__name__}: {exc}", message)
 
 
-@signals.task_unknown.connect
-def _unknown_task(sender: Any = None, name: str = "", message: Any = None, exc: Any = None, **_: Any) -> None:
-    record_refusal(f"unknown task {name!r}", message)
+def _unknown_task(sender: Any = None, name: str = "", message: Any = None, **_: Any) -> None:
+    here = runtime_of(getattr(sender, "app", None))
+    if here is not None:
+        here.record_refusal(f"unknown task {name!r}", message)
 
 
-@signals.task_rejected.connect
 def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any) -> None:
-    record_refusal(f"rejected: {exc!r}", message)
+    here = runtime_of(getattr(sender, "app", None))
+    if here is not None:
+        here.record_refusal(f"rejected: {exc!r}", message)
 
 
-def signed_for_another(task: str, signed_for: Any) -> bool:
-    """True (and recorded) when the signed body was made for another task than the one running it."""
-    if signed_for == task:
-        return False
-    record_refusal(f"a body signed for {str(signed_for)[:60]!r} arrived as {task!r}", None)
-    return True
+def create_app(settings: Settings) -> Celery:
+    """A Celery app for ``settings``: queues, routes, reliability settings, the tasks and the beat."""
+    key = signing.signing_key(settings)
+    # kombu keeps serializers in one registry per process; registering again under the same name
+    # replaces the entry, so the key is that of the last app made (one per process in practice).
+    register(
+        signing.SERIALIZER,
+        signing.encoder(key),
+        signing.decoder(key),
+        content_type=signing.CONTENT_TYPE,
+        content_encoding="utf-8",
+    )
+    app = Celery("dispatcher", broker=settings.broker_url)
+    transport_options: dict[str, object] = {}
+    if settings.embedded_broker:
+        private_file(Path(settings.broker_url.removeprefix("sqla+sqlite:///")))
+        # kombu polls an empty SQL queue once a second by default, which caps it near 130 tasks/s.
+        # The SQLAlchemy transport hands its transport options to create_engine(), so the interval
+        # cannot travel as an option: it is a class attribute of the transport, set here, when a
+        # process builds its app.
+        sqlalchemy_transport.Transport.polling_interval = settings.broker_polling_interval
+        transport_options["connect_args"] = {"timeout": 30}
+    elif settings.broker_url.startswith(("redis://", "rediss://")):
+        # Redis hands an unacknowledged task to another worker after this long; keep it well above
+        # any delivery's lease so a slow send is not run twice by the broker.
+        transport_options["visibility_timeout"] = max(3600, settings.lease_seconds * 10)
+    app.conf.update(
+        task_queues=[Queue(name) for name in queues()],
+        task_default_queue="control",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer=signing.SERIALIZER,
+        accept_content=[signing.CONTENT_TYPE],
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        worker_concurrency=settings.worker_concurrency,
+        worker_hijack_root_logger=False,
+        # Records every message it refuses (unsigned, undecodable) in the ledger, besides the log.
+        worker_consumer="dispatcher.tasks:GuardedConsumer",
+        beat_schedule={
+            "sweep": {
+                "task": SWEEP,
+                "kwargs": signing.bound(SWEEP),
+                "schedule": settings.sweep_interval,
+                "options": {"queue": "control", "expires": settings.sweep_interval * 5},
+            },
+            "watch-signs": {
+                "task": WATCH_SIGNS,
+                "kwargs": signing.bound(WATCH_SIGNS),
+                "schedule": settings.display.watch_interval,
+                "options": {"queue": "control", "expires": settings.display.watch_interval},
+            },
+        },
+        beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
+    )
+    here = Runtime(settings)
+    app.dispatch_runtime = here  # type: ignore[attr-defined]
+    broker = CeleryBroker(app, settings)
+    signals.task_unknown.connect(_unknown_task, weak=False, dispatch_uid="dispatch-unknown-task")
+    signals.task_rejected.connect(_rejected, weak=False, dispatch_uid="dispatch-rejected")
+
+    @app.task(name=DELIVER, ignore_result=True, shared=False)
+    def deliver(delivery_id: Any, signed_for: Any = None) -> str | None:
+        if here.signed_for_another(DELIVER, signed_for):
+            return None
+        if not isinstance(delivery_id, int) or isinstance(delivery_id, bool):
+            here.record_refusal(f"deliver task with a malformed delivery id {str(delivery_id)[:50]!r}", None)
+            return None
+        try:
+            state = delivery.deliver(here.ledger, settings, delivery_id, here.worker_name(), here.channel)
+        except OperationalError as exc:
+            # The ledger cannot be written (disk full, database locked for too long, server gone): no
+            # event can record this, so the log says it; the delivery keeps its state and the sweeper
+            # sends the task again once the ledger answers. The worker goes on with other tasks.
+            log.error(
+                "delivery %s: the ledger is unavailable (%s); it will be retried",
+                delivery_id,
+                str(exc.orig)[:200],
+            )
+            return None
+        return state.value if state else None
+
+    @app.task(name=WATCH_SIGNS, ignore_result=True, shared=False)
+    def watch_signs(signed_for: Any = None) -> int:
+        if here.signed_for_another(WATCH_SIGNS, signed_for):
+            return 0
+        report = signwatch.watch_signs(here.ledger, settings, here.channel("display"))  # type: ignore[arg-type]
+        return len(report.resent)
+
+    @app.task(name=SWEEP, ignore_result=True, shared=False)
+    def sweep(signed_for: Any = None) -> int:
+        if here.signed_for_another(SWEEP, signed_for):
+            return 0
+        return outbox.sweep(here.ledger, settings, broker)
+
+    return app
 
 
-@app.task(name="dispatcher.deliver", ignore_result=True)
-def deliver(delivery_id: Any, signed_for: Any = None) -> str | None:
-    if signed_for_another("dispatcher.deliver", signed_for):
-        return None
-    if not isinstance(delivery_id, int) or isinstance(delivery_id, bool):
-        record_refusal(f"deliver task with a malformed delivery id {str(delivery_id)[:50]!r}", None)
-        return None
-    worker = f"worker@{socket.gethostname()}:{os.getpid()}"
-    here = runtime()
-    try:
-        state = delivery.deliver(here.ledger, here.settings, delivery_id, worker, here.channel)
-    except OperationalError as exc:
-        # The ledger cannot be written (disk full, database locked for too long, server gone): no
-        # event can record this, so the log says it; the delivery keeps its state and the sweeper
-        # sends the task again once the ledger answers. The worker goes on with other tasks.
-        log.error(
-            "delivery %s: the ledger is unavailable (%s); it will be retried",
-            delivery_id,
-            str(exc.orig)[:200],
-        )
-        return None
-    return state.value if state else None
+class CeleryBroker:
+    """The outbox's :class:`~dispatcher.outbox.Broker` on a Celery app."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> CeleryBroker:
+        return cls(create_app(settings), settings)
+
+    def publish(self, work: list[tuple[int, str]]) -> list[int]:
+        sent: list[int] = []
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for delivery_id, queue in work:
+                    self.app.send_task(
+                        DELIVER,
+                        args=[delivery_id],
+                        kwargs=signing.bound(DELIVER),
+                        queue=queue,
+                        producer=producer,
+                    )
+                    sent.append(delivery_id)
+        except Exception as exc:  # the broker is down: the sweeper will pick these up
+            log.warning("enqueue stopped after %d of %d: %s", len(sent), len(work), exc)
+        return sent
+
+    def depths(self, queues: set[str]) -> dict[str, int | None]:
+        depths: dict[str, int | None] = {}
+        try:
+            with self.app.connection_for_read() as connection:
+                channel = connection.default_channel
+                for queue in queues:
+                    try:
+                        depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+                    except Exception:  # the queue was never declared: nothing waits in it
+                        depths[queue] = 0
+        except Exception as exc:  # the broker is down: enqueueing would fail anyway
+            log.warning("cannot read the queues: %s", exc)
+            return dict.fromkeys(queues)
+        return depths
+
+    def tidy(self) -> None:
+        if self.settings.embedded_broker:
+            self.purge_acknowledged()
+
+    def purge_acknowledged(self) -> int:
+        """Delete the embedded broker's consumed rows, which kombu marks invisible and never deletes."""
+        if self._engine is None:
+            url = self.settings.broker_url.removeprefix("sqla+")
+            self._engine = create_engine(url, connect_args={"timeout": 30})
+        try:
+            with self._engine.begin() as connection:
+                return connection.execute(text("DELETE FROM kombu_message WHERE visible = 0")).rowcount
+        except OperationalError as exc:  # no table before the first message, or the broker is busy
+            log.debug("broker purge skipped: %s", exc)
+            return 0
 
 
-@app.task(name="dispatcher.watch_signs", ignore_result=True)
-def watch_signs(signed_for: Any = None) -> int:
-    if signed_for_another("dispatcher.watch_signs", signed_for):
-        return 0
-    here = runtime()
-    channel = here.channel("display")
-    report = signwatch.watch_signs(here.ledger, here.settings, channel)  # type: ignore[arg-type]
-    return len(report.resent)
-
-
-@app.task(name="dispatcher.sweep", ignore_result=True)
-def sweep(signed_for: Any = None) -> int:
-    if signed_for_another("dispatcher.sweep", signed_for):
-        return 0
-    here = runtime()
-    return fanout.sweep(here.ledger, here.settings)
+def broker_for(settings: Settings) -> Broker:
+    """The broker a command publishes to (a Celery app for ``settings``)."""
+    return CeleryBroker.for_settings(settings)

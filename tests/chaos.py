@@ -198,37 +198,36 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     from dispatcher.api import create_api
     from dispatcher.items import parse_item
     from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, Ledger
+    from dispatcher.processes import start_worker, stop_worker
     from dispatcher.sandboxes import sandbox_for
     from dispatcher.serving import serve_in_thread
     from dispatcher.subscribers import import_csv
-    from dispatcher.workers import start_worker, stop_worker
-    from settings import Settings, get_settings
+    from dispatcher.tasks import broker_for
+    from settings import load_settings
 
     # The delivery-report path runs too: the API, with a share of its answers refused (503), and a
     # gateway that calls again after a refusal (Kannel's http-request-retry, as the README advises).
     api_rng = random.Random(f"{seed}/{broker}/api")
     api_port = free_port()
     os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
-    get_settings.cache_clear()
-    api_ledger = Ledger(Settings().ledger_url)
+    api_ledger = Ledger(load_settings().ledger_url)
     api = serve_in_thread(
-        refusing(create_api(Settings(), api_ledger), api_rng, outcome), "127.0.0.1", api_port, "api"
+        refusing(create_api(load_settings(), api_ledger), api_rng, outcome), "127.0.0.1", api_port, "api"
     )
     cleanup.append(api.stop)
-    get_settings.cache_clear()
     # Weibo's real limit (30 statuses an hour) would hold 300 items for hours: the suite's account may
     # post freely, and the injected 429s stand for the limits.
     box = sandbox_for(
-        Settings(),
+        load_settings(),
         sms={"http_request_retry": 5, "http_queue_delay": 0.5},
         microblog={"hourly_limit": 100_000},
     ).start()
     cleanup.append(box.stop)
     os.environ.update(box.environment())
     os.environ["DISPATCH_MICROBLOG__ACCOUNTS"] = box.microblog_accounts("weibo", "fedi")
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
     ledger = Ledger(settings.ledger_url)
+    broker = broker_for(settings)
     subscribers_csv(workdir / "subscribers.csv", 60)
     import_csv(ledger, workdir / "subscribers.csv", settings.sms)
     for name, url in box.urls.items():
@@ -260,7 +259,7 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
         else:
             doc["topics"] = ["safety"]
         item_id = approval.submit(ledger, parse_item(doc))
-        approval.approve(ledger, settings, item_id, "演练审批")
+        approval.approve(ledger, settings, item_id, "演练审批", broker)
     outcome.items = items
 
     stop = threading.Event()

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from dispatcher.ledger import Ledger
+from dispatcher.outbox import Broker
 from dispatcher.sandboxes import sandbox_for
 from dispatcher.subscribers import import_csv
+from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
-from settings import Settings, get_settings
+from settings import Settings, load_settings
 
 SIGNS = """\
 signs:
@@ -67,9 +69,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
         if name.startswith("DISPATCH_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
     yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: Path)
 
 @pytest.fixture
 def sandbox(environment: dict[str, str]) -> Iterator[Sandbox]:
-    box = sandbox_for(Settings()).start()
+    box = sandbox_for(load_settings()).start()
     yield box
     box.stop()
 
@@ -113,8 +113,7 @@ def settings(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Settings:
     monkeypatch.setenv("DISPATCH_MICROBLOG__TIMEOUT", "2")
     monkeypatch.setenv("DISPATCH_DISPLAY__TIMEOUT", "2")
     monkeypatch.setenv("DISPATCH_SMS__TIMEOUT", "2")
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
     path = settings.var_dir / "subscribers.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(SUBSCRIBERS, encoding="utf-8")
@@ -122,6 +121,12 @@ def settings(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Settings:
     import_csv(seed, path, settings.sms)
     seed.dispose()
     return settings
+
+
+@pytest.fixture
+def broker(settings: Settings) -> Broker:
+    """The embedded broker of the test's settings, for approvals that enqueue."""
+    return broker_for(settings)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from dispatcher.errors import ContentError
 from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
-from settings import Settings, get_settings
+from settings import Settings, load_settings
 from tests.conftest import item_doc
 
 
@@ -59,8 +59,7 @@ def test_links_off_the_weibo_apps_safe_domains_are_refused_at_approval_and_probe
 ) -> None:
     """share.json refuses every status whose link is not on the app's safe domain (10017)."""
     monkeypatch.setenv("DISPATCH_MICROBLOG__SAFE_DOMAINS", '["www.example.gov.cn"]')
-    get_settings.cache_clear()
-    strict = get_settings()
+    strict = load_settings()
     channel = build_channel("microblog", strict)
     pub = publication_for(
         parse_item(item_doc()), item_id=1, uid="d" * 32, revision=1, public_url=strict.website.public_url

@@ -17,7 +17,7 @@ from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.sandboxes import sandbox_for
 from sandbox.server import Sandbox
-from settings import Settings, get_settings
+from settings import Settings, load_settings
 from tests.conftest import item_doc
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"dispatch:sand box pass word").decode()}
@@ -55,8 +55,7 @@ def site(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Any]:
         started.append(box)
         monkeypatch.setenv("DISPATCH_WEBSITE__BASE_URL", box.urls["website"])
         monkeypatch.setenv("DISPATCH_WEBSITE__PUBLIC_URL", box.urls["website"])
-        get_settings.cache_clear()
-        return box, get_settings()
+        return box, load_settings()
 
     yield start
     for box in started:
@@ -130,8 +129,7 @@ def test_categories_missing_on_the_site_are_refused_before_approval_and_alerted_
     settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DISPATCH_WEBSITE__CATEGORIES", '{"warning": [2, 99]}')
-    get_settings.cache_clear()
-    channel, payload = prepared(get_settings())
+    channel, payload = prepared(load_settings())
     findings = channel.check([payload])
     assert any("[99]" in problem and "do not exist" in problem for problem in findings.problems)
     assert not channel.probe().ok and "99" in channel.probe().detail
@@ -156,8 +154,7 @@ def test_a_wrong_application_password_is_bad_credentials_with_an_alert(
     answers 400 "Status is forbidden." to the lookup, or 401 rest_cannot_create to the create."""
     site(app_passwords_available=available)
     monkeypatch.setenv("DISPATCH_WEBSITE__APP_PASSWORD", "wrong password")
-    get_settings.cache_clear()
-    channel, payload = prepared(get_settings())
+    channel, payload = prepared(load_settings())
     with pytest.raises(PermanentChannelError) as caught:
         channel.send(payload, "k")
     assert caught.value.code == "credentials" and caught.value.alert
@@ -195,8 +192,7 @@ def test_a_retraction_can_return_the_post_to_draft(
     settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DISPATCH_WEBSITE__RETRACT_TO", "draft")
-    get_settings.cache_clear()
-    channel, payload = prepared(get_settings())
+    channel, payload = prepared(load_settings())
     receipt = channel.send(payload, "k")
     channel.retract(payload, receipt)
     assert ours(sandbox)[0]["status"] == "draft"

@@ -19,7 +19,7 @@ from dispatcher.sandboxes import sandbox_for
 from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from sandbox.server import Sandbox
-from settings import Settings, get_settings
+from settings import Settings, load_settings
 from tests.conftest import item_doc
 
 
@@ -36,12 +36,10 @@ def wired(
 ) -> Iterator[tuple[Settings, Sandbox]]:
     """Settings and a sandbox whose Kannel emulator calls this API back."""
     monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", f"http://127.0.0.1:{api.port}")
-    get_settings.cache_clear()
-    box = sandbox_for(get_settings()).start()
+    box = sandbox_for(load_settings()).start()
     for name, value in box.environment().items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield get_settings(), box
+    yield load_settings(), box
     box.stop()
 
 
@@ -154,8 +152,7 @@ def test_an_inbound_chinese_opt_out_works_with_or_without_mo_recode(
 ) -> None:
     """Without smsbox's mo-recode, 退订 arrives as UCS-2 bytes (coding=2); it opts out either way."""
     monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", f"http://127.0.0.1:{api.port}")
-    get_settings.cache_clear()
-    box = sandbox_for(get_settings(), sms={"mo_recode": recode}).start()
+    box = sandbox_for(load_settings(), sms={"mo_recode": recode}).start()
     try:
         answer = requests.post(
             f"{box.urls['sms']}/_sandbox/mo", json={"from": "+8613800138001", "text": "退订"}, timeout=10

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher import approval, fanout
+from dispatcher import approval, outbox, tasks
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import parse_item
 from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
@@ -30,10 +30,10 @@ def submitted(ledger: Ledger, **changes: object) -> int:
 
 
 def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(
-    ledger: Ledger, settings: Settings
+    ledger: Ledger, settings: Settings, broker: outbox.Broker
 ) -> None:
     item_id = submitted(ledger)
-    result = approval.approve(ledger, settings, item_id, "陈刚")
+    result = approval.approve(ledger, settings, item_id, "陈刚", broker)
     with ledger.session() as session:
         deliveries = session.query(DeliveryRow).order_by(DeliveryRow.id).all()
         assert session.get(ItemRow, item_id).state is ItemState.approved
@@ -68,7 +68,7 @@ def test_routine_items_go_to_their_channel_queues(ledger: Ledger, settings: Sett
         certainty=None,
         channels=["website", "microblog"],
     )
-    approval.approve(ledger, settings, item_id, "陈刚")
+    approval.approve(ledger, settings, item_id, "陈刚", tasks.broker_for(settings))
     assert queued(settings) == {"website": 1, "microblog": 1}
 
 
@@ -83,7 +83,7 @@ def test_the_author_cannot_approve(ledger: Ledger, settings: Settings) -> None:
 
 def test_approving_twice_does_not_fan_out_twice(ledger: Ledger, settings: Settings) -> None:
     item_id = submitted(ledger)
-    approval.approve(ledger, settings, item_id, "陈刚")
+    approval.approve(ledger, settings, item_id, "陈刚", tasks.broker_for(settings))
     with pytest.raises(RefusedError, match="already approved .*陈刚.*nothing was sent again"):
         approval.approve(ledger, settings, item_id, "王五")
     with ledger.session() as session:
@@ -96,14 +96,14 @@ def test_an_expired_item_is_not_approved(ledger: Ledger, settings: Settings) -> 
     past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     item_id = submitted(ledger, expires=past)
     with pytest.raises(RefusedError, match="expired"):
-        approval.approve(ledger, settings, item_id, "陈刚")
+        approval.approve(ledger, settings, item_id, "陈刚", tasks.broker_for(settings))
 
 
 def test_text_too_long_for_a_sign_is_refused_naming_the_sign(ledger: Ledger, settings: Settings) -> None:
     # BJ-HD-001 (Haidian) shows 2 pages of 2 lines of 10 characters: 40 cells at most.
     item_id = submitted(ledger, areas=["110108"], short_text="长" * 60)
     with pytest.raises(ContentError, match="display target BJ-HD-001: pages is 3, the limit is 2"):
-        approval.approve(ledger, settings, item_id, "陈刚")
+        approval.approve(ledger, settings, item_id, "陈刚", tasks.broker_for(settings))
     with ledger.session() as session:
         assert session.query(DeliveryRow).count() == 0
         assert session.get(ItemRow, item_id).state is ItemState.submitted
@@ -112,12 +112,12 @@ def test_text_too_long_for_a_sign_is_refused_naming_the_sign(ledger: Ledger, set
 def test_an_item_reaching_no_target_is_refused(ledger: Ledger, settings: Settings) -> None:
     item_id = submitted(ledger, areas=["310000"], channels=["display"])
     with pytest.raises(RefusedError, match="reaches no target"):
-        approval.approve(ledger, settings, item_id, "陈刚")
+        approval.approve(ledger, settings, item_id, "陈刚", tasks.broker_for(settings))
 
 
 def test_unknown_items_are_not_found(ledger: Ledger, settings: Settings) -> None:
     with pytest.raises(NotFoundError, match="no item 42"):
-        approval.approve(ledger, settings, 42, "陈刚")
+        approval.approve(ledger, settings, 42, "陈刚", tasks.broker_for(settings))
 
 
 def test_a_rejected_item_cannot_be_approved(ledger: Ledger, settings: Settings) -> None:
@@ -132,7 +132,7 @@ def test_the_broker_being_down_leaves_deliveries_pending(
 ) -> None:
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
     item_id = submitted(ledger)
-    approval.approve(ledger, down, item_id, "陈刚")
+    approval.approve(ledger, down, item_id, "陈刚", tasks.broker_for(down))
     with ledger.session() as session:
         deliveries = session.query(DeliveryRow).all()
     assert len(deliveries) == 5
@@ -142,15 +142,18 @@ def test_the_broker_being_down_leaves_deliveries_pending(
 def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(
     ledger: Ledger, settings: Settings
 ) -> None:
-    approval.approve(ledger, settings, submitted(ledger), "陈刚")
+    broker = tasks.CeleryBroker.for_settings(settings)
+    approval.approve(ledger, settings, submitted(ledger), "陈刚", broker)
     path = settings.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(path) as db:  # as kombu leaves them once a worker took two of them
         db.execute("UPDATE kombu_message SET visible = 0 WHERE id IN (SELECT id FROM kombu_message LIMIT 2)")
-    assert fanout.purge_acknowledged(settings) == 2
+    assert broker.purge_acknowledged() == 2
     assert queued(settings) == {"urgent": 3}
 
 
-def test_the_sweeper_does_not_feed_a_backlog(ledger: Ledger, settings: Settings) -> None:
+def test_the_sweeper_does_not_feed_a_backlog(
+    ledger: Ledger, settings: Settings, broker: outbox.Broker
+) -> None:
     """Found by the fault suite: re-enqueueing unclaimed tasks on a timer multiplied a backlog."""
     from datetime import timedelta
 
@@ -158,15 +161,15 @@ def test_the_sweeper_does_not_feed_a_backlog(ledger: Ledger, settings: Settings)
 
     from dispatcher.ledger import utcnow
 
-    approval.approve(ledger, settings, submitted(ledger), "陈刚")
+    approval.approve(ledger, settings, submitted(ledger), "陈刚", broker)
     with ledger.session() as session:  # published long ago and still not claimed
         session.execute(
             update(DeliveryRow).values(
                 enqueued_at=utcnow() - timedelta(minutes=10), created_at=utcnow() - timedelta(minutes=10)
             )
         )
-    assert fanout.due(ledger, settings) == []  # their tasks still wait in the queue
+    assert outbox.due(ledger, settings, broker) == []  # their tasks still wait in the queue
     path = settings.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(path) as db:  # the broker loses them
         db.execute("DELETE FROM kombu_message")
-    assert len(fanout.due(ledger, settings)) == 5
+    assert len(outbox.due(ledger, settings, broker)) == 5

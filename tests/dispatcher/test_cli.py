@@ -12,12 +12,11 @@ from click.testing import CliRunner, Result
 
 from dispatcher.cli import cli
 from dispatcher.ledger import DeliveryRow, ItemRow, Ledger
-from settings import Settings, get_settings
+from settings import Settings
 from tests.conftest import item_doc
 
 
 def run(*args: str) -> Result:
-    get_settings.cache_clear()
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
@@ -164,11 +163,8 @@ def test_status_pages_through_items_and_says_so(tmp_path: Path, ledger: Ledger) 
     assert "dispatch status --before 4" in run("status", "--limit", "2").stderr
 
 
-def test_the_api_warns_when_its_token_is_the_sandbox_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dispatcher.cli as cli_module
-
-    monkeypatch.setattr(cli_module, "wait_for_interrupt", lambda: None)
-    result = run("api", "--port", "0")
-    assert "DISPATCH_API__TOKEN is the sandbox value" in result.stderr
-    monkeypatch.setenv("DISPATCH_API__TOKEN", "a-real-secret")
-    assert "sandbox value" not in run("api", "--port", "0").stderr
+def test_a_bad_setting_stops_the_command_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCH_RATE_LIMITS", '{"sms": "fast"}')
+    result = run("channels")
+    assert result.exit_code == 2
+    assert "DISPATCH_RATE_LIMITS" in result.stderr and "fast" in result.stderr

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import update
 
-from dispatcher import approval, fanout
+from dispatcher import approval, outbox
 from dispatcher.delivery import claim, deliver
 from dispatcher.errors import RefusedError
 from dispatcher.items import parse_item
@@ -26,7 +26,7 @@ from dispatcher.ledger import (
     utcnow,
 )
 from sandbox.server import Sandbox
-from settings import Settings
+from settings import Settings, load_settings
 from tests.conftest import item_doc
 
 WORKER = "test-worker"
@@ -154,7 +154,7 @@ def test_the_default_budget_outlasts_an_outage(
     """Twenty failed tries (a site down for many minutes) leave a warning retrying, not dead."""
     monkeypatch.delenv("DISPATCH_MAX_ATTEMPTS")
     monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1000")
-    defaults = Settings()
+    defaults = load_settings()
     assert defaults.budget("website").attempts >= 48
     website = approved(ledger, defaults, channels=["website"])[0]
     inject(sandbox, "website", mode="status", status=503, count=20)
@@ -177,7 +177,7 @@ def test_a_permanent_error_fails_at_once_with_the_reason(
 ) -> None:
     microblog = approved(ledger, settings, channels=["microblog", "website"])
     monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
-    broken = Settings()
+    broken = load_settings()
     states = {d.channel: deliver(ledger, broken, d.id, WORKER) for d in microblog}
     assert states == {"microblog": DeliveryState.failed, "website": DeliveryState.sent}
     failed = next(row(ledger, d.id) for d in microblog if d.channel == "microblog")
@@ -203,7 +203,9 @@ def test_a_lost_answer_is_reconciled_by_lookup_not_resent(
     assert sent.detail["found_by_lookup"] is True
 
 
-def test_a_lapsed_lease_is_swept_and_looked_up(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
+def test_a_lapsed_lease_is_swept_and_looked_up(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox, broker: outbox.Broker
+) -> None:
     """A worker killed mid-send leaves `sending` with a lease; after it lapses the sweeper re-enqueues."""
     website = approved(ledger, settings, channels=["website"])[0]
     from channels import build_channel
@@ -218,7 +220,7 @@ def test_a_lapsed_lease_is_swept_and_looked_up(ledger: Ledger, settings: Setting
                 state=DeliveryState.sending, attempts=1, lease_until=utcnow() - timedelta(seconds=1)
             )
         )
-    assert (website.id, "urgent") in fanout.due(ledger, settings)
+    assert (website.id, "urgent") in outbox.due(ledger, settings, broker)
     assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
     assert len(received(sandbox, "website")) == 1
 
@@ -257,14 +259,19 @@ def test_an_unknown_delivery_id_is_dropped(ledger: Ledger, settings: Settings) -
     assert deliver(ledger, settings, 999, WORKER) is None
 
 
-def test_the_sweeper_finds_pending_deliveries_never_enqueued(ledger: Ledger, settings: Settings) -> None:
-    deliveries = approved(ledger, settings, channels=["website"])
-    assert fanout.due(ledger, settings) == []  # just enqueued
+def test_the_sweeper_finds_pending_deliveries_never_enqueued(
+    ledger: Ledger, settings: Settings, broker: outbox.Broker
+) -> None:
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["website"])))
+    approval.approve(ledger, settings, item_id, "陈刚", broker)
+    with ledger.session() as session:
+        deliveries = session.query(DeliveryRow).filter_by(item_id=item_id).all()
+    assert outbox.due(ledger, settings, broker) == []  # just enqueued
     with ledger.session() as session:
         session.execute(
             update(DeliveryRow).values(enqueued_at=None, created_at=utcnow() - timedelta(seconds=10))
         )
-    assert fanout.due(ledger, settings) == [(deliveries[0].id, "urgent")]
+    assert outbox.due(ledger, settings, broker) == [(deliveries[0].id, "urgent")]
 
 
 def test_revoked_credentials_raise_a_channel_alert(
@@ -272,7 +279,7 @@ def test_revoked_credentials_raise_a_channel_alert(
 ) -> None:
     microblog = approved(ledger, settings, channels=["microblog"])[0]
     monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
-    assert deliver(ledger, Settings(), microblog.id, WORKER) is DeliveryState.failed
+    assert deliver(ledger, load_settings(), microblog.id, WORKER) is DeliveryState.failed
     with ledger.session() as session:
         alert = session.query(EventRow).filter_by(name="channel.alert").one()
     assert alert.detail["channel"] == "microblog" and "21332" in alert.detail["error"]
@@ -366,7 +373,7 @@ def test_a_channel_budget_in_attempts(
     ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DISPATCH_RETRY_BUDGETS", '{"microblog": {"attempts": 2, "seconds": 3600}}')
-    tight = Settings()
+    tight = load_settings()
     microblog = approved(ledger, tight, channels=["microblog"])[0]
     inject(sandbox, "microblog", mode="status", status=503, count=5)
     assert deliver(ledger, tight, microblog.id, WORKER) is DeliveryState.retrying
@@ -378,7 +385,7 @@ def test_a_channel_budget_in_time(
     ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DISPATCH_RETRY_BUDGETS", '{"microblog": {"attempts": 50, "seconds": 60}}')
-    tight = Settings()
+    tight = load_settings()
     microblog = approved(ledger, tight, channels=["microblog"])[0]
     with ledger.session() as session:  # approved two minutes ago
         session.execute(update(DeliveryRow).values(created_at=utcnow() - timedelta(minutes=2)))
@@ -390,10 +397,10 @@ def test_a_channel_budget_in_time(
 def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
     ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
-    from dispatcher.fanout import redrive
+    from dispatcher.outbox import redrive
 
     monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "50")  # this test is about budgets, not circuits
-    settings = Settings()
+    settings = load_settings()
 
     microblog = approved(ledger, settings, channels=["microblog", "website"])
     dead = next(d for d in microblog if d.channel == "microblog")
@@ -405,7 +412,7 @@ def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
         deliver(ledger, settings, dead.id, WORKER)
     with ledger.session() as session:
         assert session.query(ItemRow).one().state is ItemState.partially_published
-    assert redrive(ledger, settings, "运维 李雷", channel="microblog") == [dead.id]
+    assert redrive(ledger, None, "运维 李雷", channel="microblog") == [dead.id]
     with ledger.session() as session:
         event = session.query(EventRow).filter_by(name="delivery.redriven").one()
         assert session.query(ItemRow).one().state is ItemState.approved
@@ -413,7 +420,7 @@ def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
     assert deliver(ledger, settings, dead.id, WORKER) is DeliveryState.sent
     with ledger.session() as session:
         assert session.query(ItemRow).one().state is ItemState.published
-    assert redrive(ledger, settings, "运维 李雷") == []
+    assert redrive(ledger, None, "运维 李雷") == []
 
 
 def test_doubt_survives_a_temporary_error_until_it_is_settled(
@@ -500,12 +507,12 @@ def test_an_operator_redrives_a_failed_delivery_with_a_reason(
     sms = lose_sms_answer(ledger, settings, sandbox, **TIP)
     assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
     with pytest.raises(RefusedError, match="reason"):
-        fanout.redrive(ledger, settings, "运维 李雷", failed=True)
-    assert fanout.redrive(ledger, settings, "运维 李雷") == []  # dead only, by default
+        outbox.redrive(ledger, None, "运维 李雷", failed=True)
+    assert outbox.redrive(ledger, None, "运维 李雷") == []  # dead only, by default
     with pytest.raises(RefusedError, match="--item or --channel"):
-        fanout.redrive(ledger, settings, "运维 李雷", failed=True, reason="checked with the carrier")
-    redriven = fanout.redrive(
-        ledger, settings, "运维 李雷", failed=True, reason="checked with the carrier", item_id=sms.item_id
+        outbox.redrive(ledger, None, "运维 李雷", failed=True, reason="checked with the carrier")
+    redriven = outbox.redrive(
+        ledger, None, "运维 李雷", failed=True, reason="checked with the carrier", item_id=sms.item_id
     )
     assert redriven == [sms.id]
     with ledger.session() as session:
@@ -564,7 +571,7 @@ def test_a_create_that_outlives_the_timeout_is_waited_for_not_doubled(
     """The server acts after the client gave up (2 s timeout, 3 s of work): the retry's lookup finds
     nothing yet, and the delivery waits out the processing window instead of creating a second post."""
     monkeypatch.setenv("DISPATCH_PROCESSING_WINDOW", "20")
-    slow = Settings()
+    slow = load_settings()
     website = approved(ledger, slow, channels=["website"])[0]
     inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.unknown
@@ -607,7 +614,7 @@ def test_a_second_lost_answer_opens_its_own_processing_window(
     """Waits and re-drives reuse attempt numbers: the window counts from the request now in doubt,
     never from an earlier claim that happened to carry the same number."""
     monkeypatch.setenv("DISPATCH_PROCESSING_WINDOW", "4")
-    quick = Settings()
+    quick = load_settings()
     website = approved(ledger, quick, channels=["website"])[0]
     inject(sandbox, "website", mode="reset", method="POST", path="/wp-json/wp/v2/posts")  # nothing lands
     assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown
@@ -632,9 +639,7 @@ def test_after_a_redrive_an_attempt_killed_before_its_request_is_not_in_doubt(
 ) -> None:
     sms = killed_after_its_request(ledger, settings)
     assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed  # in doubt: policy
-    fanout.redrive(
-        ledger, settings, "运维 李雷", failed=True, reason="confirmed not sent", item_id=sms.item_id
-    )
+    outbox.redrive(ledger, None, "运维 李雷", failed=True, reason="confirmed not sent", item_id=sms.item_id)
     assert claim(ledger, settings, sms.id, "killed-again", lambda name: name == "sms") is not None
     lapse(ledger, sms.id)  # killed again, this time before the request: the old mark does not count
     assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.sent

@@ -11,12 +11,11 @@ from sqlalchemy import update
 
 from dispatcher import approval
 from dispatcher.delivery import deliver
-from dispatcher.errors import ConfigurationError
 from dispatcher.items import parse_item
 from dispatcher.ledger import CircuitRow, DeliveryRow, DeliveryState, EventRow, Ledger, utcnow
-from dispatcher.ratelimits import parse_rate, take
+from dispatcher.ratelimits import take
 from sandbox.server import Sandbox
-from settings import Settings
+from settings import Settings, SettingsError, load_settings, parse_rate
 from tests.conftest import item_doc
 
 WORKER = "test-worker"
@@ -42,9 +41,11 @@ def test_rates_parse(text: str, expected: tuple[float, float]) -> None:
 
 
 @pytest.mark.parametrize("text", ["fast", "0/s", "10/d"])
-def test_bad_rates_are_configuration_errors(text: str) -> None:
-    with pytest.raises(ConfigurationError):
+def test_a_bad_rate_stops_the_settings_naming_the_variable(text: str) -> None:
+    with pytest.raises(ValueError):
         parse_rate(text)
+    with pytest.raises(SettingsError, match="DISPATCH_RATE_LIMITS: .*sms"):
+        load_settings(rate_limits={"sms": text})
 
 
 def test_a_bucket_refills_at_its_rate(ledger: Ledger) -> None:
@@ -62,7 +63,7 @@ def test_a_rate_limited_delivery_waits_without_spending_an_attempt(
     ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
     monkeypatch.setenv("DISPATCH_RATE_LIMITS", '{"display": "1/h"}')
-    limited = Settings()
+    limited = load_settings()
     first, second = approved(ledger, limited, channels=["display"])
     assert deliver(ledger, limited, first.id, WORKER) is DeliveryState.sent
     assert deliver(ledger, limited, second.id, WORKER) is None
@@ -78,7 +79,7 @@ def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(
 ) -> None:
     monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "2")
     monkeypatch.setenv("DISPATCH_CIRCUIT_COOLDOWN", "60")
-    breaker = Settings()
+    breaker = load_settings()
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
     requests.post(
         f"{sandbox.urls['microblog']}/_sandbox/faults",
@@ -108,7 +109,7 @@ def test_a_failed_trial_opens_the_circuit_again(
     ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
     monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1")
-    breaker = Settings()
+    breaker = load_settings()
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
     requests.post(
         f"{sandbox.urls['microblog']}/_sandbox/faults",

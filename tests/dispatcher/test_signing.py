@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from dispatcher.signing import SignatureError, decoder, encoder, signing_key
-from settings import Settings
+from dispatcher.errors import ConfigurationError
+from dispatcher.signing import SignatureError, decoder, encoder, payload_key, signing_key
+from settings import Settings, load_settings
 
 
 def test_a_signed_body_round_trips() -> None:
@@ -27,14 +28,23 @@ def test_anything_else_is_refused(message: str) -> None:
         decoder(b"k" * 32)(message)
 
 
-def test_a_key_is_generated_once_and_kept_private(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("DISPATCH_VAR_DIR", str(tmp_path))
-    settings = Settings()
-    first = signing_key(settings)
-    assert signing_key(settings) == first and len(first) == 64
-    assert (tmp_path / "task-signing.key").stat().st_mode & 0o777 == 0o600
-    monkeypatch.setenv("DISPATCH_TASK_SIGNING_KEY", "configured")
-    assert signing_key(Settings()) == b"configured"
+def test_keys_are_generated_once_at_load_and_kept_private(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    first = signing_key(load_settings(var_dir=tmp_path))
+    assert signing_key(load_settings(var_dir=tmp_path)) == first and len(first) == 64
+    for name in ("task-signing.key", "payload-pin.key", "api-token"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    loaded = load_settings(var_dir=tmp_path)
+    assert loaded.api.token.get_secret_value() == (tmp_path / "api-token").read_text().strip()
+    assert loaded.sms.callback_token == loaded.api.token  # the callbacks carry the API's secret
+    assert signing_key(load_settings(var_dir=tmp_path, task_signing_key="configured")) == b"configured"
+
+
+def test_no_secret_has_a_working_default() -> None:
+    """Settings made without loading have no keys, and nothing signs or pins with an empty one."""
+    bare = Settings()
+    assert not bare.api.token.get_secret_value()
+    with pytest.raises(ConfigurationError, match="DISPATCH_PAYLOAD_KEY"):
+        payload_key(bare)
 
 
 def test_workers_starting_together_all_read_one_whole_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -44,8 +54,8 @@ def test_workers_starting_together_all_read_one_whole_key(tmp_path) -> None:  # 
 
     path = tmp_path / "task-signing.key"
     code = (
-        "import sys; from pathlib import Path; from dispatcher.signing import generated_secret;"
-        "print(generated_secret(Path(sys.argv[1])).decode())"
+        "import sys; from pathlib import Path; from settings import generated_secret;"
+        "print(generated_secret(Path(sys.argv[1])))"
     )
     for _ in range(3):
         path.unlink(missing_ok=True)

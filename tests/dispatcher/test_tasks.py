@@ -3,35 +3,53 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import pytest
+from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from dispatcher import tasks
 from dispatcher.ledger import EventRow, Ledger
 from sandbox.server import Sandbox
-from settings import Settings
+from settings import PROJECT_DIR, Settings
 
 
 @pytest.fixture
-def here(
-    settings: Settings, sandbox: Sandbox, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> tasks.Runtime:
-    runtime = tasks.Runtime(settings)
-    monkeypatch.setattr(tasks, "_runtime", runtime)
+def app(settings: Settings, sandbox: Sandbox, ledger: Ledger) -> Celery:
+    return tasks.create_app(settings)
+
+
+@pytest.fixture
+def here(app: Celery) -> tasks.Runtime:
+    runtime = tasks.runtime_of(app)
+    assert runtime is not None
     return runtime
 
 
-def test_a_malformed_or_unknown_delivery_id_is_recorded_and_dropped(here: tasks.Runtime) -> None:
-    assert tasks.deliver.run("12; DROP TABLE deliveries", signed_for="dispatcher.deliver") is None
-    assert tasks.deliver.run(424242, signed_for="dispatcher.deliver") is None
+def test_importing_the_worker_module_writes_nothing(tmp_path: Path) -> None:
+    """``import worker`` (and the task module) creates no directory, key or app."""
+    import subprocess
+    import sys
+
+    code = "import worker, dispatcher.tasks; import celery; assert celery.current_app.main != 'dispatcher'"
+    env = {**os.environ, "DISPATCH_VAR_DIR": str(tmp_path / "var"), "PYTHONPATH": str(PROJECT_DIR)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path, timeout=60)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_or_unknown_delivery_id_is_recorded_and_dropped(app: Celery, here: tasks.Runtime) -> None:
+    deliver = app.tasks[tasks.DELIVER]
+    assert deliver.run("12; DROP TABLE deliveries", signed_for="dispatcher.deliver") is None
+    assert deliver.run(424242, signed_for="dispatcher.deliver") is None
     with here.ledger.session() as session:
         names = [e.name for e in session.query(EventRow).order_by(EventRow.id)]
     assert "task.refused" in names and "task.unknown_delivery" in names
 
 
 def test_a_full_ledger_is_logged_and_the_worker_goes_on(
-    here: tasks.Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    app: Celery, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Isolates the task wrapper: the core raises what SQLite raises on a full disk."""
     import sqlite3
@@ -43,7 +61,7 @@ def test_a_full_ledger_is_logged_and_the_worker_goes_on(
 
     monkeypatch.setattr(tasks.delivery, "deliver", full)
     with caplog.at_level(logging.ERROR, logger="dispatcher.tasks"):
-        assert tasks.deliver.run(7, signed_for="dispatcher.deliver") is None  # the worker goes on
+        assert app.tasks[tasks.DELIVER].run(7, signed_for="dispatcher.deliver") is None  # it goes on
     assert (
         "delivery 7: the ledger is unavailable (database or disk is full); it will be retried" in caplog.text
     )
@@ -52,20 +70,20 @@ def test_a_full_ledger_is_logged_and_the_worker_goes_on(
 @pytest.mark.parametrize(
     ("task", "signed_for"),
     [
-        (tasks.sweep, "dispatcher.deliver"),  # a deliver body put under the sweeper's name
-        (tasks.watch_signs, "dispatcher.sweep"),
-        (tasks.deliver, None),  # a body signed before task names were bound
+        (tasks.SWEEP, "dispatcher.deliver"),  # a deliver body put under the sweeper's name
+        (tasks.WATCH_SIGNS, "dispatcher.sweep"),
+        (tasks.DELIVER, None),  # a body signed before task names were bound
     ],
 )
 def test_a_signed_body_runs_only_as_the_task_it_was_signed_for(
-    here: tasks.Runtime, monkeypatch: pytest.MonkeyPatch, task: object, signed_for: object
+    app: Celery, here: tasks.Runtime, monkeypatch: pytest.MonkeyPatch, task: str, signed_for: object
 ) -> None:
     ran: list[object] = []
-    monkeypatch.setattr(tasks.fanout, "sweep", lambda *a: ran.append(a) or 0)
+    monkeypatch.setattr(tasks.outbox, "sweep", lambda *a: ran.append(a) or 0)
     monkeypatch.setattr(tasks.signwatch, "watch_signs", lambda *a: ran.append(a))
     monkeypatch.setattr(tasks.delivery, "deliver", lambda *a: ran.append(a))
-    args = [7] if task is tasks.deliver else []
-    task.run(*args, signed_for=signed_for)  # type: ignore[attr-defined]
+    args = [7] if task == tasks.DELIVER else []
+    app.tasks[task].run(*args, signed_for=signed_for)
     assert ran == []
     with here.ledger.session() as session:
         refused = session.query(EventRow).filter_by(name="task.refused").one()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.workers import start_worker, stop_worker
+from dispatcher.processes import start_worker, stop_worker
 from sandbox.server import Sandbox
 
 

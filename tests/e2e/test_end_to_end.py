@@ -16,8 +16,9 @@ import requests
 from dispatcher import approval
 from dispatcher.items import parse_item
 from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemState, Ledger
+from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
-from settings import Settings, get_settings
+from settings import Settings, load_settings
 from tests.conftest import item_doc
 
 pytestmark = pytest.mark.e2e
@@ -96,7 +97,7 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
 def publish(settings: Settings, **changes: Any) -> tuple[Ledger, int]:
     ledger = Ledger(settings.ledger_url)
     item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
-    approval.approve(ledger, settings, item_id, "陈刚")
+    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
     return ledger, item_id
 
 
@@ -118,8 +119,7 @@ def test_redis_broker(
     monkeypatch.setenv("DISPATCH_BROKER_URL", redis_url)
     for name, value in sandbox.environment().items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
     run_worker({**worker_env, "DISPATCH_BROKER_URL": redis_url})
     ledger, item_id = publish(settings)
     check_exactly_once(ledger, sandbox, item_id)

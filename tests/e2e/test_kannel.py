@@ -20,7 +20,8 @@ from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, SubscriberRow
 from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
-from settings import Settings, get_settings
+from dispatcher.tasks import broker_for
+from settings import Settings, load_settings
 from tests.conftest import item_doc
 from tests.e2e import kannel as kannel_module
 from tests.e2e.kannel import Kannel
@@ -64,7 +65,6 @@ def gateway(
     monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", base)
     monkeypatch.setenv("DISPATCH_SMS__SENDSMS_URL", gateway.sendsms_url)
     monkeypatch.setenv("DISPATCH_SMS__PASSWORD", gateway.password)
-    get_settings.cache_clear()
     yield gateway
     gateway.stop()
 
@@ -79,9 +79,9 @@ def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
 
 
 def sms_delivery(ledger: Ledger, **changes: object) -> DeliveryRow:
-    settings = get_settings()
+    settings = load_settings()
     item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"], **changes)))
-    approval.approve(ledger, settings, item_id, "陈刚")
+    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
     with ledger.session() as session:
         return session.scalars(select(DeliveryRow).where(DeliveryRow.item_id == item_id)).one()
 
@@ -89,7 +89,7 @@ def sms_delivery(ledger: Ledger, **changes: object) -> DeliveryRow:
 def test_a_warning_reaches_every_phone_and_the_reports_come_back(gateway: Kannel, ledger: Ledger) -> None:
     delivery = sms_delivery(ledger)
     phones = delivery.payload["to"]
-    assert deliver(ledger, get_settings(), delivery.id, "test-worker") is DeliveryState.sent
+    assert deliver(ledger, load_settings(), delivery.id, "test-worker") is DeliveryState.sent
     assert eventually(lambda: len(gateway.received()) >= len(phones))
     received = gateway.received()
     assert sorted(m.receiver for m in received) == sorted(phones)
@@ -107,7 +107,7 @@ def test_a_long_text_arrives_in_every_part(gateway: Kannel, ledger: Ledger) -> N
     delivery = sms_delivery(ledger, short_text="雨" * 115)
     text = delivery.payload["text"]
     assert segments_of(text) == ("UCS-2", 2) and delivery.payload["segments"] == 2
-    deliver(ledger, get_settings(), delivery.id, "test-worker")
+    deliver(ledger, load_settings(), delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
     assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
@@ -122,7 +122,7 @@ def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
     """Kannel's default max-messages is 1: it would cut the text to its first part and still report it
     delivered. The dispatcher sends each part with its own concatenation header instead."""
     delivery = sms_delivery(ledger, short_text="雨" * 115)
-    assert deliver(ledger, get_settings(), delivery.id, "test-worker") is DeliveryState.sent
+    assert deliver(ledger, load_settings(), delivery.id, "test-worker") is DeliveryState.sent
     phone = delivery.payload["to"][0]
     assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
@@ -135,14 +135,13 @@ def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
     gateway: Kannel, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DISPATCH_SMS__SPLIT", "gateway")
-    get_settings.cache_clear()
     delivery = sms_delivery(ledger, short_text="雨" * 115)
     with ledger.session() as session:
         notes = [
             e.detail["note"] for e in session.scalars(select(EventRow).where(EventRow.name == "item.note"))
         ]
     assert any("max-messages of at least 2" in note for note in notes)
-    deliver(ledger, get_settings(), delivery.id, "test-worker")
+    deliver(ledger, load_settings(), delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
     assert eventually(lambda: any(m.receiver == phone for m in gateway.received()))
     time.sleep(1)
@@ -154,10 +153,9 @@ def test_a_wrong_password_is_a_permanent_error(
 ) -> None:
     delivery = sms_delivery(ledger)
     monkeypatch.setenv("DISPATCH_SMS__PASSWORD", "wrong")
-    get_settings.cache_clear()
     from channels.base import Payload
 
-    channel = build_channel("sms", get_settings())
+    channel = build_channel("sms", load_settings())
     with pytest.raises(PermanentChannelError, match="403.*Authorization failed"):
         channel.send(Payload("sms", delivery.target, delivery.payload), delivery.idempotency_key)
 

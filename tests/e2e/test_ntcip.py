@@ -17,7 +17,8 @@ from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger
 from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.signwatch import watch_signs
-from settings import DisplaySettings, Settings, get_settings
+from dispatcher.tasks import broker_for
+from settings import DisplaySettings, Settings, load_settings
 from tests.conftest import item_doc
 from tests.e2e import snmp
 from tests.e2e.snmp import SnmpAgent
@@ -59,7 +60,7 @@ def payload(display: DisplayChannel, **changes: object):  # type: ignore[no-unty
     pub = publication_for(
         parse_item(item_doc(**changes)), item_id=1, uid="f" * 32, revision=1, public_url="http://x"
     )
-    settings = Settings()
+    settings = load_settings()
     return display.prepare(pub, display.targets(pub)[0], TemplateRenderer(settings.templates_dir))
 
 
@@ -166,10 +167,9 @@ def delivered_to_the_sign(
 ) -> tuple[Settings, DeliveryRow]:
     """A warning approved for the NTCIP sign and delivered through the worker's core."""
     monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(registry))
-    get_settings.cache_clear()
-    settings = get_settings()
+    settings = load_settings()
     item_id = approval.submit(ledger, parse_item(item_doc(channels=["display"])))
-    approval.approve(ledger, settings, item_id, "陈刚")
+    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
     with ledger.session() as session:
         row = session.query(DeliveryRow).filter_by(item_id=item_id).one()
     assert deliver(ledger, settings, row.id, "test-worker") is DeliveryState.sent

@@ -1,7 +1,8 @@
 """Moving deliveries from the ledger to the queue: the outbox relay and the sweeper.
 
-The ledger holds the truth. ``enqueue`` publishes one task per delivery after approval committed;
-if the broker is unreachable the deliveries simply stay ``pending``. ``sweep`` runs periodically
+The ledger holds the truth. ``enqueue`` hands each delivery to a :class:`Broker` after approval
+committed; if the broker is unreachable the deliveries simply stay ``pending``. The flow knows no
+queue library: whoever runs it (the command line, a worker) passes the broker in. ``sweep`` runs periodically
 (Celery beat) and enqueues every delivery that is due and not in a worker's hands: pending ones
 never picked up, retries whose time has come, claims whose lease ran out (a killed worker) and
 sends whose outcome is unknown (to be reconciled by lookup).
@@ -11,76 +12,48 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Protocol
 
-from celery import Celery
-from sqlalchemy import and_, create_engine, or_, select, text, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import and_, or_, select, update
 
-from dispatcher import signing, subscribers
+from dispatcher import subscribers
 from dispatcher.errors import RefusedError
 from dispatcher.ledger import DeliveryRow, DeliveryState, ItemRow, ItemState, Ledger, record, utcnow
 from settings import Settings
 
 log = logging.getLogger(__name__)
-DELIVER_TASK = "dispatcher.deliver"
 
 
-def enqueue(ledger: Ledger, settings: Settings, deliveries: list[tuple[int, str]]) -> int:
-    """Publish a task for each (delivery id, queue); return how many reached the broker."""
-    if not deliveries:
+class Broker(Protocol):
+    """The transport the outbox publishes to (``dispatcher.tasks.CeleryBroker`` in production)."""
+
+    def publish(self, work: list[tuple[int, str]]) -> list[int]:
+        """Publish a task per (delivery id, queue), in order; return the ids that reached the broker
+        (a prefix: it stops at the first failure)."""
+        ...
+
+    def depths(self, queues: set[str]) -> dict[str, int | None]:
+        """Messages waiting in each queue, or None where the broker cannot say."""
+        ...
+
+    def tidy(self) -> None:
+        """Housekeeping the broker needs between sweeps (the embedded broker's consumed rows)."""
+        ...
+
+
+def enqueue(ledger: Ledger, broker: Broker | None, deliveries: list[tuple[int, str]]) -> int:
+    """Publish a task for each (delivery id, queue); return how many reached the broker. Without a
+    broker nothing is published: the deliveries wait in the ledger for the sweeper."""
+    if not deliveries or broker is None:
         return 0
-    app = producer_app(settings)
-    sent: list[int] = []
-    try:
-        with app.producer_or_acquire() as producer:
-            for delivery_id, queue in deliveries:
-                app.send_task(
-                    DELIVER_TASK,
-                    args=[delivery_id],
-                    kwargs=signing.bound(DELIVER_TASK),
-                    queue=queue,
-                    producer=producer,
-                )
-                sent.append(delivery_id)
-    except Exception as exc:  # the broker is down: the sweeper will pick these up
-        log.warning("enqueue stopped after %d of %d: %s", len(sent), len(deliveries), exc)
+    sent = broker.publish(deliveries)
     if sent:
         with ledger.session() as session:
             session.execute(update(DeliveryRow).where(DeliveryRow.id.in_(sent)).values(enqueued_at=utcnow()))
     return len(sent)
 
 
-_apps: dict[str, Celery] = {}
-
-
-def producer_app(settings: Settings) -> Celery:
-    """A Celery app publishing to ``settings.broker_url`` (one per broker, kept for the process)."""
-    if settings.broker_url not in _apps:
-        from worker import create_app
-
-        _apps[settings.broker_url] = create_app(settings)
-    return _apps[settings.broker_url]
-
-
-def queue_depths(settings: Settings, queues: set[str]) -> dict[str, int | None]:
-    """Messages waiting in each queue, or None where the broker cannot say."""
-    depths: dict[str, int | None] = {}
-    try:
-        with producer_app(settings).connection_for_read() as connection:
-            channel = connection.default_channel
-            for queue in queues:
-                try:
-                    depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
-                except Exception:  # the queue was never declared: nothing waits in it
-                    depths[queue] = 0
-    except Exception as exc:  # the broker is down: enqueueing would fail anyway
-        log.warning("cannot read the queues: %s", exc)
-        return dict.fromkeys(queues)
-    return depths
-
-
-def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:
+def due(ledger: Ledger, settings: Settings, broker: Broker) -> list[tuple[int, str]]:
     """Deliveries the sweeper must (re-)enqueue now.
 
     - a claim whose lease ran out (its worker died): always;
@@ -122,7 +95,7 @@ def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:
         ).all()
     work = [(row.id, row.queue) for row in rows]
     if waiting:
-        depths = queue_depths(settings, {row.queue for row in waiting})
+        depths = broker.depths({row.queue for row in waiting})
         chosen = {delivery_id for delivery_id, _ in work}
         work += [
             (row.id, row.queue) for row in waiting if depths.get(row.queue) == 0 and row.id not in chosen
@@ -132,7 +105,7 @@ def due(ledger: Ledger, settings: Settings) -> list[tuple[int, str]]:
 
 def redrive(
     ledger: Ledger,
-    settings: Settings,
+    broker: Broker | None,
     actor: str,
     *,
     channel: str | None = None,
@@ -180,35 +153,17 @@ def redrive(
                 item.state = ItemState.approved
                 record(session, "item.redriven", actor=actor, item_id=touched)
         work = [(row.id, row.queue) for row in rows]
-    enqueue(ledger, settings, work)
+    enqueue(ledger, broker, work)
     return [delivery_id for delivery_id, _ in work]
 
 
-def sweep(ledger: Ledger, settings: Settings) -> int:
-    """Enqueue every due delivery; on the embedded broker also drop acknowledged messages."""
-    deliveries = due(ledger, settings)
-    count = enqueue(ledger, settings, deliveries)
+def sweep(ledger: Ledger, settings: Settings, broker: Broker) -> int:
+    """Enqueue every due delivery, and the housekeeping that goes with a sweep."""
+    deliveries = due(ledger, settings, broker)
+    count = enqueue(ledger, broker, deliveries)
     if deliveries:
         log.info("sweeper enqueued %d deliveries", count)
-    if settings.embedded_broker:
-        purge_acknowledged(settings)
+    broker.tidy()
     subscribers.alert_truncated(ledger, settings.sms)
     subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
     return count
-
-
-def purge_acknowledged(settings: Settings) -> int:
-    """Delete the embedded broker's consumed rows, which kombu marks invisible and never deletes."""
-    url = settings.broker_url.removeprefix("sqla+")
-    engine = _broker_engines.get(url)
-    if engine is None:
-        engine = _broker_engines[url] = create_engine(url, connect_args={"timeout": 30})
-    try:
-        with engine.begin() as connection:
-            return connection.execute(text("DELETE FROM kombu_message WHERE visible = 0")).rowcount
-    except OperationalError as exc:  # no table before the first message, or the broker is busy
-        log.debug("broker purge skipped: %s", exc)
-        return 0
-
-
-_broker_engines: dict[str, Engine] = {}
