@@ -13,6 +13,11 @@ pick its own queue:
 - ``retract(receipt)``: withdraw what was sent;
 - ``check(payloads)``: what the peer says before approval (problems refuse it, notes inform);
 - ``probe()``: is the channel reachable and are the credentials good.
+
+What a channel can or cannot do is declared on the class, and the core asks instead of naming
+channels: ``can_look_up``, ``reaches_subscribers``, ``reports_per_recipient`` (with ``recipients`` and
+``reports_expected``), ``remarks`` for the approver, and, for targets that can lose what they were
+sent, ``forgets`` with ``rank`` and ``presence``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from dispatcher.words import (  # the core's words, used by every adapter
     Findings,
     Health,
     Payload,
+    Presence,
     Publication,
     Receipt,
     Renderer,
@@ -152,6 +158,18 @@ class Channel(HttpApi, abc.ABC):
     #: gateway): an unknown outcome is then resolved by the per-kind policy, not by a lookup.
     can_look_up: ClassVar[bool] = True
 
+    #: The channel reaches people from the subscriber store: the core resolves the item's audience
+    #: into ``publication.recipients`` before it asks for targets.
+    reaches_subscribers: ClassVar[bool] = False
+    #: The peer reports on each recipient after it took a payload (SMS delivery reports): the core keeps
+    #: one record per recipient (``recipients``), expects ``reports_expected`` final reports for each,
+    #: and a doubt about an earlier send is settled by the reports that came back.
+    reports_per_recipient: ClassVar[bool] = False
+    #: A target can lose what it was sent (a sign controller that restarts forgets its messages): the
+    #: core's watch asks ``presence`` of the highest-``rank`` live payload per target, and sends again
+    #: what was lost, through the delivery path.
+    forgets: ClassVar[bool] = False
+
     def __init__(self, *, public_url: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         #: where readers find the item's article (links on other channels point there)
@@ -186,6 +204,28 @@ class Channel(HttpApi, abc.ABC):
 
     @abc.abstractmethod
     def probe(self) -> Health: ...
+
+    # -- what a channel declares about itself; the defaults fit a channel without the ability ----
+
+    def remarks(self, payload: Payload) -> list[str]:
+        """What the approver should know about one payload (not a problem): shown and recorded."""
+        return []
+
+    def recipients(self, payload: Payload) -> list[str]:
+        """The recipients a payload goes to, each reported on by the peer (``reports_per_recipient``)."""
+        return []
+
+    def reports_expected(self, payload: Payload) -> int:
+        """Final reports each recipient of ``payload`` gets (one per message the text is sent in)."""
+        return 1
+
+    def rank(self, payload: Payload) -> int:
+        """Among live payloads for one target, the highest rank is the one it should show (``forgets``)."""
+        return 0
+
+    def presence(self, payload: Payload, key: str) -> Presence:
+        """Whether the target still shows ``payload`` (sent under ``key``), for channels that ``forget``."""
+        return Presence(Presence.SHOWN)
 
     # -- the flow the core runs; not overridden ------------------------------------------------
 

@@ -33,7 +33,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from channels.base import Channel, Findings, Health, Payload, Publication, Receipt, Renderer, Target
+from channels.base import (
+    Channel,
+    Findings,
+    Health,
+    Payload,
+    Presence,
+    Publication,
+    Receipt,
+    Renderer,
+    Target,
+)
 from channels.signs import Sign, load_registry
 from dispatcher.errors import (
     ChannelError,
@@ -97,6 +107,7 @@ def escape_multi(text: str) -> str:
 
 class DisplayChannel(Channel):
     name = "display"
+    forgets = True
     # A routine message meets a warning that is still showing: not an error, a wait until it ends.
     # A sign in local control (someone at the cabinet): a wait too, and people must know.
     temporary_codes = frozenset({"preempted", "local_control"})
@@ -262,6 +273,20 @@ class DisplayChannel(Channel):
             return snmp.showing()
         shown = self.request("GET", f"{self.address(sign_id)}/message", idempotent=True).json()
         return shown or None
+
+    def rank(self, payload: Payload) -> int:
+        # A sign shows its highest-priority message; among equals, the latest sent.
+        return int(payload.body["priority"])
+
+    def presence(self, payload: Payload, key: str) -> Presence:
+        shown = self.showing(payload.body["sign"])
+        if shown and shown.get("blanked_by"):
+            # Someone blanked the sign on purpose (an operator at the sign, another central system):
+            # a withdrawal — not a sign that forgot.
+            return Presence(Presence.WITHDRAWN, f"blanked at the sign ({shown['blanked_by']})")
+        if shown and (shown.get("id") == key or shown["priority"] > payload.body["priority"]):
+            return Presence(Presence.SHOWN)
+        return Presence(Presence.LOST, "blank" if not shown else f"showed {shown.get('id')}")
 
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
         """Whether the sign holds the message — showing it, or keeping it under a newer one."""

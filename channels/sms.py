@@ -91,6 +91,8 @@ def split(text: str) -> list[str]:
 class SmsChannel(Channel):
     name = "sms"
     can_look_up = False
+    reaches_subscribers = True
+    reports_per_recipient = True
     max_segments = 10
 
     def __init__(self, settings: SmsSettings, **kwargs: Any) -> None:
@@ -205,6 +207,18 @@ class SmsChannel(Channel):
                 f"max-messages of at least {longest}, or it sends the first part only and reports delivery"
             )
         return findings
+
+    def remarks(self, payload: Payload) -> list[str]:
+        segments = int(payload.body.get("segments", 1))
+        return [f"sms {payload.target}: the text needs {segments} messages"] if segments > 1 else []
+
+    def recipients(self, payload: Payload) -> list[str]:
+        return list(payload.body["to"])
+
+    def reports_expected(self, payload: Payload) -> int:
+        # Split here, each part is its own message and is reported on; split by the gateway, Kannel
+        # sends one report set per phone however many parts (observed on Kannel 1.4.5).
+        return int(payload.body["segments"]) if self.settings.split == "dispatcher" else 1
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
         raise PermanentChannelError("sms: a sent text cannot be recalled; send a correction")

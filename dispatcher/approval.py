@@ -8,6 +8,7 @@ enqueues them later). The approver is never the author, and an item is approved 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import uuid
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from channels import build_channel
+from channels import REGISTRY, build_channel
 from dispatcher import outbox, people, signing, subscribers
-from dispatcher.errors import ContentError, NotFoundError, RefusedError
-from dispatcher.items import ChannelName, Item, Kind
+from dispatcher.errors import ContentError, InvalidItemError, NotFoundError, RefusedError
+from dispatcher.items import Item, Kind
 from dispatcher.ledger import (
     ApprovalRow,
     DeliveryRow,
@@ -28,7 +29,6 @@ from dispatcher.ledger import (
     Ledger,
     RevisionRow,
     record,
-    utcnow,
 )
 from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.words import Payload, Publication, digest_of
@@ -67,13 +67,13 @@ def plan(
     """
     renderer = TemplateRenderer(settings.templates_dir)
     result = Plan(publication)
-    for name in publication.item.channels:
-        if only and name.value != only:
+    for name in channels_of(publication.item):
+        if only and name != only:
             continue
-        channel = build_channel(name.value, settings)
+        channel = build_channel(name, settings)
         targets = channel.targets(publication)
         if not targets:
-            result.notes.append(f"{name.value}: no target for this item (nothing will be sent)")
+            result.notes.append(f"{name}: no target for this item (nothing will be sent)")
         prepared = []
         for target in targets:
             try:
@@ -82,8 +82,7 @@ def plan(
                 result.problems.append(str(exc))
                 continue
             prepared.append(payload)
-            if payload.body.get("segments", 1) > 1:
-                result.notes.append(f"sms {target.name}: the text needs {payload.body['segments']} messages")
+            result.notes += channel.remarks(payload)
         if prepared and ask_peers:
             findings = channel.check(prepared)
             result.problems += findings.problems
@@ -92,8 +91,21 @@ def plan(
     return result
 
 
+def channels_of(item: Item) -> list[str]:
+    """The channels an item names (every registered one when it names none), each known."""
+    names = item.channels or list(REGISTRY)
+    for name in names:
+        if name not in REGISTRY:
+            close = difflib.get_close_matches(name, REGISTRY, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidItemError(
+                item.title, [("channels", f"unknown channel {name!r}{hint}; known: {', '.join(REGISTRY)}")]
+            )
+    return names
+
+
 def _recipients(session: Session, settings: Settings, item: Item) -> tuple[str, ...]:
-    if ChannelName.sms not in item.channels:
+    if not any(REGISTRY[name].reaches_subscribers for name in channels_of(item)):
         return ()
     return tuple(subscribers.audience(session, item, settings.sms))
 
@@ -125,6 +137,7 @@ def stored_publication(session: Session, settings: Settings, row: ItemRow) -> Pu
 
 def submit(ledger: Ledger, item: Item, *, draft: bool = False) -> int:
     """Store a validated item with its first revision, as ``submitted`` (or ``draft``); return its id."""
+    channels_of(item)  # an unknown channel is refused now, naming the field, not at approval
     document = item.model_dump(mode="json")
     with ledger.session() as session:
         row = ItemRow(
@@ -204,7 +217,7 @@ def approve(
         row = _reviewable(session, item_id, approver, "approved")
         publication = stored_publication(session, settings, row)
         revision_id = row.current.id
-    if publication.item.is_expired(utcnow()):
+    if publication.item.is_expired(ledger.now()):
         raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
     # Rendering (every SMS batch, every sign) happens outside the write transaction, so a large
     # fan-out does not hold the ledger's lock; the item is checked again under the lock below.
@@ -243,10 +256,13 @@ def approve(
         ]
         session.add_all(deliveries)
         session.flush()
-        for delivery in deliveries:
-            if delivery.channel == ChannelName.sms.value:
-                split = settings.sms.split == "dispatcher"
-                subscribers.track(session, delivery, int(delivery.payload["segments"]) if split else 1)
+        adapters = {name: build_channel(name, settings) for name in {p.channel for p in result.payloads}}
+        for delivery, payload in zip(deliveries, result.payloads, strict=True):
+            adapter = adapters[payload.channel]
+            if adapter.reports_per_recipient:
+                subscribers.track(
+                    session, delivery, adapter.recipients(payload), adapter.reports_expected(payload)
+                )
             record(
                 session,
                 "delivery.pending",

@@ -36,7 +36,6 @@ from dispatcher.ledger import (
     ItemRow,
     Ledger,
     record,
-    utcnow,
 )
 from dispatcher.outcomes import settle_item
 from settings import Settings
@@ -149,7 +148,7 @@ def claim(
     attempt records ``delivery.requesting`` just before its request leaves, so an attempt that died
     between claim and request is known never to have sent anything, and is not in doubt.
     """
-    now = utcnow()
+    now = ledger.now()
     with ledger.session() as session:
         row = session.get(DeliveryRow, delivery_id, with_for_update=True)
         if row is None:
@@ -211,9 +210,10 @@ def claim(
             return None
         kind = session.get_one(ItemRow, row.item_id).kind
         doubt_since = doubt_began(session, row) if in_doubt else None
+        # A re-drive, or a target that lost what it was sent, starts the retry budget afresh.
         redriven = session.scalar(
             select(func.max(EventRow.at)).where(
-                EventRow.delivery_id == row.id, EventRow.name == "delivery.redriven"
+                EventRow.delivery_id == row.id, EventRow.name.in_(["delivery.redriven", "delivery.lost"])
             )
         )
         row.state = DeliveryState.sending
@@ -257,9 +257,9 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
             return found, "lookup"
         # "Not found" right after a timeout does not mean "never landed": a slow server may still be
         # acting on the earlier request. Conclude only once its processing window has passed.
-        wait_out_the_window(settings, claim, "not found yet")
+        wait_out_the_window(ledger, settings, claim, "not found yet")
         return None, "sent"
-    if claim.payload.channel == "sms":
+    if channel.reports_per_recipient:
         # Reports the API kept on disk while the ledger was busy count before the policy decides.
         subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir))
         with ledger.session() as session:
@@ -267,7 +267,7 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
         if reported:
             return Receipt(claim.key, {"recipients_reported": reported}), "reports"
         # Reports come some time after the gateway took a batch: none yet is no proof it did not.
-        wait_out_the_window(settings, claim, "no delivery report yet")
+        wait_out_the_window(ledger, settings, claim, "no delivery report yet")
     if not settings.repeat_when_unknown.get(claim.kind, False):
         raise NotRepeatedError(
             f"{claim.payload.channel}: the outcome of an earlier attempt is unknown and the "
@@ -276,12 +276,12 @@ def settle(ledger: Ledger, settings: Settings, channel: Channel, claim: Claim) -
     return None, "repeated"
 
 
-def wait_out_the_window(settings: Settings, claim: Claim, why: str) -> None:
+def wait_out_the_window(ledger: Ledger, settings: Settings, claim: Claim, why: str) -> None:
     """Raise a wait while the earlier attempt's processing window is still open."""
     window = settings.window_for(claim.payload.channel)
     if claim.doubt_since is None:
         return
-    left = (claim.doubt_since + timedelta(seconds=window) - utcnow()).total_seconds()
+    left = (claim.doubt_since + timedelta(seconds=window) - ledger.now()).total_seconds()
     if left > 0:
         raise TemporaryChannelError(
             f"{claim.payload.channel}: the earlier attempt's outcome: {why}; waiting {left:.0f}s more "
@@ -373,7 +373,7 @@ def finish(
     error: DispatchError | None,
     doubt: bool = False,
 ) -> DeliveryState | None:
-    now = utcnow()
+    now = ledger.now()
     with ledger.session() as session:
         row = session.get(DeliveryRow, taken.delivery_id, with_for_update=True)
         if row is None or row.state is not DeliveryState.sending or row.attempts != taken.attempt:

@@ -35,13 +35,6 @@ class Kind(StrEnum):
     release = "release"
 
 
-class ChannelName(StrEnum):
-    website = "website"
-    sms = "sms"
-    display = "display"
-    microblog = "microblog"
-
-
 class Severity(StrEnum):
     Extreme = "Extreme"
     Severe = "Severe"
@@ -89,7 +82,8 @@ class Item(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=20000)
     short_text: str | None = Field(None, min_length=1, max_length=SHORT_TEXT_MAX)
-    channels: list[ChannelName] = Field(default_factory=lambda: list(ChannelName), min_length=1)
+    #: channel names (checked against the channel registry when the item is submitted); none: every one
+    channels: list[str] | None = Field(None, min_length=1)
     areas: list[str] = Field(min_length=1)
     author: str = Field(min_length=1, max_length=100)
     department: str = Field(min_length=1, max_length=200)
@@ -157,7 +151,12 @@ class Item(BaseModel):
 
     @field_validator("channels")
     @classmethod
-    def _unique_channels(cls, channels: list[ChannelName]) -> list[ChannelName]:
+    def _unique_channels(cls, channels: list[str] | None) -> list[str] | None:
+        if channels is None:
+            return None
+        for name in channels:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+                raise ValueError(f"{name!r} is not a channel name (lower-case letters, digits and _)")
         return list(dict.fromkeys(channels))
 
     @model_validator(mode="after")

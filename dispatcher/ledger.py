@@ -10,7 +10,7 @@ import enum
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +298,13 @@ class Ledger:
         Base.metadata.create_all(self.engine)
         append_only(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    #: How far the flow's clock is ahead of the wall clock: tests move time on without sleeping.
+    shift: timedelta = timedelta(0)
+
+    def now(self) -> datetime:
+        """The time the flow goes by (claims, leases, backoff, windows, expiry): the wall clock, shifted."""
+        return utcnow() + self.shift
 
     @contextmanager
     def session(self) -> Iterator[Session]:

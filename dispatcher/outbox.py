@@ -64,7 +64,7 @@ def due(ledger: Ledger, settings: Settings, broker: Broker) -> list[tuple[int, s
       (found by the fault suite: 2,250 deliveries became 21,000 queued tasks). Once the queue is
       empty, a delivery still waiting lost its task, and is published again.
     """
-    now = utcnow()
+    now = ledger.now()
     stale = now - timedelta(seconds=settings.lease_seconds)
     young = now - timedelta(seconds=max(2.0, settings.sweep_interval))
     never_sent = and_(

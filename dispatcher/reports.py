@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from channels.base import Payload
 from dispatcher.errors import NotFoundError
 from dispatcher.ledger import ApprovalRow, DeliveryRow, ItemRow, Ledger
 from dispatcher.subscribers import recipient_counts
+from dispatcher.words import Payload
 
 
 def delivery_view(row: DeliveryRow) -> dict[str, Any]:
@@ -43,8 +43,9 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         views = []
         for delivery in deliveries:
             view = delivery_view(delivery)
-            if delivery.channel == "sms":
-                view["recipients"] = recipient_counts(session, delivery.id)
+            counts = recipient_counts(session, delivery.id)
+            if counts:  # a channel that reports per recipient: how each recipient fared
+                view["recipients"] = counts
             views.append(view)
         return {
             "id": item.id,

@@ -177,10 +177,9 @@ def audience(session: Session, item: Item, settings: SmsSettings) -> list[str]:
     return phones
 
 
-def track(session: Session, delivery: DeliveryRow, parts: int = 1) -> None:
-    """One row per phone of an SMS delivery, to be updated by the delivery reports; ``parts`` is how
-    many messages each phone is reported for (one per part when the dispatcher splits the text)."""
-    phones = delivery.payload["to"]
+def track(session: Session, delivery: DeliveryRow, phones: list[str], parts: int = 1) -> None:
+    """One row per phone of a delivery, to be updated by the delivery reports; ``parts`` is how many
+    messages each phone is reported for (one per part when the dispatcher splits the text)."""
     session.add_all(RecipientRow(delivery_id=delivery.id, phone=phone) for phone in phones)
     session.add(SmsBatchRow(delivery_id=delivery.id, parts=parts, recipients=len(phones)))
 
@@ -270,7 +269,7 @@ def recipient_counts(session: Session, delivery_id: int) -> dict[str, int]:
 
 def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:
     """Raise one channel alert per long-text batch the gateway cut to its first part; return how many."""
-    older_than = utcnow() - timedelta(seconds=settings.report_window)
+    older_than = ledger.now() - timedelta(seconds=settings.report_window)
     with ledger.session() as session:
         found = truncated_batches(session, older_than)
         for delivery, batch in found:
@@ -281,7 +280,7 @@ def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:
                 actor="sweeper",
                 item_id=delivery.item_id,
                 delivery_id=delivery.id,
-                channel="sms",
+                channel=delivery.channel,
                 target=delivery.target,
                 error=(
                     f"sms: {batch.final_reports} final report(s) came back for {batch.recipients} phone(s) "

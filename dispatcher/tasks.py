@@ -3,7 +3,7 @@
 Nothing here runs at import. ``create_app(settings)`` builds an app for one process (a worker, or a
 command that publishes); the tasks are thin wrappers that hand a delivery id to the flow
 (``dispatcher.delivery``) and the beat its periodic ticks (``dispatcher.outbox.sweep``,
-``dispatcher.signwatch.watch_signs``). Queues: ``urgent`` (warnings, on every channel), one queue per
+``dispatcher.watch.watch``). Queues: ``urgent`` (warnings, on every channel), one queue per
 channel for everything else, and ``control`` for the periodic work.
 """
 
@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from channels import REGISTRY, build_channel
 from channels.base import Channel
-from dispatcher import delivery, outbox, signing, signwatch
+from dispatcher import delivery, outbox, signing, watch
 from dispatcher.ledger import Ledger, private_file, record
 from dispatcher.outbox import Broker
 from settings import Settings
@@ -34,7 +34,7 @@ from settings import Settings
 log = logging.getLogger(__name__)
 DELIVER = "dispatcher.deliver"
 SWEEP = "dispatcher.sweep"
-WATCH_SIGNS = "dispatcher.watch_signs"
+WATCH = "dispatcher.watch"
 
 
 def queues() -> tuple[str, ...]:
@@ -182,9 +182,9 @@ def create_app(settings: Settings) -> Celery:
                 "schedule": settings.sweep_interval,
                 "options": {"queue": "control", "expires": settings.sweep_interval * 5},
             },
-            "watch-signs": {
-                "task": WATCH_SIGNS,
-                "kwargs": signing.bound(WATCH_SIGNS),
+            "watch": {
+                "task": WATCH,
+                "kwargs": signing.bound(WATCH),
                 "schedule": settings.display.watch_interval,
                 "options": {"queue": "control", "expires": settings.display.watch_interval},
             },
@@ -218,12 +218,12 @@ def create_app(settings: Settings) -> Celery:
             return None
         return state.value if state else None
 
-    @app.task(name=WATCH_SIGNS, ignore_result=True, shared=False)
-    def watch_signs(signed_for: Any = None) -> int:
-        if here.signed_for_another(WATCH_SIGNS, signed_for):
+    @app.task(name=WATCH, ignore_result=True, shared=False)
+    def watch_targets(signed_for: Any = None) -> int:
+        if here.signed_for_another(WATCH, signed_for):
             return 0
-        report = signwatch.watch_signs(here.ledger, settings, here.channel("display"))  # type: ignore[arg-type]
-        return len(report.resent)
+        report = watch.watch(here.ledger, settings, here.channel, broker, here.worker_name())
+        return len(report.lost)
 
     @app.task(name=SWEEP, ignore_result=True, shared=False)
     def sweep(signed_for: Any = None) -> int:

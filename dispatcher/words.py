@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from dispatcher.items import Item
 
@@ -69,6 +69,18 @@ class Health:
     ok: bool
     detail: str
     latency_ms: float
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What a target shows compared with what it was sent (for channels whose targets can forget)."""
+
+    SHOWN: ClassVar[str] = "shown"  # it, or something that rightly outranks it
+    LOST: ClassVar[str] = "lost"  # blank, or something it outranks: send it again
+    WITHDRAWN: ClassVar[str] = "withdrawn"  # taken down on purpose at the target: never put back
+
+    state: str
+    detail: str = ""
 
 
 class Renderer(Protocol):

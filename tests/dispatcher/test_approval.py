@@ -173,3 +173,13 @@ def test_the_sweeper_does_not_feed_a_backlog(
     with sqlite3.connect(path) as db:  # the broker loses them
         db.execute("DELETE FROM kombu_message")
     assert len(outbox.due(ledger, settings, broker)) == 5
+
+
+def test_an_unknown_channel_is_refused_at_submit_naming_the_field(ledger: Ledger) -> None:
+    """Items name channels from the registry; the core keeps no list of its own."""
+    from dispatcher.errors import InvalidItemError
+
+    with pytest.raises(InvalidItemError) as caught:
+        submitted(ledger, channels=["website", "microblg"])
+    assert dict(caught.value.problems)["channels"].startswith("unknown channel 'microblog'"[:17])
+    assert "did you mean 'microblog'" in str(caught.value)

@@ -71,7 +71,7 @@ def test_a_full_ledger_is_logged_and_the_worker_goes_on(
     ("task", "signed_for"),
     [
         (tasks.SWEEP, "dispatcher.deliver"),  # a deliver body put under the sweeper's name
-        (tasks.WATCH_SIGNS, "dispatcher.sweep"),
+        (tasks.WATCH, "dispatcher.sweep"),
         (tasks.DELIVER, None),  # a body signed before task names were bound
     ],
 )
@@ -80,7 +80,7 @@ def test_a_signed_body_runs_only_as_the_task_it_was_signed_for(
 ) -> None:
     ran: list[object] = []
     monkeypatch.setattr(tasks.outbox, "sweep", lambda *a: ran.append(a) or 0)
-    monkeypatch.setattr(tasks.signwatch, "watch_signs", lambda *a: ran.append(a))
+    monkeypatch.setattr(tasks.watch, "watch", lambda *a: ran.append(a))
     monkeypatch.setattr(tasks.delivery, "deliver", lambda *a: ran.append(a))
     args = [7] if task == tasks.DELIVER else []
     app.tasks[task].run(*args, signed_for=signed_for)

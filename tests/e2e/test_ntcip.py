@@ -16,8 +16,8 @@ from dispatcher.errors import PermanentChannelError, TemporaryChannelError
 from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger
 from dispatcher.rendering import TemplateRenderer, publication_for
-from dispatcher.signwatch import watch_signs
 from dispatcher.tasks import broker_for
+from dispatcher.watch import watch
 from settings import DisplaySettings, Settings, load_settings
 from tests.conftest import item_doc
 from tests.e2e import snmp
@@ -191,9 +191,9 @@ def test_a_sign_blanked_on_purpose_is_not_refilled_and_the_withdrawal_recorded(
     sign = display._snmp("NT-1")
     assert sign is not None
     sign.blank()  # a central system (an operator's console) blanks the sign
-    report = watch_signs(ledger, settings, display)
-    assert report.resent == [] and display.showing("NT-1")["id"] is None
+    report = watch(ledger, settings, lambda _name: display)
+    assert report.lost == [] and report.withdrawn == [row.id] and display.showing("NT-1")["id"] is None
     with ledger.session() as session:
         withdrawn = session.query(EventRow).filter_by(name="delivery.withdrawn", delivery_id=row.id).one()
     assert "blanked at the sign" in withdrawn.detail["reason"]
-    assert watch_signs(ledger, settings, display).checked == 0  # respected from now on
+    assert watch(ledger, settings, lambda _name: display).checked == 0  # respected from now on

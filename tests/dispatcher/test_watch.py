@@ -1,4 +1,4 @@
-"""Signs that forget or drop off the network are given their message again."""
+"""Signs that forget or drop off the network are given their message again, through the delivery path."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from sqlalchemy import update
 from dispatcher import approval
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, EventRow, Ledger, record
-from dispatcher.signwatch import watch_signs
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, record
+from dispatcher.watch import WatchReport, watch
 from sandbox.server import Sandbox
 from settings import Settings
 from tests.conftest import item_doc
@@ -27,6 +27,14 @@ def sent_to_signs(ledger: Ledger, settings: Settings, **changes: object) -> list
     return rows
 
 
+def watch_signs(ledger: Ledger, settings: Settings) -> WatchReport:
+    """One watch, then the re-sends it caused, run as a worker would."""
+    report = watch(ledger, settings)
+    for delivery_id in report.lost:
+        assert deliver(ledger, settings, delivery_id, "test-worker") is DeliveryState.sent
+    return report
+
+
 def sign(sandbox: Sandbox, sign_id: str, action: str, **body: object) -> requests.Response:
     return requests.post(f"{sandbox.urls['display']}/_sandbox/signs/{sign_id}/{action}", json=body, timeout=5)
 
@@ -40,7 +48,7 @@ def test_nothing_is_resent_while_signs_show_their_messages(
 ) -> None:
     sent_to_signs(ledger, settings)
     report = watch_signs(ledger, settings)
-    assert report.checked == 2 and report.resent == []
+    assert report.checked == 2 and report.lost == []
 
 
 def test_a_rebooted_sign_gets_its_warning_back(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
@@ -49,11 +57,13 @@ def test_a_rebooted_sign_gets_its_warning_back(ledger: Ledger, settings: Setting
     sign(sandbox, "BJ-CY-001", "reboot")
     assert showing(sandbox, "BJ-CY-001") is None
     report = watch_signs(ledger, settings)
-    assert report.resent == [first.id]
+    assert report.lost == [first.id]
     assert showing(sandbox, "BJ-CY-001")["id"] == first.idempotency_key
     with ledger.session() as session:
-        event = session.query(EventRow).filter_by(name="delivery.resent").one()
-    assert event.detail == {"sign": "BJ-CY-001", "reason": "blank"}
+        event = session.query(EventRow).filter_by(name="delivery.lost").one()
+        claims = session.query(EventRow).filter_by(name="delivery.claimed", delivery_id=first.id).count()
+    assert event.detail == {"target": "BJ-CY-001", "reason": "blank"}
+    assert claims == 2  # the refill was claimed and sent like any delivery, on the record
 
 
 def test_an_offline_sign_is_resent_once_it_answers(
@@ -63,9 +73,9 @@ def test_an_offline_sign_is_resent_once_it_answers(
     sign(sandbox, "BJ-CY-002", "reboot")
     sign(sandbox, "BJ-CY-002", "offline", offline=True)
     report = watch_signs(ledger, settings)
-    assert report.unreachable == ["BJ-CY-002"] and report.resent == []
+    assert report.unreachable == ["BJ-CY-002"] and report.lost == []
     sign(sandbox, "BJ-CY-002", "offline", offline=False)
-    assert len(watch_signs(ledger, settings).resent) == 1
+    assert len(watch_signs(ledger, settings).lost) == 1
 
 
 def test_a_sign_showing_a_higher_priority_message_is_left_alone(
@@ -78,15 +88,13 @@ def test_a_sign_showing_a_higher_priority_message_is_left_alone(
         timeout=5,
         json={"id": "other-warning", "multi": "暴雨", "priority": 200},
     ).raise_for_status()
-    assert watch_signs(ledger, settings).resent == []
+    assert watch_signs(ledger, settings).lost == []
 
 
 def test_expired_items_are_not_watched(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     sent_to_signs(ledger, settings, expires=soon)
-    import time
-
-    time.sleep(2.1)
+    ledger.shift = timedelta(minutes=5, seconds=1)  # the flow's clock moves on; nothing sleeps
     assert watch_signs(ledger, settings).checked == 0
 
 
@@ -97,13 +105,13 @@ def test_a_newer_warning_is_not_pushed_aside_by_the_one_it_replaced(
     sent_to_signs(ledger, settings, title="第一次预警")
     newer = sent_to_signs(ledger, settings, title="第二次预警")
     for _ in range(3):
-        assert watch_signs(ledger, settings).resent == []
+        assert watch_signs(ledger, settings).lost == []
     assert (
         showing(sandbox, "BJ-CY-001")["id"]
         == next(r for r in newer if r.target == "BJ-CY-001").idempotency_key
     )
     sign(sandbox, "BJ-CY-001", "reboot")
-    assert watch_signs(ledger, settings).resent == [next(r.id for r in newer if r.target == "BJ-CY-001")]
+    assert watch_signs(ledger, settings).lost == [next(r.id for r in newer if r.target == "BJ-CY-001")]
 
 
 def test_a_withdrawn_delivery_is_never_refilled(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
@@ -113,7 +121,7 @@ def test_a_withdrawn_delivery_is_never_refilled(ledger: Ledger, settings: Settin
         record(session, "delivery.withdrawn", actor="值班员", item_id=first.item_id, delivery_id=first.id)
     sign(sandbox, "BJ-CY-001", "reboot")
     report = watch_signs(ledger, settings)
-    assert first.id not in report.resent and showing(sandbox, "BJ-CY-001") is None
+    assert first.id not in report.lost and showing(sandbox, "BJ-CY-001") is None
 
 
 def test_the_sign_watch_never_sends_a_payload_edited_in_the_ledger(
@@ -125,7 +133,12 @@ def test_the_sign_watch_never_sends_a_payload_edited_in_the_ledger(
     with ledger.session() as session:
         session.execute(update(DeliveryRow).where(DeliveryRow.id == first.id).values(payload=forged))
     sign(sandbox, "BJ-CY-001", "reboot")
-    report = watch_signs(ledger, settings)
-    assert report.refused == [first.id] and showing(sandbox, "BJ-CY-001") is None
+    report = watch(ledger, settings)
+    assert report.lost == [first.id]
+    # The refill goes through the delivery path, which checks the approval pin before anything leaves.
+    deliver(ledger, settings, first.id, "test-worker")
+    assert showing(sandbox, "BJ-CY-001") is None
     with ledger.session() as session:
-        assert session.query(EventRow).filter_by(name="delivery.refused", delivery_id=first.id).count() == 1
+        assert session.get_one(DeliveryRow, first.id).state is DeliveryState.failed
+        failed = session.query(EventRow).filter_by(name="delivery.failed", delivery_id=first.id).one()
+    assert "approval pin" in failed.detail["error"]

@@ -1,0 +1,123 @@
+"""Keeping targets showing what was sent to them (signs that forget).
+
+A sign controller that restarts forgets its messages, and one that was off the network may come back
+blank. The watch (a periodic task, every ``DISPATCH_DISPLAY__WATCH_INTERVAL`` seconds) asks every
+channel that declares ``forgets`` about each target holding a message still valid. The message a
+target should show is the one of highest ``rank``, and among those the latest sent (a newer warning
+replaces an older one; the older is not put back). When the target has lost it, the delivery goes back
+to ``pending`` with a ``delivery.lost`` event and a fresh retry budget, and is sent again through the
+delivery path like any other — claimed under a lease, its pin checked, its circuit and rate limit
+honoured, each attempt on the record. The channel takes a known id as the same message. A withdrawal
+is respected: a delivery withdrawn on the record, or a target cleared on purpose (an operator at the
+sign, another central system), is never refilled; the latter is recorded as a withdrawal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from channels import REGISTRY, build_channel
+from channels.base import Channel, Payload, Presence
+from dispatcher import outbox
+from dispatcher.errors import DispatchError
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record
+from settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WatchReport:
+    checked: int = 0
+    #: deliveries whose target lost them, back to ``pending`` to be sent again
+    lost: list[int] = field(default_factory=list)
+    withdrawn: list[int] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+def wanted(ledger: Ledger, channel: Channel, now: datetime) -> list[DeliveryRow]:
+    """Per target of ``channel``, the one sent delivery that should be showing now."""
+    with ledger.session() as session:
+        rows = session.execute(
+            select(DeliveryRow, RevisionRow.document)
+            .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
+            .where(DeliveryRow.channel == channel.name, DeliveryRow.state == DeliveryState.sent)
+        ).all()
+        withdrawn = set(
+            session.scalars(select(EventRow.delivery_id).where(EventRow.name == "delivery.withdrawn"))
+        )
+    # The expiry as approved, read as it was written: a stored document is not validated again
+    # against rules that may have grown stricter since (one old item must not stop the watch).
+    live = [
+        d for d, doc in rows if datetime.fromisoformat(str(doc["expires"])) > now and d.id not in withdrawn
+    ]
+    best: dict[str, tuple[tuple[int, datetime, int], DeliveryRow]] = {}
+    for delivery in live:
+        payload = Payload(delivery.channel, delivery.target, delivery.payload)
+        rank = (channel.rank(payload), delivery.sent_at or delivery.created_at, delivery.id)
+        if delivery.target not in best or rank > best[delivery.target][0]:
+            best[delivery.target] = (rank, delivery)
+    return [delivery for _, delivery in best.values()]
+
+
+def watch(
+    ledger: Ledger,
+    settings: Settings,
+    channel_for: Callable[[str], Channel] | None = None,
+    broker: outbox.Broker | None = None,
+    actor: str = "watch",
+) -> WatchReport:
+    """Ask every target that can forget whether it still shows its message; put back what was lost."""
+    adapter = channel_for or (lambda name: build_channel(name, settings))
+    now = ledger.now()
+    report = WatchReport()
+    requeue: list[tuple[int, str]] = []
+    for name, cls in REGISTRY.items():
+        if not cls.forgets:
+            continue
+        channel = adapter(name)
+        for delivery in wanted(ledger, channel, now):
+            report.checked += 1
+            payload = Payload(name, delivery.target, delivery.payload)
+            try:
+                presence = channel.presence(payload, delivery.idempotency_key)
+            except DispatchError as exc:
+                report.unreachable.append(delivery.target)
+                log.warning("%s %s: %s", name, delivery.target, exc)
+                continue
+            if presence.state == Presence.SHOWN:
+                continue
+            with ledger.session() as session:
+                row = session.get(DeliveryRow, delivery.id, with_for_update=True)
+                if row is None or row.state is not DeliveryState.sent:
+                    continue  # it moved on meanwhile (re-sent, withdrawn): nothing to do
+                if presence.state == Presence.WITHDRAWN:
+                    record_event = "delivery.withdrawn"
+                    report.withdrawn.append(row.id)
+                else:
+                    record_event = "delivery.lost"
+                    report.lost.append(row.id)
+                    # Sent again from a fresh budget, like a re-drive: the first attempts are history.
+                    row.state, row.attempts, row.next_attempt_at, row.enqueued_at = (
+                        DeliveryState.pending,
+                        0,
+                        None,
+                        None,
+                    )
+                    requeue.append((row.id, row.queue))
+                record(
+                    session,
+                    record_event,
+                    actor=actor,
+                    item_id=row.item_id,
+                    delivery_id=row.id,
+                    target=row.target,
+                    reason=presence.detail,
+                )
+    outbox.enqueue(ledger, broker, requeue)
+    return report
