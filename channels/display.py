@@ -49,8 +49,8 @@ from dispatcher.errors import (
     ChannelError,
     ConfigurationError,
     ContentError,
-    PermanentChannelError,
     TemporaryChannelError,
+    TooLateError,
 )
 from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
@@ -88,15 +88,14 @@ def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str
 def duration_minutes(body: dict[str, Any], now: datetime | None = None) -> int:
     """Whole minutes the message may show from now: rounded down, so it never outlives its item.
 
-    Raises :class:`PermanentChannelError` when less than a minute is left (signs count in minutes).
+    Raises :class:`TooLateError` when less than a minute is left (signs count in minutes).
     """
     if "expires" not in body:  # a payload pinned before durations were worked out at activation
         return int(body["duration_minutes"])
     left = (datetime.fromisoformat(body["expires"]) - (now or datetime.now(UTC))).total_seconds()
     if left < 60:
-        raise PermanentChannelError(
-            f"display: the item expires in {max(0, int(left))}s, too soon to show (signs count in minutes)",
-            code="expired",
+        raise TooLateError(
+            f"display: the item expires in {max(0, int(left))}s, too soon to show (signs count in minutes)"
         )
     return min(int(left // 60), 0xFFFE)
 

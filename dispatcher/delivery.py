@@ -27,6 +27,7 @@ from dispatcher.errors import (
     NotRepeatedError,
     OutcomeUnknownError,
     TemporaryChannelError,
+    TooLateError,
 )
 from dispatcher.ledger import (
     TERMINAL,
@@ -36,6 +37,7 @@ from dispatcher.ledger import (
     ItemRow,
     Ledger,
     record,
+    record_delivery,
 )
 from dispatcher.outcomes import settle_item
 from settings import Settings
@@ -165,16 +167,8 @@ def claim(
         if not signing.pinned(
             signing.payload_key(settings), row.payload, row.idempotency_key, row.payload_digest
         ):
-            row.state = DeliveryState.failed
-            row.last_error = "payload does not match its approval pin (altered in the ledger?); not sent"
-            record(
-                session,
-                "delivery.failed",
-                actor=worker,
-                item_id=row.item_id,
-                delivery_id=row.id,
-                error=row.last_error,
-            )
+            error = "payload does not match its approval pin (altered in the ledger?); not sent"
+            move(session, row, DeliveryState.failed, "delivery.failed", actor=worker, why=error, error=error)
             return None
         in_doubt = row.state is DeliveryState.unknown or (
             row.state is DeliveryState.sending and lapsed_in_doubt(session, row, marks_requests(row.channel))
@@ -183,14 +177,13 @@ def claim(
         if expires <= now:
             # Past its expiry nothing of an item goes out, however it was held up (a broker outage,
             # a sign showing a warning): the delivery ends as expired, on the record.
-            row.state, row.lease_until = DeliveryState.expired, None
-            row.last_error = f"the item expired at {expires.isoformat()} before it could be sent"
-            record(
+            move(
                 session,
+                row,
+                DeliveryState.expired,
                 "delivery.expired",
                 actor=worker,
-                item_id=row.item_id,
-                delivery_id=row.id,
+                why=f"the item expired at {expires.isoformat()} before it could be sent",
                 expires=expires.isoformat(),
                 in_doubt=in_doubt,
             )
@@ -216,18 +209,17 @@ def claim(
                 EventRow.delivery_id == row.id, EventRow.name.in_(["delivery.redriven", "delivery.lost"])
             )
         )
-        row.state = DeliveryState.sending
         row.attempts += 1
-        row.lease_until = now + timedelta(seconds=settings.lease_seconds)
-        record(
+        move(
             session,
+            row,
+            DeliveryState.sending,
             "delivery.claimed",
             actor=worker,
-            item_id=row.item_id,
-            delivery_id=row.id,
             attempt=row.attempts,
             in_doubt=in_doubt,
         )
+        row.lease_until = now + timedelta(seconds=settings.lease_seconds)
         return Claim(
             row.id,
             row.item_id,
@@ -363,6 +355,26 @@ def remove_duplicates(
     return Receipt(receipt.provider_id, {**detail, "removed_duplicates": removed}, receipt.alert)
 
 
+def move(
+    session: Session,
+    row: DeliveryRow,
+    state: DeliveryState,
+    event: str,
+    *,
+    actor: str,
+    why: str | None = None,
+    **detail: Any,
+) -> None:
+    """A delivery's change of state and its event, in one step: how every outcome reaches the ledger.
+    ``why`` becomes the delivery's last error (cleared when it is None and the state is ``sent``)."""
+    row.state = state
+    if state is not DeliveryState.sending:
+        row.lease_until = None
+    if why is not None or state is DeliveryState.sent:
+        row.last_error = why
+    record_delivery(session, row, event, actor=actor, **detail)
+
+
 def finish(
     ledger: Ledger,
     settings: Settings,
@@ -373,6 +385,7 @@ def finish(
     error: DispatchError | None,
     doubt: bool = False,
 ) -> DeliveryState | None:
+    """Record what became of one attempt, unless the claim was lost to another worker meanwhile."""
     now = ledger.now()
     with ledger.session() as session:
         row = session.get(DeliveryRow, taken.delivery_id, with_for_update=True)
@@ -388,88 +401,49 @@ def finish(
                 error=str(error or ""),
             )
             return None
-        row.lease_until = None
-
-        def event(name: str, **detail: Any) -> None:
-            record(
-                session,
-                name,
-                actor=worker,
-                item_id=row.item_id,
-                delivery_id=row.id,
-                attempt=row.attempts,
-                **detail,
-            )
-
         if error is None and receipt is not None:
-            circuits.succeeded(session, row.channel, row.target, worker)
-            row.state = DeliveryState.sent
-            row.provider_id = receipt.provider_id
-            row.sent_at = now
-            row.last_error = None
-            event(
-                "delivery.sent",
-                provider_id=receipt.provider_id,
-                found_by_lookup=how == "lookup",
-                how=how,
-                **({"link": receipt.detail["link"]} if receipt.detail.get("link") else {}),
-            )
-            if receipt.alert:
-                event("channel.alert", channel=row.channel, target=row.target, error=receipt.alert)
+            sent(session, row, receipt, how, worker, now)
         elif isinstance(error, TemporaryChannelError) and error.wait:
-            # The peer set the time (a rate limit, a sign showing a warning, a sign in local control):
-            # not a failure, so neither an attempt nor a mark against the circuit is spent.
-            delay = max(1.0, error.retry_after or settings.retry_base_seconds)
-            row.attempts -= 1
-            row.state = DeliveryState.unknown if doubt else DeliveryState.retrying
-            # Never wait past the item's expiry: at expiry the delivery ends, it is not sent late.
-            row.next_attempt_at = min(now + timedelta(seconds=delay), expiry_of(row))
-            row.last_error = str(error)
-            event("delivery.waiting", error=str(error), retry_in=round(delay, 2))
+            wait(session, settings, row, error, doubt, worker, now)
         elif isinstance(error, TemporaryChannelError):
-            circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
-            budget = settings.budget(row.channel)
-            spent = (now - taken.budget_start).total_seconds()
-            if row.attempts >= budget.attempts or spent >= budget.seconds:
-                row.state = DeliveryState.dead
-                row.last_error = f"{error} (gave up after {row.attempts} attempts in {spent:.0f}s)"
-                event(
-                    "delivery.dead",
-                    error=str(error),
-                    budget_attempts=budget.attempts,
-                    budget_seconds=budget.seconds,
-                )
-            else:
-                delay = backoff(settings, row.attempts, getattr(error, "retry_after", None))
-                # Still unknown if this attempt's answer was lost, or if an earlier attempt's outcome
-                # was never settled: the next attempt must settle it first, not send blindly.
-                unknown = isinstance(error, OutcomeUnknownError) or doubt
-                row.state = DeliveryState.unknown if unknown else DeliveryState.retrying
-                row.next_attempt_at = now + timedelta(seconds=delay)
-                row.last_error = str(error)
-                since = taken.claimed_at if isinstance(error, OutcomeUnknownError) else taken.doubt_since
-                event(
-                    "delivery.unknown" if unknown else "delivery.retrying",
-                    error=str(error),
-                    retry_in=round(delay, 2),
-                    # when the request in doubt left: the window for "not found yet" counts from here
-                    **({"requested_at": since.isoformat()} if unknown and since else {}),
-                )
-        elif isinstance(error, ChannelError) and error.code == "expired":
+            retry_or_give_up(session, settings, row, taken, error, doubt, worker, now)
+        elif isinstance(error, TooLateError):
             # The peer cannot show it for the little time left (a sign counts in whole minutes).
-            row.state = DeliveryState.expired
-            row.last_error = str(error)
-            event("delivery.expired", error=str(error))
+            move(
+                session,
+                row,
+                DeliveryState.expired,
+                "delivery.expired",
+                actor=worker,
+                why=str(error),
+                attempt=row.attempts,
+                error=str(error),
+            )
         else:
-            row.state = DeliveryState.failed
-            row.last_error = str(error)
-            if isinstance(error, NotRepeatedError):
-                event("delivery.failed", error=str(error), policy="do not repeat")
-            else:
-                event("delivery.failed", error=str(error))
+            policy = {"policy": "do not repeat"} if isinstance(error, NotRepeatedError) else {}
+            move(
+                session,
+                row,
+                DeliveryState.failed,
+                "delivery.failed",
+                actor=worker,
+                why=str(error),
+                attempt=row.attempts,
+                error=str(error),
+                **policy,
+            )
         if isinstance(error, ChannelError) and error.alert:
             # Credentials expired or revoked: every delivery on this channel will fail until renewed.
-            event("channel.alert", channel=row.channel, target=row.target, error=str(error))
+            record_delivery(
+                session,
+                row,
+                "channel.alert",
+                actor=worker,
+                attempt=row.attempts,
+                channel=row.channel,
+                target=row.target,
+                error=str(error),
+            )
         state = row.state
         if state in TERMINAL:
             settle_item(session, row.item_id, worker)
@@ -477,3 +451,110 @@ def finish(
         "delivery %s %s/%s → %s", taken.delivery_id, taken.payload.channel, taken.payload.target, state.value
     )
     return state
+
+
+def sent(session: Session, row: DeliveryRow, receipt: Receipt, how: str, worker: str, now: datetime) -> None:
+    circuits.succeeded(session, row.channel, row.target, worker)
+    row.provider_id, row.sent_at = receipt.provider_id, now
+    move(
+        session,
+        row,
+        DeliveryState.sent,
+        "delivery.sent",
+        actor=worker,
+        attempt=row.attempts,
+        provider_id=receipt.provider_id,
+        found_by_lookup=how == "lookup",
+        how=how,
+        **({"link": receipt.detail["link"]} if receipt.detail.get("link") else {}),
+    )
+    if receipt.alert:
+        record_delivery(
+            session,
+            row,
+            "channel.alert",
+            actor=worker,
+            attempt=row.attempts,
+            channel=row.channel,
+            target=row.target,
+            error=receipt.alert,
+        )
+
+
+def wait(
+    session: Session,
+    settings: Settings,
+    row: DeliveryRow,
+    error: TemporaryChannelError,
+    doubt: bool,
+    worker: str,
+    now: datetime,
+) -> None:
+    """The peer set the time (a rate limit, a sign showing a warning, a sign in local control): not a
+    failure, so neither an attempt nor a mark against the circuit is spent."""
+    delay = max(1.0, error.retry_after or settings.retry_base_seconds)
+    row.attempts -= 1
+    # Never wait past the item's expiry: at expiry the delivery ends, it is not sent late.
+    row.next_attempt_at = min(now + timedelta(seconds=delay), expiry_of(row))
+    state = DeliveryState.unknown if doubt else DeliveryState.retrying
+    move(
+        session,
+        row,
+        state,
+        "delivery.waiting",
+        actor=worker,
+        why=str(error),
+        attempt=row.attempts,
+        error=str(error),
+        retry_in=round(delay, 2),
+    )
+
+
+def retry_or_give_up(
+    session: Session,
+    settings: Settings,
+    row: DeliveryRow,
+    taken: Claim,
+    error: TemporaryChannelError,
+    doubt: bool,
+    worker: str,
+    now: datetime,
+) -> None:
+    """A temporary failure: try again after a backoff, or end as dead once the budget is spent."""
+    circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
+    budget = settings.budget(row.channel)
+    spent = (now - taken.budget_start).total_seconds()
+    if row.attempts >= budget.attempts or spent >= budget.seconds:
+        move(
+            session,
+            row,
+            DeliveryState.dead,
+            "delivery.dead",
+            actor=worker,
+            why=f"{error} (gave up after {row.attempts} attempts in {spent:.0f}s)",
+            attempt=row.attempts,
+            error=str(error),
+            budget_attempts=budget.attempts,
+            budget_seconds=budget.seconds,
+        )
+        return
+    delay = backoff(settings, row.attempts, error.retry_after)
+    # Still unknown if this attempt's answer was lost, or if an earlier attempt's outcome was never
+    # settled: the next attempt must settle it first, not send blindly.
+    lost = isinstance(error, OutcomeUnknownError)
+    unknown = lost or doubt
+    row.next_attempt_at = now + timedelta(seconds=delay)
+    since = taken.claimed_at if lost else taken.doubt_since
+    move(
+        session,
+        row,
+        DeliveryState.unknown if unknown else DeliveryState.retrying,
+        "delivery.unknown" if unknown else "delivery.retrying",
+        actor=worker,
+        why=str(error),
+        attempt=row.attempts,
+        error=str(error),
+        retry_in=round(delay, 2),
+        # when the request in doubt left: the window for "not found yet" counts from here
+        **({"requested_at": since.isoformat()} if unknown and since else {}),
+    )

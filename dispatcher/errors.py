@@ -7,6 +7,7 @@
     │   │                             control): the delivery waits without spending an attempt
     │   │   └── OutcomeUnknownError   the request left and no answer came: look up, never resend blindly
     │   └── PermanentChannelError     4xx, rejected content, bad credentials: fail now with the reason
+    │       └── TooLateError          the peer cannot take it in the time left before the item expires
     ├── ConfigurationError            a setting or the sign registry is wrong
     ├── InvalidItemError              an item file or document does not validate (names the field)
     ├── ContentError                  an approved item cannot be rendered within a channel's limits
@@ -55,6 +56,11 @@ class OutcomeUnknownError(TemporaryChannelError):
 
 class PermanentChannelError(ChannelError):
     pass
+
+
+class TooLateError(PermanentChannelError):
+    """Too little time is left before the item expires for the peer to take it (a sign counts in
+    whole minutes): the delivery ends as expired, not failed."""
 
 
 class ConfigurationError(DispatchError):

@@ -278,6 +278,12 @@ def record(
     return row
 
 
+def record_delivery(session: Session, row: DeliveryRow, name: str, *, actor: str, **detail: Any) -> EventRow:
+    """An event about one delivery (its item and id taken from the row): the one way a delivery's
+    history is written."""
+    return record(session, name, actor=actor, item_id=row.item_id, delivery_id=row.id, **detail)
+
+
 class Ledger:
     """An engine and a session factory for one ledger URL; tables are created on first use."""
 

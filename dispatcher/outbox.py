@@ -18,7 +18,16 @@ from sqlalchemy import and_, or_, select, update
 
 from dispatcher import subscribers
 from dispatcher.errors import RefusedError
-from dispatcher.ledger import DeliveryRow, DeliveryState, ItemRow, ItemState, Ledger, record, utcnow
+from dispatcher.ledger import (
+    DeliveryRow,
+    DeliveryState,
+    ItemRow,
+    ItemState,
+    Ledger,
+    record,
+    record_delivery,
+    utcnow,
+)
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,12 +144,11 @@ def redrive(
             query = query.where(DeliveryRow.item_id == item_id)
         rows = session.scalars(query.with_for_update()).all()
         for row in rows:
-            record(
+            record_delivery(
                 session,
+                row,
                 "delivery.redriven",
                 actor=actor,
-                item_id=row.item_id,
-                delivery_id=row.id,
                 previous_state=row.state.value,
                 previous_attempts=row.attempts,
                 last_error=row.last_error,

@@ -8,7 +8,16 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dispatcher.ledger import TERMINAL, DeliveryRow, DeliveryState, ItemRow, ItemState, record, utcnow
+from dispatcher.ledger import (
+    TERMINAL,
+    DeliveryRow,
+    DeliveryState,
+    ItemRow,
+    ItemState,
+    record,
+    record_delivery,
+    utcnow,
+)
 
 
 def settle_item(session: Session, item_id: int, worker: str) -> None:
@@ -62,12 +71,11 @@ def confirmed_by_report(session: Session, delivery: DeliveryRow, report_type: in
         return
     previous = delivery.state
     delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.sent, utcnow(), None
-    record(
+    record_delivery(
         session,
+        delivery,
         "delivery.sent",
         actor=actor,
-        item_id=delivery.item_id,
-        delivery_id=delivery.id,
         how="reports",
         late=True,
         previous_state=previous.value,

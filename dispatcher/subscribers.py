@@ -40,6 +40,7 @@ from dispatcher.ledger import (
     SmsBatchRow,
     SubscriberRow,
     record,
+    record_delivery,
     utcnow,
 )
 from dispatcher.outcomes import confirmed_by_report
@@ -274,12 +275,11 @@ def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:
         found = truncated_batches(session, older_than)
         for delivery, batch in found:
             batch.alerted = True
-            record(
+            record_delivery(
                 session,
+                delivery,
                 "channel.alert",
                 actor="sweeper",
-                item_id=delivery.item_id,
-                delivery_id=delivery.id,
                 channel=delivery.channel,
                 target=delivery.target,
                 error=(

@@ -25,7 +25,7 @@ from channels import REGISTRY, build_channel
 from channels.base import Channel, Payload, Presence
 from dispatcher import outbox
 from dispatcher.errors import DispatchError
-from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record
+from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record_delivery
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,11 @@ def watch(
                         None,
                     )
                     requeue.append((row.id, row.queue))
-                record(
+                record_delivery(
                     session,
+                    row,
                     record_event,
                     actor=actor,
-                    item_id=row.item_id,
-                    delivery_id=row.id,
                     target=row.target,
                     reason=presence.detail,
                 )
