@@ -1,10 +1,9 @@
-"""Electronic display signs, listed in a sign registry and driven by an HTTP sign controller.
+"""Electronic display signs: the adapter over the sign registry, the MULTI layout and the sign drivers.
 
-Text is laid out in NTCIP 1203 MULTI markup (the Mark-Up Language for Transportation Information):
-``[nl]`` starts a new line, ``[np]`` a new page, ``[ptXoY]`` sets the page on-time and off-time in
-tenths of a second, and a literal bracket is written doubled (``[[``, ``]]``). Each sign has its own
-lines, characters per line and maximum pages; text is wrapped and paginated to fit and never
-truncated: if it needs more pages than the sign allows, approval refuses it for that sign.
+Text is laid out in NTCIP 1203 MULTI markup (``channels/multi.py``) for each sign's lines, characters
+per line and maximum pages; if it needs more pages than the sign allows, approval refuses it for that
+sign. Each sign is driven by its driver (``channels/signs.py`` ``SignDriver``): an HTTP controller
+(``channels/controller.py``) or NTCIP 1203 over SNMP (``channels/ntcip.py``).
 
 The registry is a YAML file (``DISPATCH_DISPLAY__REGISTRY``)::
 
@@ -18,19 +17,13 @@ The registry is a YAML file (``DISPATCH_DISPLAY__REGISTRY``)::
         address: BJ-CY-001       # a URL, or an id joined to DISPATCH_DISPLAY__HTTP_BASE_URL/signs/
 
 An item reaches every sign whose area lies inside one of the item's areas (``110000`` covers
-``110105``). The HTTP driver speaks ``PUT <address>/message`` with the MULTI string, a priority and a
-duration, ``GET <address>/message`` (what is shown now), ``GET <address>/messages`` (every message
-it holds: the lookup), ``DELETE <address>/message/<id>`` and ``GET <address>/status``. The message
-id is the delivery's idempotency key: a controller takes a repeated PUT of an id it holds as the same
-message.
+``110105``). The message id is the delivery's idempotency key: a controller takes a repeated
+activation of an id it holds as the same message.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from channels.base import (
@@ -44,64 +37,23 @@ from channels.base import (
     Renderer,
     Target,
 )
-from channels.signs import Sign, load_registry
+from channels.controller import ControllerSign
+from channels.multi import duration_minutes, lay_out
+from channels.signs import Sign, SignDriver, load_registry
 from dispatcher.errors import (
     ChannelError,
     ConfigurationError,
     ContentError,
     TemporaryChannelError,
-    TooLateError,
 )
 from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
 from settings import DisplaySettings
 
 if TYPE_CHECKING:
-    from channels.ntcip import NtcipSign, SnmpClient
+    from channels.ntcip import SnmpClient
 
 PRIORITY = {Kind.warning: 200, Kind.release: 100, Kind.safety_tip: 50}
-_TOKEN = re.compile(r"[A-Za-z0-9]+|\s+|.", re.DOTALL)
-
-
-def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str]:
-    """Break text into lines of at most ``width`` cells, at spaces where a word allows it."""
-    lines: list[str] = []
-    for paragraph in text.splitlines() or [""]:
-        current = ""
-        for token in _TOKEN.findall(paragraph):
-            if token.isspace():
-                current += " " if current else ""
-                continue
-            if measure(current.rstrip() + token) > width and current.strip():
-                lines.append(current.rstrip())
-                current = ""
-            for ch in token:  # a word longer than a line is split where it must be
-                if measure(current + ch) > width and current:
-                    lines.append(current.rstrip())
-                    current = ""
-                current += ch
-        if current.strip():
-            lines.append(current.rstrip())
-    return lines
-
-
-def duration_minutes(body: dict[str, Any], now: datetime | None = None) -> int:
-    """Whole minutes the message may show from now: rounded down, so it never outlives its item.
-
-    Raises :class:`TooLateError` when less than a minute is left (signs count in minutes).
-    """
-    if "expires" not in body:  # a payload pinned before durations were worked out at activation
-        return int(body["duration_minutes"])
-    left = (datetime.fromisoformat(body["expires"]) - (now or datetime.now(UTC))).total_seconds()
-    if left < 60:
-        raise TooLateError(
-            f"display: the item expires in {max(0, int(left))}s, too soon to show (signs count in minutes)"
-        )
-    return min(int(left // 60), 0xFFFE)
-
-
-def escape_multi(text: str) -> str:
-    return text.replace("[", "[[").replace("]", "]]")
 
 
 class DisplayChannel(Channel):
@@ -160,21 +112,16 @@ class DisplayChannel(Channel):
                 f"display target {sign.id}: {' '.join(unshowable)} not in the sign's character set "
                 f"{sign.charset.upper()}"
             )
-        lines = wrap(text, sign.chars_per_line, sign.width)
-        pages = [lines[i : i + sign.lines] for i in range(0, len(lines), sign.lines)] or [[]]
         on_time = round((sign.page_time or self.settings.page_time) * 10)
         flash = publication.item.kind is Kind.warning
-        bodies = ["[nl]".join(escape_multi(line) for line in page) for page in pages]
-        if flash:  # warnings flash: half a second on, half off (NTCIP 1203 [fltXoY]…[/fl])
-            bodies = [f"[flt5o5]{body}[/fl]" for body in bodies]
-        multi = f"[pt{on_time}o0]" + "[np]".join(bodies)
+        multi, pages = lay_out(text, sign.lines, sign.chars_per_line, sign.width, on_time, flash)
         return Payload(
             channel=self.name,
             target=target.name,
             body={
                 "sign": sign.id,
                 "multi": multi,
-                "pages": [list(page) for page in pages],
+                "pages": pages,
                 "priority": PRIORITY[publication.item.kind],
                 # The duration is worked out when the message is activated, never past expiry.
                 "expires": publication.item.expires.isoformat(),
@@ -185,11 +132,13 @@ class DisplayChannel(Channel):
     def limits(self, target: Target) -> dict[str, int]:
         return {"pages": int(target.detail["max_pages"])}
 
-    def _snmp(self, sign_id: str) -> NtcipSign | None:
-        """The SNMP driver of an NTCIP sign, or None for a sign on the HTTP driver."""
+    def driver(self, sign_id: str) -> SignDriver:
+        """The driver of one sign: NTCIP 1203 over SNMP, or the HTTP controller."""
         sign = self.signs.get(sign_id)
-        if sign is None or sign.driver != "ntcip":
-            return None
+        if sign is None:
+            raise ConfigurationError(f"display: sign {sign_id!r} is not in the registry")
+        if sign.driver != "ntcip":
+            return ControllerSign(self.address(sign_id), self.request, config_timeout=min(self.timeout, 5.0))
         from channels.ntcip import NtcipSign, SnmpClient  # pysnmp is loaded only where NTCIP signs exist
 
         if self._snmp_client is None:  # one engine and loop per process, for every sign
@@ -207,13 +156,7 @@ class DisplayChannel(Channel):
         cached = self._configurations.get(sign_id)
         if cached and time.monotonic() - cached[0] < 300:
             return cached[1]
-        snmp = self._snmp(sign_id)
-        if snmp is not None:
-            found = snmp.configuration()
-        else:
-            found = self.request(
-                "GET", f"{self.address(sign_id)}/config", idempotent=True, timeout=min(self.timeout, 5.0)
-            ).json()
+        found = self.driver(sign_id).configuration()
         self._configurations[sign_id] = (time.monotonic(), found)
         return found
 
@@ -247,31 +190,12 @@ class DisplayChannel(Channel):
     def send(self, payload: Payload, key: str) -> Receipt:
         body = payload.body
         minutes = duration_minutes(body)
-        snmp = self._snmp(body["sign"])
-        if snmp is not None:
-            snmp.activate(body["multi"], body["priority"], minutes, key)
-            return Receipt(provider_id=key, detail={"sign": body["sign"], "minutes": minutes})
-        answer = self.request(
-            "PUT",
-            f"{self.address(body['sign'])}/message",
-            json={
-                "id": key,
-                "multi": body["multi"],
-                "priority": body["priority"],
-                "duration_minutes": minutes,
-            },
-        ).json()
-        return Receipt(
-            provider_id=str(answer.get("id", key)), detail={"sign": body["sign"], "minutes": minutes}
-        )
+        self.driver(body["sign"]).activate(body["multi"], body["priority"], minutes, key)
+        return Receipt(provider_id=key, detail={"sign": body["sign"], "minutes": minutes})
 
     def showing(self, sign_id: str) -> dict[str, Any] | None:
         """The message a sign shows now (``id``, ``multi``, ``priority``), or None when it is blank."""
-        snmp = self._snmp(sign_id)
-        if snmp is not None:
-            return snmp.showing()
-        shown = self.request("GET", f"{self.address(sign_id)}/message", idempotent=True).json()
-        return shown or None
+        return self.driver(sign_id).showing()
 
     def rank(self, payload: Payload) -> int:
         # A sign shows its highest-priority message; among equals, the latest sent.
@@ -290,23 +214,11 @@ class DisplayChannel(Channel):
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
         """Whether the sign holds the message — showing it, or keeping it under a newer one."""
         sign_id = payload.body["sign"]
-        snmp = self._snmp(sign_id)
-        if snmp is not None:
-            held = snmp.holds(key, payload.body["priority"])
-        else:
-            messages = self.request("GET", f"{self.address(sign_id)}/messages", idempotent=True).json()
-            held = any(message.get("id") == key for message in messages)
+        held = self.driver(sign_id).holds(key, payload.body["priority"])
         return Receipt(provider_id=key, detail={"sign": sign_id}) if held else None
 
     def retract(self, payload: Payload, receipt: Receipt) -> None:
-        snmp = self._snmp(payload.body["sign"])
-        if snmp is not None:
-            shown = snmp.showing()
-            if shown and shown["id"] == receipt.provider_id:
-                snmp.blank()
-            return
-        url = f"{self.address(payload.body['sign'])}/message/{receipt.provider_id}"
-        self.request("DELETE", url, idempotent=True)
+        self.driver(payload.body["sign"]).clear(str(receipt.provider_id))
 
     def probe(self) -> Health:
         started = time.monotonic()

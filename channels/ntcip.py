@@ -329,6 +329,11 @@ class NtcipSign:
         owner, status = self.get(_column(4, CHANGEABLE, number), _column(9, CHANGEABLE, number))
         return int(status) == VALID and bytes(owner).decode(errors="replace") == key
 
+    def clear(self, key: str) -> None:
+        shown = self.showing()
+        if shown and shown["id"] == key:
+            self.blank()
+
     def blank(self) -> None:
         if self.control_mode() == "local":
             raise self._local_control()

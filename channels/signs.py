@@ -1,4 +1,6 @@
-"""The sign registry: every sign's size, character set, page time and driver, as the office lists them.
+"""The sign registry: every sign's size, character set, page time and driver, as the office lists them,
+and what every sign driver does (``SignDriver``: the HTTP controller in ``channels/controller.py``,
+NTCIP 1203 over SNMP in ``channels/ntcip.py``).
 
 A YAML file (``DISPATCH_DISPLAY__REGISTRY``) with a list ``signs``; each entry is checked when it is
 read, and a bad entry stops the process with the entry and field named.
@@ -9,7 +11,7 @@ from __future__ import annotations
 import codecs
 import unicodedata
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -80,3 +82,28 @@ def load_registry(path: Path) -> list[Sign]:
     if len(ids) != len(set(ids)):
         raise ConfigurationError(f"sign registry {path}: sign ids are not unique")
     return signs
+
+
+class SignDriver(Protocol):
+    """One sign's controller, whatever protocol it speaks. The message id is the delivery's
+    idempotency key: a controller takes a repeated activation of an id it holds as the same message."""
+
+    def activate(self, multi: str, priority: int, duration_minutes: int, key: str) -> None:
+        """Show ``multi`` at ``priority`` for ``duration_minutes`` under the id ``key``."""
+        ...
+
+    def showing(self) -> dict[str, Any] | None:
+        """The message shown now (``id``, ``multi``, ``priority``, ``blanked_by``), or None when blank."""
+        ...
+
+    def holds(self, key: str, priority: int) -> bool:
+        """Whether the sign holds the message ``key`` (showing it, or keeping it under a newer one)."""
+        ...
+
+    def clear(self, key: str) -> None:
+        """Take the message ``key`` off the sign (nothing when the sign no longer shows it)."""
+        ...
+
+    def configuration(self) -> dict[str, Any]:
+        """What the sign says about itself: lines, characters per line, pages, font, control mode."""
+        ...

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from channels.display import DisplayChannel, escape_multi, wrap
+from channels.display import DisplayChannel
+from channels.multi import escape_multi, wrap
 from channels.signs import load_registry
 from dispatcher.errors import ConfigurationError
 from dispatcher.items import covers

@@ -209,10 +209,11 @@ def test_a_read_timeout_after_sending_is_an_unknown_outcome() -> None:
 @responses.activate
 def test_a_read_timeout_on_a_lookup_is_only_temporary(registry: Path) -> None:
     channel = DisplayChannel(DisplaySettings(registry=registry, http_base_url="http://signs.test"))
-    responses.add("GET", "http://signs.test/signs/BJ-CY-001/message", body=requests.ReadTimeout("slow"))
+    responses.add("GET", "http://signs.test/signs/BJ-CY-001/messages", body=requests.ReadTimeout("slow"))
     with pytest.raises(TemporaryChannelError) as caught:
-        channel.lookup(Payload("display", "BJ-CY-001", {"sign": "BJ-CY-001"}), "k")
+        channel.lookup(Payload("display", "BJ-CY-001", {"sign": "BJ-CY-001", "priority": 200}), "k")
     assert not isinstance(caught.value, OutcomeUnknownError)
+    assert "read timeout" in str(caught.value)  # the lookup's own request timed out, nothing else
 
 
 @pytest.mark.parametrize(

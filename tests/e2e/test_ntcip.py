@@ -100,7 +100,7 @@ def test_a_retraction_blanks_the_sign(registry: Path) -> None:
 def test_the_controller_refuses_a_multi_it_cannot_show_and_says_why(registry: Path, agent: SnmpAgent) -> None:
     """Validation takes the controller a second; its error names the MULTI problem and its position."""
     display = channel(registry)
-    sign = display._snmp("NT-1")
+    sign = display.driver("NT-1")
     assert sign is not None
     with pytest.raises(PermanentChannelError, match=r"syntaxMULTI \(textTooBig at character \d+"):
         sign.activate("[pt30o0]" + "长" * 30, 200, 60, "key-long")
@@ -121,7 +121,7 @@ def test_the_duration_is_worked_out_at_activation_and_never_outlives_the_item(re
     warning = payload(display, expires=(datetime.now(UTC) + timedelta(minutes=10, seconds=30)).isoformat())
     receipt = display.send(warning, "key-warning")
     assert receipt.detail["minutes"] == 10  # rounded down: 10 whole minutes, not 11
-    sign = display._snmp("NT-1")
+    sign = display.driver("NT-1")
     assert sign is not None and int(sign.get(ntcip.TIME_REMAINING)[0]) <= 10
     assert bytes(sign.get(ntcip.REQUESTER)[0]) == bytes([127, 0, 0, 1])  # the source address is filled
 
@@ -188,7 +188,7 @@ def test_a_sign_blanked_on_purpose_is_not_refilled_and_the_withdrawal_recorded(
 ) -> None:
     settings, row = delivered_to_the_sign(registry, ledger, monkeypatch)
     display = channel(registry)
-    sign = display._snmp("NT-1")
+    sign = display.driver("NT-1")
     assert sign is not None
     sign.blank()  # a central system (an operator's console) blanks the sign
     report = watch(ledger, settings, lambda _name: display)
