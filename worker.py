@@ -12,6 +12,7 @@ import sys
 
 from celery import Celery
 
+from channels import REGISTRY, build_channel
 from dispatcher.tasks import create_app, queues
 from settings import Settings, load_settings
 
@@ -30,7 +31,12 @@ def run(
     concurrency: int | None = None,
     loglevel: str = "INFO",
 ) -> None:
-    """Run a worker until it is told to stop (SIGTERM: finish what is running, then exit)."""
+    """Run a worker until it is told to stop (SIGTERM: finish what is running, then exit).
+
+    Every channel is built first, so a bad setting (a sign registry that does not parse, an account
+    without its instance) stops the worker now, naming it, instead of failing every delivery later."""
+    for name in REGISTRY:
+        build_channel(name, settings)
     argv = ["worker", "-l", loglevel, "-Q", only or ",".join(queues())]
     if beat:
         argv.append("-B")
