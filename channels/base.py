@@ -12,12 +12,14 @@ pick its own queue:
 - ``lookup(payload, key)``: find an earlier send whose answer was lost, or ``None``;
 - ``retract(receipt)``: withdraw what was sent;
 - ``check(payloads)``: what the peer says before approval (problems refuse it, notes inform);
-- ``probe()``: is the channel reachable and are the credentials good.
+- ``probe()``: is the channel reachable and are the credentials good;
+- ``describe(payload)``: the payload for a person, as the lines a preview prints.
 """
 
 from __future__ import annotations
 
 import abc
+import json
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -186,6 +188,11 @@ class Channel(HttpApi, abc.ABC):
 
     @abc.abstractmethod
     def probe(self) -> Health: ...
+
+    def describe(self, payload: Payload) -> list[str]:
+        """The payload for a person: the lines a preview prints. By default the body on one line; an
+        adapter shows instead what its readers will see and the measures that matter for it."""
+        return [json.dumps(payload.body, ensure_ascii=False, sort_keys=True, default=str)]
 
     # -- the flow the core runs; not overridden ------------------------------------------------
 

@@ -141,6 +141,7 @@ def reject(item_id: int, approver: str, reason: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Every payload as JSON.")
 def preview(source: str, channel: str | None, as_json: bool) -> None:
     """Render an item file, or a stored item by id, for every channel and target."""
+    from channels import build_channel
     from dispatcher import approval
     from dispatcher.items import load_item
     from dispatcher.ledger import ItemRow
@@ -156,8 +157,6 @@ def preview(source: str, channel: str | None, as_json: bool) -> None:
         else:
             publication = approval.draft_publication(session, settings, load_item(Path(source)))
     if channel:
-        from channels import build_channel
-
         build_channel(channel, settings)  # an unknown name is refused with a suggestion
     result = approval.plan(settings, publication, only=channel)
     if as_json:
@@ -169,26 +168,11 @@ def preview(source: str, channel: str | None, as_json: bool) -> None:
             }
         )
     else:
+        adapters = {name: build_channel(name, settings) for name in {p.channel for p in result.payloads}}
         for payload in result.payloads:
             click.echo(f"── {payload.channel} / {payload.target}")
-            body = payload.body
-            if payload.channel == "sms":
-                click.echo(
-                    f"{body['encoding']}, {body['segments']} segment(s), {body['characters']} characters, "
-                    f"{len(body['to'])} recipient(s)"
-                )
-                click.echo(body["text"])
-            elif payload.channel == "display":
-                click.echo(f"{len(body['pages'])} page(s), priority {body['priority']}")
-                for number, page in enumerate(body["pages"], 1):
-                    click.echo(f"  page {number}: " + " / ".join(page))
-                click.echo(f"  MULTI: {body['multi']}")
-            elif payload.channel == "microblog":
-                click.echo(f"@{body['account']}, {body['length']} characters")
-                click.echo(body["text"])
-            else:
-                click.echo(f"{body['title']}  (slug {body['slug']}, status {body['status']})")
-                click.echo(body["content"])
+            for line in adapters[payload.channel].describe(payload):
+                click.echo(line)
         for problem in result.problems:
             click.echo(f"problem: {problem}", err=True)
         for note in result.notes:
