@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from dispatcher.errors import DispatchError, NotFoundError
+from dispatcher.text import table
 from settings import Settings, SettingsError, load_settings
 
 
@@ -37,23 +38,6 @@ def _broker():  # type: ignore[no-untyped-def]
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-
-
-def table(rows: list[list[Any]], header: list[str]) -> str:
-    """A plain text table; widths count a CJK character as two columns, as terminals show it."""
-    import unicodedata
-
-    def width(text: str) -> int:
-        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(width(row[i]) for row in cells) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(c + " " * (w - width(c)) for c, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 class DispatchGroup(click.Group):
