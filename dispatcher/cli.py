@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from dispatcher.errors import DispatchError, NotFoundError
+from dispatcher.errors import DispatchError
 from dispatcher.text import table
 from settings import Settings, SettingsError, load_settings
 
@@ -125,37 +125,19 @@ def reject(item_id: int, approver: str, reason: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Every payload as JSON.")
 def preview(source: str, channel: str | None, as_json: bool) -> None:
     """Render an item file, or a stored item by id, for every channel and target."""
-    from channels import build_channel
-    from dispatcher import approval
     from dispatcher.items import load_item
-    from dispatcher.ledger import ItemRow
-    from dispatcher.reports import payload_view
+    from dispatcher.previews import described, preview_view
+    from dispatcher.previews import preview as preview_item
 
     settings = get_settings()
-    with _ledger().session() as session:
-        if source.isdigit() and not Path(source).exists():
-            row = session.get(ItemRow, int(source))
-            if row is None:
-                raise NotFoundError(f"no item {source}")
-            publication = approval.stored_publication(session, settings, row)
-        else:
-            publication = approval.draft_publication(session, settings, load_item(Path(source)))
-    if channel:
-        build_channel(channel, settings)  # an unknown name is refused with a suggestion
-    result = approval.plan(settings, publication, only=channel)
+    item = int(source) if source.isdigit() and not Path(source).exists() else load_item(Path(source))
+    result = preview_item(_ledger(), settings, item, only=channel)
     if as_json:
-        _print_json(
-            {
-                "payloads": [payload_view(p) for p in result.payloads],
-                "problems": result.problems,
-                "notes": result.notes,
-            }
-        )
+        _print_json(preview_view(result))
     else:
-        adapters = {name: build_channel(name, settings) for name in {p.channel for p in result.payloads}}
-        for payload in result.payloads:
+        for payload, lines in described(settings, result.payloads):
             click.echo(f"── {payload.channel} / {payload.target}")
-            for line in adapters[payload.channel].describe(payload):
+            for line in lines:
                 click.echo(line)
         for problem in result.problems:
             click.echo(f"problem: {problem}", err=True)
@@ -250,39 +232,12 @@ def redrive(actor: str, channel: str | None, item_id: int | None, failed: bool, 
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def channels(as_json: bool) -> None:
     """Probe every channel: reachable, credentials accepted, how fast."""
-    from channels import REGISTRY, build_channel
+    from dispatcher.reports import channel_health
 
-    settings = get_settings()
-    results = []
-    for name in REGISTRY:
-        try:
-            health = build_channel(name, settings).probe()
-            results.append(
-                {
-                    "channel": name,
-                    "ok": health.ok,
-                    "detail": health.detail,
-                    "latency_ms": round(health.latency_ms, 1),
-                }
-            )
-        except DispatchError as exc:
-            results.append({"channel": name, "ok": False, "detail": str(exc), "latency_ms": None})
-    from dispatcher.circuits import not_closed
-
-    with _ledger().session() as session:
-        circuits: list[dict[str, Any]] = [
-            {
-                "channel": c.channel,
-                "target": c.target,
-                "state": c.state,
-                "failures": c.failures,
-                "open_until": c.open_until.isoformat() if c.open_until else None,
-                "last_error": c.last_error,
-            }
-            for c in not_closed(session)
-        ]
+    report = channel_health(_ledger(), get_settings())
+    results, circuits = report["channels"], report["circuits"]
     if as_json:
-        _print_json({"channels": results, "circuits": circuits})
+        _print_json(report)
     else:
         click.echo(
             table(
@@ -341,21 +296,9 @@ def subscribers_import(file: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def subscribers_list(as_json: bool) -> None:
     """Every subscriber with areas, topics, consent and opt-out."""
-    from sqlalchemy import select
+    from dispatcher.subscribers import list_subscribers
 
-    from dispatcher.ledger import SubscriberRow
-
-    with _ledger().session() as session:
-        rows = [
-            {
-                "phone": s.phone,
-                "areas": s.areas,
-                "topics": s.topics,
-                "consent": s.consent,
-                "opted_out_at": s.opted_out_at.isoformat() if s.opted_out_at else None,
-            }
-            for s in session.scalars(select(SubscriberRow).order_by(SubscriberRow.phone))
-        ]
+    rows = list_subscribers(_ledger())
     if as_json:
         _print_json(rows)
         return
