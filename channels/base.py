@@ -12,7 +12,8 @@ pick its own queue:
 - ``lookup(payload, key)``: find an earlier send whose answer was lost, or ``None``;
 - ``retract(receipt)``: withdraw what was sent;
 - ``check(payloads)``: what the peer says before approval (problems refuse it, notes inform);
-- ``probe()``: is the channel reachable and are the credentials good.
+- ``probe()``: is the channel reachable and are the credentials good;
+- ``describe(payload)``: the payload for a person, as the lines a preview prints.
 
 What a channel can or cannot do is declared on the class, and the core asks instead of naming
 channels: ``can_look_up``, ``reaches_subscribers``, ``reports_per_recipient`` (with ``recipients`` and
@@ -23,6 +24,7 @@ sent, ``forgets`` with ``rank`` and ``presence``.
 from __future__ import annotations
 
 import abc
+import json
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -226,6 +228,11 @@ class Channel(HttpApi, abc.ABC):
     def presence(self, payload: Payload, key: str) -> Presence:
         """Whether the target still shows ``payload`` (sent under ``key``), for channels that ``forget``."""
         return Presence(Presence.SHOWN)
+
+    def describe(self, payload: Payload) -> list[str]:
+        """The payload for a person: the lines a preview prints. By default the body on one line; an
+        adapter shows instead what its readers will see and the measures that matter for it."""
+        return [json.dumps(payload.body, ensure_ascii=False, sort_keys=True, default=str)]
 
     # -- the flow the core runs; not overridden ------------------------------------------------
 

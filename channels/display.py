@@ -245,3 +245,11 @@ class DisplayChannel(Channel):
         if wrong:
             detail += f"; registry differs from the sign: {', '.join(wrong[:5])}"
         return Health(not (offline or local or wrong) and bool(self.signs), detail, latency)
+
+    def describe(self, payload: Payload) -> list[str]:
+        body = payload.body
+        return [
+            f"{len(body['pages'])} page(s), priority {body['priority']}",
+            *(f"  page {number}: " + " / ".join(page) for number, page in enumerate(body["pages"], 1)),
+            f"  MULTI: {body['multi']}",
+        ]

@@ -118,3 +118,7 @@ class MicroblogChannel(Channel):
         if problems:
             return Health(False, "; ".join(problems), latency)
         return Health(True, f"{len(self.accounts)} account(s) accepted", latency)
+
+    def describe(self, payload: Payload) -> list[str]:
+        body = payload.body
+        return [f"@{body['account']}, {body['length']} characters", *body["text"].split("\n")]

@@ -235,3 +235,11 @@ class SmsChannel(Channel):
         if not health.ok and "HTTP 400" in health.detail:
             return Health(True, "gateway reachable, login accepted", health.latency_ms)
         return health
+
+    def describe(self, payload: Payload) -> list[str]:
+        body = payload.body
+        return [
+            f"{body['encoding']}, {body['segments']} segment(s), {body['characters']} characters, "
+            f"{len(body['to'])} recipient(s)",
+            *body["text"].split("\n"),
+        ]

@@ -273,6 +273,13 @@ class WebsiteChannel(Channel):
             return "by meta dispatch_uid and content marker"
         return "by content marker (meta dispatch_uid is not registered; search must read post content)"
 
+    def describe(self, payload: Payload) -> list[str]:
+        body = payload.body
+        return [
+            f"{body['title']}  (slug {body['slug']}, status {body['status']})",
+            *body["content"].split("\n"),
+        ]
+
 
 def _carries(post: dict[str, Any], uid: str) -> bool:
     """Whether a post (read with ``context=edit``) is this item's: its meta or its content says so."""

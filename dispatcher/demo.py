@@ -12,7 +12,6 @@ import click
 
 from dispatcher import approval
 from dispatcher.api import create_api
-from dispatcher.cli import table
 from dispatcher.items import load_item
 from dispatcher.ledger import TERMINAL, Ledger
 from dispatcher.processes import start_worker, stop_worker
@@ -21,6 +20,7 @@ from dispatcher.sandboxes import sandbox_for
 from dispatcher.serving import serve_in_thread
 from dispatcher.subscribers import import_csv, recipient_counts
 from dispatcher.tasks import broker_for
+from dispatcher.text import table
 from settings import PROJECT_DIR, load_settings
 
 APPROVER = "陈刚"

@@ -7,10 +7,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from dispatcher.errors import NotFoundError
-from dispatcher.ledger import ApprovalRow, DeliveryRow, ItemRow, Ledger
+from channels import REGISTRY, build_channel
+from dispatcher.circuits import not_closed
+from dispatcher.errors import DispatchError, NotFoundError
+from dispatcher.ledger import ApprovalRow, CircuitRow, DeliveryRow, ItemRow, Ledger
 from dispatcher.subscribers import recipient_counts
 from dispatcher.words import Payload
+from settings import Settings
 
 
 def delivery_view(row: DeliveryRow) -> dict[str, Any]:
@@ -100,3 +103,38 @@ def items_overview(ledger: Ledger, limit: int = 50, before: int | None = None) -
 def payload_view(payload: Payload) -> dict[str, Any]:
     """What ``preview --json`` shows of one payload."""
     return {"channel": payload.channel, "target": payload.target, **payload.body}
+
+
+def circuit_view(row: CircuitRow) -> dict[str, Any]:
+    return {
+        "channel": row.channel,
+        "target": row.target,
+        "state": row.state,
+        "failures": row.failures,
+        "open_until": row.open_until.isoformat() if row.open_until else None,
+        "last_error": row.last_error,
+    }
+
+
+def channel_health(ledger: Ledger, settings: Settings) -> dict[str, Any]:
+    """Every channel probed now (reachable, credentials accepted, how fast) as ``channels``, and every
+    target whose circuit is not closed as ``circuits``. A channel that cannot even be built (its
+    settings are wrong) is reported down with the reason, and the others are still probed."""
+    results: list[dict[str, Any]] = []
+    for name in REGISTRY:
+        try:
+            health = build_channel(name, settings).probe()
+        except DispatchError as exc:
+            results.append({"channel": name, "ok": False, "detail": str(exc), "latency_ms": None})
+            continue
+        results.append(
+            {
+                "channel": name,
+                "ok": health.ok,
+                "detail": health.detail,
+                "latency_ms": round(health.latency_ms, 1),
+            }
+        )
+    with ledger.session() as session:
+        circuits = [circuit_view(c) for c in not_closed(session)]
+    return {"channels": results, "circuits": circuits}

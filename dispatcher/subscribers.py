@@ -320,3 +320,18 @@ def apply_kept_reports(ledger: Ledger, spool: Spool) -> int:
     except OperationalError as exc:
         log.warning("kept delivery reports not applied yet: %s", type(exc).__name__)
         return 0
+
+
+def list_subscribers(ledger: Ledger) -> list[dict[str, Any]]:
+    """Every subscriber by phone number, with areas, topics, consent and when they opted out (or None)."""
+    with ledger.session() as session:
+        return [
+            {
+                "phone": s.phone,
+                "areas": s.areas,
+                "topics": s.topics,
+                "consent": s.consent,
+                "opted_out_at": s.opted_out_at.isoformat() if s.opted_out_at else None,
+            }
+            for s in session.scalars(select(SubscriberRow).order_by(SubscriberRow.phone))
+        ]

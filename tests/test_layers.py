@@ -53,7 +53,8 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
-            found.add(base)
+            if base != name:  # a package naming its own modules (``from . import items``)
+                found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known)
     return found
 

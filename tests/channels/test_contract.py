@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -197,3 +198,30 @@ def test_a_reset_connection_leaves_the_outcome_unknown(
     assert acted is (mode == "reset_after")
     found = channel.lookup(payload, "key-x")
     assert (found is not None) is (acted and CAN_LOOK_UP[name])
+
+
+# What the first line of each channel's description tells a person (the rest is the content itself).
+DESCRIBED_AS = {
+    "website": r"^朝阳区暴雨橙色预警  \(slug \S+, status publish\)$",
+    "sms": r"^UCS-2, 1 segment\(s\), \d+ characters, 2 recipient\(s\)$",
+    "display": r"^\d+ page\(s\), priority 200$",
+    "microblog": r"^@sandbox, \d+ characters$",
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_describe_gives_a_person_the_payload_in_lines(name: str, settings: Settings) -> None:
+    channel = build_channel(name, settings)
+    for payload in payloads(channel, settings):
+        lines = channel.describe(payload)
+        assert lines and all(isinstance(line, str) for line in lines)
+        assert re.match(DESCRIBED_AS[name], lines[0]), lines[0]
+        # The content readers will see is all there, line by line.
+        content = payload.body.get("text") or payload.body.get("content") or payload.body["multi"]
+        assert content.split("\n")[-1] in "\n".join(lines)
+
+
+def test_a_channel_without_its_own_description_shows_the_body_on_one_line(settings: Settings) -> None:
+    channel = build_channel("sms", settings)
+    payload = Payload("sms", "batch-001", {"text": "预警", "to": ["+8613800138000"]})
+    assert Channel.describe(channel, payload) == ['{"text": "预警", "to": ["+8613800138000"]}']

@@ -148,3 +148,22 @@ def test_reports_move_forward_only(ledger: Ledger, settings: Settings) -> None:
         assert subscribers.apply_report(session, key, phone, 2) == "delivered"  # after a final one
         assert subscribers.apply_report(session, "nope", phone, 1) is None
         assert subscribers.apply_report(session, key, "+8613999999999", 1) is None
+
+
+def test_the_listing_is_by_phone_with_consent_and_opt_out(store: Ledger, tmp_path: Path) -> None:
+    path = csv_file(
+        tmp_path, "phone,areas,topics,consent\n13800138001,110105,flood,no\n13800138000,110108,,\n"
+    )
+    subscribers.import_csv(store, path, SmsSettings())
+    with store.session() as session:
+        subscribers.opt_out(session, "+8613800138001", "TD")
+    first, second = subscribers.list_subscribers(store)
+    assert first == {
+        "phone": "+8613800138000",
+        "areas": ["110108"],
+        "topics": [],
+        "consent": True,
+        "opted_out_at": None,
+    }
+    assert second["phone"] == "+8613800138001" and second["consent"] is False
+    assert second["opted_out_at"].startswith("20")  # an ISO timestamp, ready for JSON

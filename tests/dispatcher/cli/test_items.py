@@ -1,34 +1,15 @@
-"""The ``dispatch`` command line, invoked in-process against a real ledger, broker and sandbox."""
+"""Items through review: submit, preview, approve, reject and status."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from click.testing import CliRunner, Result
 
-from dispatcher.cli import cli
 from dispatcher.ledger import DeliveryRow, ItemRow, Ledger
 from settings import Settings
-from tests.conftest import item_doc
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def write(tmp_path: Path, name: str = "item.yaml", **changes: Any) -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(item_doc(**changes), allow_unicode=True), encoding="utf-8")
-    return path
-
-
-def count(ledger: Ledger, model: type) -> int:
-    with ledger.session() as session:
-        return session.query(model).count()
+from tests.dispatcher.cli import count, run, write
 
 
 def test_submit_prints_the_new_id(tmp_path: Path, ledger: Ledger) -> None:
@@ -111,23 +92,6 @@ def test_status_lists_every_delivery(tmp_path: Path, ledger: Ledger) -> None:
     assert "BJ-CY-002" in run("status", "1").stdout
 
 
-def test_channels_probes_every_channel(settings: Settings) -> None:
-    result = run("channels", "--json")
-    assert result.exit_code == 0
-    assert {r["channel"]: r["ok"] for r in json.loads(result.stdout)["channels"]} == {
-        "website": True,
-        "sms": True,
-        "display": True,
-        "microblog": True,
-    }
-
-
-def test_channels_exits_1_when_one_is_down(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISPATCH_SMS__PASSWORD", "wrong")
-    result = run("channels")
-    assert result.exit_code == 1 and "DOWN" in result.stdout
-
-
 def test_a_draft_is_submitted_before_it_can_be_approved(tmp_path: Path, ledger: Ledger) -> None:
     assert json.loads(run("submit", str(write(tmp_path)), "--draft", "--json").stdout)["state"] == "draft"
     early = run("approve", "1", "--as", "陈刚")
@@ -135,12 +99,6 @@ def test_a_draft_is_submitted_before_it_can_be_approved(tmp_path: Path, ledger: 
     assert run("submit", "1").exit_code == 0
     assert run("submit", "1").exit_code == 1  # no longer a draft
     assert run("approve", "1", "--as", "陈刚").exit_code == 0
-
-
-def test_redrive_needs_an_operator_and_a_known_channel(ledger: Ledger) -> None:
-    assert run("redrive").exit_code == 2  # --as is required
-    assert "did you mean 'microblog'" in run("redrive", "--as", "李雷", "--channel", "microblg").stderr
-    assert run("redrive", "--as", "李雷").stdout.strip() == "re-drove 0 dead deliveries"
 
 
 def test_approve_says_when_the_broker_took_nothing(
@@ -163,8 +121,32 @@ def test_status_pages_through_items_and_says_so(tmp_path: Path, ledger: Ledger) 
     assert "dispatch status --before 4" in run("status", "--limit", "2").stderr
 
 
-def test_a_bad_setting_stops_the_command_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DISPATCH_RATE_LIMITS", '{"sms": "fast"}')
-    result = run("channels")
-    assert result.exit_code == 2
-    assert "DISPATCH_RATE_LIMITS" in result.stderr and "fast" in result.stderr
+def test_preview_prints_each_payload_as_its_channel_describes_it(tmp_path: Path, settings: Settings) -> None:
+    result = run("preview", str(write(tmp_path)))
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    headers = [line for line in lines if line.startswith("── ")]
+    assert headers == [
+        "── website / site",
+        "── sms / batch-001",
+        "── display / BJ-CY-001",
+        "── display / BJ-CY-002",
+        "── microblog / sandbox",
+    ]
+    sms = lines.index("── sms / batch-001")
+    assert lines[sms + 1] == "UCS-2, 1 segment(s), 31 characters, 3 recipient(s)"
+    assert lines[sms + 2] == "【应急管理】朝阳区暴雨橙色预警：未来3小时强降雨，请减少外出。"
+    first_sign = lines.index("── display / BJ-CY-001")
+    assert lines[first_sign + 1] == "2 page(s), priority 200"
+    assert lines[first_sign + 2] == "  page 1: 朝阳区暴雨橙色预警：未来 / 3小时强降雨，请减少外出"
+    assert lines[lines.index("── microblog / sandbox") + 1] == "@sandbox, 39 characters"
+    assert lines[lines.index("── website / site") + 1].startswith("朝阳区暴雨橙色预警  (slug warning-")
+
+
+def test_reject_says_who_and_a_rejected_item_cannot_be_approved(tmp_path: Path, ledger: Ledger) -> None:
+    run("submit", str(write(tmp_path)))
+    result = run("reject", "1", "--as", "陈刚", "--reason", "wrong district")
+    assert result.exit_code == 0 and result.stdout.strip() == "item 1 rejected by 陈刚"
+    later = run("approve", "1", "--as", "陈刚")
+    assert later.exit_code == 1 and "already rejected" in later.stderr
+    assert count(ledger, DeliveryRow) == 0

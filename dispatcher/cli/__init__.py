@@ -1,0 +1,64 @@
+"""The ``dispatch`` command line: one group, and one small module per family of commands.
+
+- ``items``: submit, preview, approve, reject, status;
+- ``deliveries``: redrive;
+- ``channels``: channels (probe every channel, list the circuits not closed);
+- ``subscribers``: subscribers import, subscribers list;
+- ``serving``: api, sandbox, worker (run until interrupted);
+- ``demo``: demo.
+
+A command parses its options, calls one function of the flow or the reports — the functions an HTTP
+API calls too — and prints what it returns. What every command shares (the settings of this
+invocation, the ledger, the broker) lives in ``invocation``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dispatcher.cli import channels, deliveries, demo, items, serving, subscribers
+from dispatcher.cli.invocation import get_settings
+from dispatcher.errors import DispatchError
+from settings import SettingsError
+
+__all__ = ["cli", "get_settings", "main"]
+
+
+class DispatchGroup(click.Group):
+    """Turns a DispatchError into a one-line message and its exit status (2 bad input, 1 refused)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DispatchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except SettingsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=DispatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Publish one approved item to the website, SMS, display signs and microblogs."""
+
+
+for command in (
+    items.submit,
+    items.approve,
+    items.reject,
+    items.preview,
+    items.status,
+    deliveries.redrive,
+    channels.channels,
+    subscribers.subscribers,
+    serving.api,
+    serving.sandbox,
+    serving.worker,
+    demo.demo,
+):
+    cli.add_command(command)
+
+main = cli

@@ -1,0 +1,47 @@
+"""What every command of one invocation shares: its settings, loaded once, and the ledger and broker
+they name.
+
+The settings are loaded on first use, not when the group starts, so ``--help`` and the commands that
+need none (``demo`` loads its own) work whatever the environment says. Ledger and broker are imported
+when asked for: ``dispatch --help`` does not pay for SQLAlchemy or Celery.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from dispatcher.ledger import Ledger
+    from dispatcher.outbox import Broker
+
+
+def get_settings() -> Settings:
+    """The settings of this invocation, parsed and checked once."""
+    context = click.get_current_context().find_root()
+    if not isinstance(context.obj, Settings):
+        context.obj = load_settings()
+    return context.obj
+
+
+def open_ledger() -> Ledger:
+    """The ledger the settings name."""
+    from dispatcher.ledger import Ledger
+
+    return Ledger(get_settings().ledger_url)
+
+
+def broker() -> Broker:
+    """The broker approvals and re-drives publish to."""
+    from dispatcher.tasks import broker_for
+
+    return broker_for(get_settings())
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON, Chinese kept readable rather than escaped."""
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))

@@ -1,0 +1,164 @@
+"""Items through review: ``submit``, ``preview``, ``approve``, ``reject`` and ``status``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from dispatcher.cli.invocation import broker, get_settings, open_ledger, print_json
+from dispatcher.text import table
+
+
+def stored_id(source: str) -> int | None:
+    """The item id SOURCE names, or None when it names a file: digits are an id unless such a file
+    exists."""
+    return int(source) if source.isdigit() and not Path(source).exists() else None
+
+
+@click.command()
+@click.argument("source")
+@click.option("--draft", is_flag=True, help="Store the file as a draft, not yet for review.")
+@click.option("--json", "as_json", is_flag=True, help="Print the item as JSON.")
+def submit(source: str, draft: bool, as_json: bool) -> None:
+    """Store an item file (YAML or JSON) for review and print its id; or submit draft ID."""
+    from dispatcher import approval
+    from dispatcher.items import load_item
+
+    ledger = open_ledger()
+    item_id = stored_id(source)
+    if item_id is not None:
+        approval.submit_draft(ledger, item_id)
+        state = "submitted"
+    else:
+        item_id = approval.submit(ledger, load_item(Path(source)), draft=draft)
+        state = "draft" if draft else "submitted"
+    if as_json:
+        print_json({"id": item_id, "state": state})
+    else:
+        click.echo(item_id)
+
+
+@click.command()
+@click.argument("item_id", type=int)
+@click.option("--as", "approver", required=True, help="Name of the approver (never the author).")
+def approve(item_id: int, approver: str) -> None:
+    """Approve a submitted item: pin its payloads and fan it out."""
+    from dispatcher.approval import approve as approve_item
+
+    result = approve_item(open_ledger(), get_settings(), item_id, approver, broker())
+    per_channel: dict[str, int] = {}
+    for payload in result.payloads:
+        per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
+    summary = ", ".join(f"{name} {count}" for name, count in per_channel.items())
+    total = len(result.payloads)
+    if result.enqueued == total:
+        click.echo(f"item {item_id} approved by {approver}: {total} deliveries queued ({summary})")
+    else:
+        click.echo(
+            f"item {item_id} approved by {approver}: {total} deliveries written ({summary}); "
+            f"{total - result.enqueued} of them are waiting for the broker, which did not take them — the "
+            "sweeper hands them over once it answers"
+        )
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@click.command()
+@click.argument("item_id", type=int)
+@click.option("--as", "approver", required=True, help="Name of the reviewer.")
+@click.option("--reason", required=True, help="Why the item is rejected.")
+def reject(item_id: int, approver: str, reason: str) -> None:
+    """Reject a submitted item."""
+    from dispatcher.approval import reject as reject_item
+
+    reject_item(open_ledger(), item_id, approver, reason)
+    click.echo(f"item {item_id} rejected by {approver}")
+
+
+@click.command()
+@click.argument("source")
+@click.option("--channel", "channel", help="Only this channel.")
+@click.option("--json", "as_json", is_flag=True, help="Every payload as JSON.")
+def preview(source: str, channel: str | None, as_json: bool) -> None:
+    """Render an item file, or a stored item by id, for every channel and target."""
+    from dispatcher.items import load_item
+    from dispatcher.previews import described, preview_view
+    from dispatcher.previews import preview as preview_item
+
+    settings = get_settings()
+    item_id = stored_id(source)
+    item = item_id if item_id is not None else load_item(Path(source))
+    result = preview_item(open_ledger(), settings, item, only=channel)
+    if as_json:
+        print_json(preview_view(result))
+    else:
+        for payload, lines in described(settings, result.payloads):
+            click.echo(f"── {payload.channel} / {payload.target}")
+            for line in lines:
+                click.echo(line)
+        for problem in result.problems:
+            click.echo(f"problem: {problem}", err=True)
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+    if result.problems:
+        sys.exit(2)
+
+
+@click.command()
+@click.argument("item_id", type=int, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Items per page.")
+@click.option("--before", type=int, default=None, help="Only items older than this id (the next page).")
+def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -> None:
+    """Items and their deliveries, newest first, a page at a time; with an id, every delivery of that item."""
+    from dispatcher.reports import item_status, items_overview
+
+    ledger = open_ledger()
+    if item_id is None:
+        page = items_overview(ledger, limit=limit, before=before)
+        items = page["items"]
+        if as_json:
+            print_json(page)
+            return
+        if page["next_before"] is not None:
+            click.echo(
+                f"the newest {len(items)} of {page['total']} items; the next page: "
+                f"dispatch status --before {page['next_before']}",
+                err=True,
+            )
+        rows = [
+            [
+                i["id"],
+                i["kind"],
+                i["state"],
+                i["title"][:30],
+                " ".join(f"{k}:{v}" for k, v in sorted(i["deliveries"].items())),
+            ]
+            for i in items
+        ]
+        click.echo(table(rows, ["id", "kind", "state", "title", "deliveries"]) if rows else "no items yet")
+        return
+    report = item_status(ledger, item_id)
+    if as_json:
+        print_json(report)
+        return
+    click.echo(f"item {report['id']} ({report['kind']}) {report['state']}: {report['title']}")
+    click.echo(f"author {report['author']}, approver {report['approver'] or '-'}")
+    rows = [
+        [
+            d["id"],
+            d["channel"],
+            d["target"],
+            d["state"],
+            d["attempts"],
+            d["provider_id"] or "",
+            (d["last_error"] or "")[:60],
+        ]
+        for d in report["deliveries"]
+    ]
+    if rows:
+        click.echo(
+            table(rows, ["delivery", "channel", "target", "state", "attempts", "provider id", "last error"])
+        )
