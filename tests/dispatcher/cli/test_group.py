@@ -87,3 +87,13 @@ def test_every_module_imports_on_its_own_in_a_fresh_interpreter() -> None:
 def test_the_demo_does_not_import_the_command_line() -> None:
     code = "import sys, dispatcher.demo; sys.exit('dispatcher.cli' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_a_worker_with_a_bad_sign_registry_stops_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DISPATCH_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(tmp_path / "missing.yaml"))
+    result = run("worker")
+    assert result.exit_code == 2
+    assert "sign registry" in result.stderr and "missing.yaml" in result.stderr
