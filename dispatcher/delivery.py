@@ -434,16 +434,7 @@ def finish(
             )
         if isinstance(error, ChannelError) and error.alert:
             # Credentials expired or revoked: every delivery on this channel will fail until renewed.
-            record_delivery(
-                session,
-                row,
-                "channel.alert",
-                actor=worker,
-                attempt=row.attempts,
-                channel=row.channel,
-                target=row.target,
-                error=str(error),
-            )
+            alert(session, row, worker, str(error))
         state = row.state
         if state in TERMINAL:
             settle_item(session, row.item_id, worker)
@@ -451,6 +442,20 @@ def finish(
         "delivery %s %s/%s → %s", taken.delivery_id, taken.payload.channel, taken.payload.target, state.value
     )
     return state
+
+
+def alert(session: Session, row: DeliveryRow, worker: str, error: str) -> None:
+    """A channel alert: people must act (credentials revoked, a site that changed what it was sent)."""
+    record_delivery(
+        session,
+        row,
+        "channel.alert",
+        actor=worker,
+        attempt=row.attempts,
+        channel=row.channel,
+        target=row.target,
+        error=error,
+    )
 
 
 def sent(session: Session, row: DeliveryRow, receipt: Receipt, how: str, worker: str, now: datetime) -> None:
@@ -469,16 +474,7 @@ def sent(session: Session, row: DeliveryRow, receipt: Receipt, how: str, worker:
         **({"link": receipt.detail["link"]} if receipt.detail.get("link") else {}),
     )
     if receipt.alert:
-        record_delivery(
-            session,
-            row,
-            "channel.alert",
-            actor=worker,
-            attempt=row.attempts,
-            channel=row.channel,
-            target=row.target,
-            error=receipt.alert,
-        )
+        alert(session, row, worker, receipt.alert)
 
 
 def wait(
