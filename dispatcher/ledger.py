@@ -257,8 +257,8 @@ class EventRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-@event.listens_for(Session, "before_flush")
 def _append_only(session: Session, _context: Any, _instances: Any) -> None:
+    # Listens to each ledger's own sessions (see Ledger.__init__), not to every Session in the process.
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, EventRow) and (obj in session.deleted or session.is_modified(obj)):
             raise RuntimeError("the event log is append-only")
@@ -298,6 +298,7 @@ class Ledger:
         Base.metadata.create_all(self.engine)
         append_only(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _append_only)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
