@@ -8,6 +8,7 @@
     │   │   └── OutcomeUnknownError   the request left and no answer came: look up, never resend blindly
     │   └── PermanentChannelError     4xx, rejected content, bad credentials: fail now with the reason
     ├── ConfigurationError            a setting or the sign registry is wrong
+    ├── LedgerSchemaError             the ledger's schema is not one this release can migrate
     ├── InvalidItemError              an item file or document does not validate (names the field)
     ├── ContentError                  an approved item cannot be rendered within a channel's limits
     ├── RefusedError                  a state change the rules forbid (self-approval, approving twice)
@@ -59,6 +60,10 @@ class PermanentChannelError(ChannelError):
 
 class ConfigurationError(DispatchError):
     exit_code = 2
+
+
+class LedgerSchemaError(DispatchError):
+    exit_code = 1
 
 
 class InvalidItemError(DispatchError):
