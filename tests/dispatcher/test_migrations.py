@@ -1,5 +1,5 @@
 """The ledger's migrations: a ledger of release 0.1 read with nothing lost, migrations that agree with the
-models, ledgers opened by several processes at once."""
+models, ledgers opened by several processes at once, and ``dispatch ledger``."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from click.testing import CliRunner
 from sqlalchemy import MetaData, func, inspect, select
 
+from dispatcher.cli import cli
 from dispatcher.errors import LedgerSchemaError
 from dispatcher.ledger import Base, EventRow, Ledger, SubscriberRow, open_engine
 from dispatcher.migrate import FIRST, HEAD, MIGRATIONS, RELEASE_0_1, stored_version, upgrade
 from dispatcher.reports import item_status
+from settings import get_settings
 from tests.e2e.conftest import free_port
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "ledger-0.1.sql"
@@ -292,6 +295,26 @@ def test_processes_that_open_a_ledger_at_once_migrate_it_once(tmp_path: Path, wr
     raw.close()
     if written_by == "release 0.1":
         assert len(rows(path)["events"]) == 37
+
+
+def run(*args: str) -> str:
+    get_settings.cache_clear()
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+def test_dispatch_ledger_version_and_upgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'new.sqlite'}")
+    assert run("ledger", "version") == f"none: an empty ledger; opening it creates the schema ({HEAD})"
+    assert run("ledger", "upgrade") == f"new ledger: migrated from nothing to {HEAD}"
+    assert run("ledger", "upgrade") == f"ledger at {HEAD}, this release's newest revision: nothing to do"
+    assert run("ledger", "version") == f"{HEAD} (this release's newest revision)"
+
+    monkeypatch.setenv("DISPATCH_LEDGER_URL", release_0_1(tmp_path / "old.sqlite"))
+    assert run("ledger", "version").startswith("none: written by release 0.1, before migrations")
+    assert run("ledger", "upgrade") == f"ledger of release 0.1 (no version) checked and stamped {FIRST}"
+    assert run("ledger", "version") == f"{HEAD} (this release's newest revision)"
 
 
 # PostgreSQL: the advisory lock and the triggers' own SQL. Runs where Debian's postgresql is installed.
