@@ -9,6 +9,7 @@
     │   └── PermanentChannelError     4xx, rejected content, bad credentials: fail now with the reason
     │       └── TooLateError          the peer cannot take it in the time left before the item expires
     ├── ConfigurationError            a setting or the sign registry is wrong
+    ├── LedgerSchemaError             the ledger's schema is not one this release can migrate
     ├── InvalidItemError              an item file or document does not validate (names the field)
     ├── ContentError                  an approved item cannot be rendered within a channel's limits
     ├── RefusedError                  a state change the rules forbid (self-approval, approving twice)
@@ -65,6 +66,10 @@ class TooLateError(PermanentChannelError):
 
 class ConfigurationError(DispatchError):
     exit_code = 2
+
+
+class LedgerSchemaError(DispatchError):
+    exit_code = 1
 
 
 class InvalidItemError(DispatchError):

@@ -37,6 +37,8 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from dispatcher.migrate import upgrade
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -244,7 +246,8 @@ class CircuitRow(Base):
 
 
 class EventRow(Base):
-    """Append-only: rows are inserted, never updated or deleted (enforced in :func:`_append_only`)."""
+    """Append-only: rows are inserted, never updated or deleted (enforced in :func:`_append_only`, and
+    by the database's own triggers, made by the first migration)."""
 
     __tablename__ = "events"
 
@@ -257,8 +260,8 @@ class EventRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-@event.listens_for(Session, "before_flush")
 def _append_only(session: Session, _context: Any, _instances: Any) -> None:
+    # Listens to each ledger's own sessions (see Ledger.__init__), not to every Session in the process.
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, EventRow) and (obj in session.deleted or session.is_modified(obj)):
             raise RuntimeError("the event log is append-only")
@@ -285,25 +288,14 @@ def record_delivery(session: Session, row: DeliveryRow, name: str, *, actor: str
 
 
 class Ledger:
-    """An engine and a session factory for one ledger URL; tables are created on first use."""
+    """An engine and a session factory for one ledger URL; opening it migrates its schema to this
+    release's (:func:`dispatcher.migrate.upgrade`: one query when it is already there)."""
 
     def __init__(self, url: str, *, busy_timeout: float = 30.0) -> None:
-        parsed = make_url(url)
-        kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            # How long a writer waits for another's lock before giving up (sqlite3 sets busy_timeout).
-            kwargs["connect_args"] = {"timeout": busy_timeout}
-        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-            private_file(Path(parsed.database))  # phone numbers live here: readable by its owner only
-        self.engine: Engine = create_engine(url, **kwargs)
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin_immediate)
-        Base.metadata.create_all(self.engine)
-        append_only(self.engine)
+        self.engine: Engine = open_engine(url, busy_timeout=busy_timeout)
+        upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_flush", _append_only)
 
     #: How far the flow's clock is ahead of the wall clock: tests move time on without sleeping.
     shift: timedelta = timedelta(0)
@@ -322,33 +314,26 @@ class Ledger:
         self.engine.dispose()
 
 
-# Tables whose rows are written once and never changed: the database itself refuses UPDATE and DELETE,
-# so neither the ORM's bulk statements nor raw SQL through another client can rewrite the record.
-APPEND_ONLY = ("events", "approvals")
+def open_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
+    """The engine of a ledger, without touching its schema (``dispatch ledger`` reads and migrates it).
 
-
-def append_only(engine: Engine) -> None:
-    """Install the triggers that refuse changes to the append-only tables (SQLite and PostgreSQL)."""
-    dialect = engine.dialect.name
-    with engine.begin() as connection:
-        if dialect == "postgresql":
-            connection.exec_driver_sql(
-                "CREATE OR REPLACE FUNCTION dispatch_append_only() RETURNS trigger AS $$ BEGIN "
-                "RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql"
-            )
-        for table in APPEND_ONLY:
-            if dialect == "sqlite":
-                for action in ("UPDATE", "DELETE"):
-                    connection.exec_driver_sql(
-                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} "
-                        f"BEFORE {action} ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                    )
-            elif dialect == "postgresql":
-                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-                connection.exec_driver_sql(
-                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                    "FOR EACH ROW EXECUTE FUNCTION dispatch_append_only()"
-                )
+    On SQLite every transaction begins ``IMMEDIATE``, taking the database's one write lock up front;
+    :func:`dispatcher.migrate.upgrade` relies on that lock to migrate once when processes open a ledger
+    together.
+    """
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {}
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        # How long a writer waits for another's lock before giving up (sqlite3 sets busy_timeout).
+        kwargs["connect_args"] = {"timeout": busy_timeout}
+        if parsed.database and parsed.database != ":memory:":
+            private_file(Path(parsed.database))  # phone numbers live here: readable by its owner only
+    engine = create_engine(url, **kwargs)
+    if sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+    return engine
 
 
 def private_file(path: Path) -> None:

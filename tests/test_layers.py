@@ -151,6 +151,8 @@ def test_every_file_imports_on_its_own(package: str) -> None:
     top = [file.removesuffix(".py") for file in TOP_LEVEL]
     names = [name for name in modules(PROJECT_DIR) if name.split(".")[0] == package or name in top]
     names = [name for name in names if (name in top) == (package == "top level")]
+    # Alembic's scripts are run by Alembic, inside its context, never imported.
+    names = [name for name in names if not name.startswith("dispatcher.migrations.")]
 
     def load(name: str) -> tuple[str, int, str]:
         run = subprocess.run(

@@ -5,7 +5,8 @@
 - ``channels``: channels (probe every channel, list the circuits not closed);
 - ``subscribers``: subscribers import, subscribers list;
 - ``serving``: api, sandbox, worker (run until interrupted);
-- ``demo``: demo.
+- ``demo``: demo;
+- ``schema``: ledger version, ledger upgrade.
 
 A command parses its options, calls one function of the flow or the reports — the functions an HTTP
 API calls too — and prints what it returns. What every command shares (the settings of this
@@ -18,7 +19,7 @@ from typing import Any
 
 import click
 
-from dispatcher.cli import channels, deliveries, demo, items, serving, subscribers
+from dispatcher.cli import channels, deliveries, demo, items, schema, serving, subscribers
 from dispatcher.cli.invocation import get_settings
 from dispatcher.errors import DispatchError
 from settings import SettingsError
@@ -58,6 +59,7 @@ for command in (
     serving.sandbox,
     serving.worker,
     demo.demo,
+    schema.ledger_schema,
 ):
     cli.add_command(command)
 

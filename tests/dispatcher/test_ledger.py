@@ -3,9 +3,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 
-from dispatcher.ledger import ApprovalRow, EventRow, ItemRow, ItemState, Ledger, RevisionRow, record
+from dispatcher.ledger import (
+    ApprovalRow,
+    EventRow,
+    ItemRow,
+    ItemState,
+    Ledger,
+    RevisionRow,
+    _append_only,
+    record,
+)
 
 
 def test_events_are_append_only(tmp_path: Path) -> None:
@@ -21,6 +31,14 @@ def test_events_are_append_only(tmp_path: Path) -> None:
             session.delete(session.query(EventRow).one())
     with ledger.session() as session:
         assert session.query(EventRow).one().name == "test.event"
+
+
+def test_the_orm_guard_is_the_ledgers_own(tmp_path: Path) -> None:
+    """Importing the ledger adds no listener to SQLAlchemy's Session class; its own sessions have one."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    assert not event.contains(Session, "before_flush", _append_only)
+    assert event.contains(ledger._sessions, "before_flush", _append_only)
+    ledger.dispose()
 
 
 def test_timestamps_come_back_timezone_aware(tmp_path: Path) -> None:
