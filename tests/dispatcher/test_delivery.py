@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import requests
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from dispatcher import approval, outbox
@@ -26,7 +27,7 @@ from dispatcher.ledger import (
     utcnow,
 )
 from sandbox.server import Sandbox
-from settings import Settings, load_settings
+from settings import RetryBudget, Settings
 from tests.conftest import item_doc
 
 WORKER = "test-worker"
@@ -37,6 +38,14 @@ def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[Deliver
     approval.approve(ledger, settings, item_id, "陈刚")
     with ledger.session() as session:
         return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
+
+
+def revoked(settings: Settings) -> Settings:
+    """The settings with the microblog account's token revoked at the peer."""
+    account = settings.microblog.accounts[0].model_copy(update={"access_token": SecretStr("revoked")})
+    return settings.model_copy(
+        update={"microblog": settings.microblog.model_copy(update={"accounts": [account]})}
+    )
 
 
 def row(ledger: Ledger, delivery_id: int) -> DeliveryRow:
@@ -149,12 +158,11 @@ def test_waits_the_peer_imposes_spend_no_attempt(
 
 
 def test_the_default_budget_outlasts_an_outage(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    ledger: Ledger, sandbox: Sandbox, settings: Settings
 ) -> None:
     """Twenty failed tries (a site down for many minutes) leave a warning retrying, not dead."""
-    monkeypatch.delenv("DISPATCH_MAX_ATTEMPTS")
-    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1000")
-    defaults = load_settings()
+    default_attempts = Settings.model_fields["max_attempts"].default
+    defaults = settings.model_copy(update={"max_attempts": default_attempts, "circuit_failures": 1000})
     assert defaults.budget("website").attempts >= 48
     website = approved(ledger, defaults, channels=["website"])[0]
     inject(sandbox, "website", mode="status", status=503, count=20)
@@ -164,7 +172,7 @@ def test_the_default_budget_outlasts_an_outage(
     make_due(ledger, website.id)
     assert deliver(ledger, defaults, website.id, WORKER) is DeliveryState.sent
     # And the schedule itself spans hours: even the shortest draws of the backoff add up to over 1.5 h.
-    plain = Settings(retry_base_seconds=2.0, retry_max_seconds=300.0)
+    plain = Settings(retry_base_seconds=2.0, retry_max_seconds=300.0, max_attempts=default_attempts)
     shortest = sum(
         min(plain.retry_max_seconds, plain.retry_base_seconds * 2 ** (n - 1)) / 2
         for n in range(1, plain.budget("website").attempts)
@@ -173,11 +181,10 @@ def test_the_default_budget_outlasts_an_outage(
 
 
 def test_a_permanent_error_fails_at_once_with_the_reason(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
 ) -> None:
     microblog = approved(ledger, settings, channels=["microblog", "website"])
-    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
-    broken = load_settings()
+    broken = revoked(settings)
     states = {d.channel: deliver(ledger, broken, d.id, WORKER) for d in microblog}
     assert states == {"microblog": DeliveryState.failed, "website": DeliveryState.sent}
     failed = next(row(ledger, d.id) for d in microblog if d.channel == "microblog")
@@ -275,11 +282,10 @@ def test_the_sweeper_finds_pending_deliveries_never_enqueued(
 
 
 def test_revoked_credentials_raise_a_channel_alert(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
 ) -> None:
     microblog = approved(ledger, settings, channels=["microblog"])[0]
-    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "revoked"}]')
-    assert deliver(ledger, load_settings(), microblog.id, WORKER) is DeliveryState.failed
+    assert deliver(ledger, revoked(settings), microblog.id, WORKER) is DeliveryState.failed
     with ledger.session() as session:
         alert = session.query(EventRow).filter_by(name="channel.alert").one()
     assert alert.detail["channel"] == "microblog" and "21332" in alert.detail["error"]
@@ -370,10 +376,11 @@ def test_delivery_reports_settle_an_unknown_sms_without_a_repeat(
 
 
 def test_a_channel_budget_in_attempts(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
 ) -> None:
-    monkeypatch.setenv("DISPATCH_RETRY_BUDGETS", '{"microblog": {"attempts": 2, "seconds": 3600}}')
-    tight = load_settings()
+    tight = settings.model_copy(
+        update={"retry_budgets": {"microblog": RetryBudget(attempts=2, seconds=3600)}}
+    )
     microblog = approved(ledger, tight, channels=["microblog"])[0]
     inject(sandbox, "microblog", mode="status", status=503, count=5)
     assert deliver(ledger, tight, microblog.id, WORKER) is DeliveryState.retrying
@@ -382,10 +389,9 @@ def test_a_channel_budget_in_attempts(
 
 
 def test_a_channel_budget_in_time(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
 ) -> None:
-    monkeypatch.setenv("DISPATCH_RETRY_BUDGETS", '{"microblog": {"attempts": 50, "seconds": 60}}')
-    tight = load_settings()
+    tight = settings.model_copy(update={"retry_budgets": {"microblog": RetryBudget(attempts=50, seconds=60)}})
     microblog = approved(ledger, tight, channels=["microblog"])[0]
     with ledger.session() as session:  # approved two minutes ago
         session.execute(update(DeliveryRow).values(created_at=utcnow() - timedelta(minutes=2)))
@@ -395,12 +401,11 @@ def test_a_channel_budget_in_time(
 
 
 def test_redrive_gives_dead_deliveries_a_new_budget_and_names_the_operator(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    ledger: Ledger, sandbox: Sandbox, settings: Settings
 ) -> None:
     from dispatcher.outbox import redrive
 
-    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "50")  # this test is about budgets, not circuits
-    settings = load_settings()
+    settings = settings.model_copy(update={"circuit_failures": 50})  # about budgets, not circuits
 
     microblog = approved(ledger, settings, channels=["microblog", "website"])
     dead = next(d for d in microblog if d.channel == "microblog")
@@ -566,12 +571,11 @@ def test_a_wait_behind_a_warning_ends_at_the_items_own_expiry(
 
 
 def test_a_create_that_outlives_the_timeout_is_waited_for_not_doubled(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, sandbox: Sandbox, settings: Settings
 ) -> None:
     """The server acts after the client gave up (2 s timeout, 3 s of work): the retry's lookup finds
     nothing yet, and the delivery waits out the processing window instead of creating a second post."""
-    monkeypatch.setenv("DISPATCH_PROCESSING_WINDOW", "20")
-    slow = load_settings()
+    slow = settings.model_copy(update={"processing_window": 20})
     website = approved(ledger, slow, channels=["website"])[0]
     inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.unknown
@@ -609,12 +613,11 @@ def posts_of(sandbox: Sandbox) -> list[dict[str, Any]]:
 
 
 def test_a_second_lost_answer_opens_its_own_processing_window(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, sandbox: Sandbox, settings: Settings
 ) -> None:
     """Waits and re-drives reuse attempt numbers: the window counts from the request now in doubt,
     never from an earlier claim that happened to carry the same number."""
-    monkeypatch.setenv("DISPATCH_PROCESSING_WINDOW", "4")
-    quick = load_settings()
+    quick = settings.model_copy(update={"processing_window": 4})
     website = approved(ledger, quick, channels=["website"])[0]
     inject(sandbox, "website", mode="reset", method="POST", path="/wp-json/wp/v2/posts")  # nothing lands
     assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown
