@@ -157,9 +157,7 @@ def test_waits_the_peer_imposes_spend_no_attempt(
     assert waits == 20
 
 
-def test_the_default_budget_outlasts_an_outage(
-    ledger: Ledger, sandbox: Sandbox, settings: Settings
-) -> None:
+def test_the_default_budget_outlasts_an_outage(ledger: Ledger, sandbox: Sandbox, settings: Settings) -> None:
     """Twenty failed tries (a site down for many minutes) leave a warning retrying, not dead."""
     default_attempts = Settings.model_fields["max_attempts"].default
     defaults = settings.model_copy(update={"max_attempts": default_attempts, "circuit_failures": 1000})
@@ -375,9 +373,7 @@ def test_delivery_reports_settle_an_unknown_sms_without_a_repeat(
     assert sent.detail["how"] == "reports"
 
 
-def test_a_channel_budget_in_attempts(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox
-) -> None:
+def test_a_channel_budget_in_attempts(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
     tight = settings.model_copy(
         update={"retry_budgets": {"microblog": RetryBudget(attempts=2, seconds=3600)}}
     )
@@ -388,9 +384,7 @@ def test_a_channel_budget_in_attempts(
     assert deliver(ledger, tight, microblog.id, WORKER) is DeliveryState.dead
 
 
-def test_a_channel_budget_in_time(
-    ledger: Ledger, settings: Settings, sandbox: Sandbox
-) -> None:
+def test_a_channel_budget_in_time(ledger: Ledger, settings: Settings, sandbox: Sandbox) -> None:
     tight = settings.model_copy(update={"retry_budgets": {"microblog": RetryBudget(attempts=50, seconds=60)}})
     microblog = approved(ledger, tight, channels=["microblog"])[0]
     with ledger.session() as session:  # approved two minutes ago
