@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +15,7 @@ from dispatcher.subscribers import import_csv
 from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
+from tests.support import item_doc as item_doc  # still imported from here by some test modules
 
 SIGNS = """\
 signs:
@@ -33,33 +31,6 @@ phone,areas,topics,consent
 13800138002,110105,safety,no
 13800138003,110108,safety,yes
 """
-
-WARNING: dict[str, Any] = {
-    "kind": "warning",
-    "title": "朝阳区暴雨橙色预警",
-    "event": "暴雨",
-    "body": "预计未来3小时内朝阳区将出现50毫米以上降雨，请减少外出。",
-    "short_text": "朝阳区暴雨橙色预警：未来3小时强降雨，请减少外出。",
-    "channels": ["website", "sms", "display", "microblog"],
-    "areas": ["110105"],
-    "author": "张敏",
-    "department": "朝阳区应急管理局",
-    "severity": "Severe",
-    "urgency": "Immediate",
-    "certainty": "Likely",
-}
-
-
-def item_doc(**changes: Any) -> dict[str, Any]:
-    """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
-    doc = copy.deepcopy(WARNING)
-    doc["expires"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    for key, value in changes.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
-    return doc
 
 
 @pytest.fixture(autouse=True)

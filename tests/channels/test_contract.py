@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import requests
 
 from channels import REGISTRY, build_channel
 from channels.base import Channel, Payload, Publication
@@ -14,7 +11,7 @@ from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
 from settings import Settings
-from tests.conftest import item_doc
+from tests.support import inject, item_doc, received, site_posts
 
 # What differs between channels is data, not a different test.
 CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": True}
@@ -39,14 +36,6 @@ def payloads(channel: Channel, settings: Settings) -> list[Payload]:
     return [channel.prepare(pub, target, renderer) for target in channel.targets(pub)]
 
 
-def effects(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
-    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
-
-
-def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
-    requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
-
-
 @pytest.mark.parametrize("name", ALL)
 def test_every_target_is_sent_exactly_once(name: str, settings: Settings, sandbox: Sandbox) -> None:
     channel = build_channel(name, settings)
@@ -55,9 +44,9 @@ def test_every_target_is_sent_exactly_once(name: str, settings: Settings, sandbo
     for number, payload in enumerate(prepared):
         receipt = channel.send(payload, f"key-{number}")
         assert receipt.provider_id
-    received = effects(sandbox, name)
+    effects = received(sandbox, name)
     expected = sum(len(p.body["to"]) for p in prepared) if name == "sms" else len(prepared)
-    assert len(received) == expected
+    assert len(effects) == expected
 
 
 # Where each emulator keeps the sent content, and where the payload holds it.
@@ -75,7 +64,7 @@ def test_sent_content_is_the_pinned_payload(name: str, settings: Settings, sandb
     payload = payloads(channel, settings)[0]
     channel.send(payload, "key")
     received_field, payload_field = CONTENT[name]
-    sent = effects(sandbox, name)[0][received_field]
+    sent = received(sandbox, name)[0][received_field]
     if payload_field:
         assert sent == payload.body[payload_field]
     else:  # the whole body, but for the link other channels carry (compared with the permalink, not sent)
@@ -108,8 +97,7 @@ def test_retract_withdraws_or_refuses_plainly(name: str, settings: Settings, san
     found = channel.lookup(payload, "key-r")
     if name == "website":  # the trashed post is still found, so a resend restores it instead of doubling
         assert found is not None and found.detail["status"] == "trash"
-        posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
-        assert posts[0]["status"] == "trash"
+        assert site_posts(sandbox)[0]["status"] == "trash"
         channel.retract(payload, receipt)  # 410 rest_already_trashed is success
     else:
         assert found is None
@@ -167,7 +155,7 @@ def test_a_lost_answer_is_unknown_and_lookup_reconciles(
     inject(sandbox, name, mode="lost", seconds=3, method=write, path=path)
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "key-l")
-    assert effects(sandbox, name), "the emulator acted before the answer was lost"
+    assert received(sandbox, name), "the emulator acted before the answer was lost"
     found = channel.lookup(payload, "key-l")
     assert (found is not None) is CAN_LOOK_UP[name]
 
@@ -178,7 +166,7 @@ def test_website_send_twice_updates_one_post(settings: Settings, sandbox: Sandbo
     first = channel.send(payload, "k")
     second = channel.send(payload, "k")
     assert first.provider_id == second.provider_id and second.detail["updated"] is True
-    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    posts = site_posts(sandbox)
     assert len(posts) == 1 and f"dispatch:{'a' * 32}" in posts[0]["content"]["raw"]
 
 
@@ -193,7 +181,7 @@ def test_a_reset_connection_leaves_the_outcome_unknown(
     inject(sandbox, name, mode=mode, method=write)
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "key-x")
-    acted = bool(effects(sandbox, name))
+    acted = bool(received(sandbox, name))
     assert acted is (mode == "reset_after")
     found = channel.lookup(payload, "key-x")
     assert (found is not None) is (acted and CAN_LOOK_UP[name])

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-import requests
 
 from channels import build_channel
 from channels.base import Channel, Payload
@@ -16,7 +15,7 @@ from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
 from settings import Settings
-from tests.conftest import item_doc
+from tests.support import inject, item_doc, received
 
 
 @pytest.fixture
@@ -45,8 +44,7 @@ def payload_for(channel: Channel, settings: Settings, **changes: Any) -> Payload
 
 
 def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    received = requests.get(f"{sandbox.urls['mastodon']}/_sandbox/received", timeout=5).json()
-    return [r for r in received if r["action"] == "post"]
+    return [r for r in received(sandbox, "mastodon") if r["action"] == "post"]
 
 
 def test_links_count_23_characters() -> None:
@@ -66,11 +64,7 @@ def test_a_repeated_post_with_the_same_key_creates_one_status(
 
 def test_a_lost_answer_is_safe_to_resend(channel: Channel, settings: Settings, sandbox: Sandbox) -> None:
     payload = payload_for(channel, settings)
-    requests.post(
-        f"{sandbox.urls['mastodon']}/_sandbox/faults",
-        json={"mode": "lost", "seconds": 3, "method": "POST"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "mastodon", mode="lost", seconds=3, method="POST")
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "key-2")
     receipt = channel.send(payload, "key-2")
@@ -84,8 +78,7 @@ def test_retract_deletes_and_a_second_retract_is_done(
     receipt = channel.send(payload, "key-3")
     channel.retract(payload, receipt)
     channel.retract(payload, receipt)  # 404: already gone
-    received = requests.get(f"{sandbox.urls['mastodon']}/_sandbox/received", timeout=5).json()
-    assert [r["action"] for r in received] == ["post", "delete"]
+    assert [r["action"] for r in received(sandbox, "mastodon")] == ["post", "delete"]
 
 
 def test_the_limit_is_the_instance_s(

@@ -11,7 +11,7 @@ from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 
 @pytest.mark.parametrize(

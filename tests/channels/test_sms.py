@@ -10,7 +10,7 @@ from dispatcher.errors import OutcomeUnknownError, PermanentChannelError
 from dispatcher.items import parse_item
 from dispatcher.sandboxes import sandbox_for
 from settings import Settings, SmsSettings
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.sandboxes import sandbox_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.conftest import item_doc
+from tests.support import inject, item_doc, site_posts
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"dispatch:sand box pass word").decode()}
 UID = "c" * 32
@@ -37,12 +37,8 @@ def prepared(settings: Settings, uid: str = UID, **changes: Any) -> tuple[Websit
     return channel, channel.prepare(pub, channel.targets(pub)[0], TemplateRenderer(settings.templates_dir))
 
 
-def posts(box: Sandbox) -> list[dict[str, Any]]:
-    return requests.get(f"{box.urls['website']}/_sandbox/posts", timeout=5).json()
-
-
 def ours(box: Sandbox, uid: str = UID) -> list[dict[str, Any]]:
-    return [p for p in posts(box) if marker(uid) in p["content"]["raw"]]
+    return [p for p in site_posts(box) if marker(uid) in p["content"]["raw"]]
 
 
 @pytest.fixture
@@ -85,11 +81,7 @@ def test_markup_in_an_item_reaches_no_html_field_of_the_site(settings: Settings,
 def test_a_lost_create_on_a_stock_site_is_found_and_not_doubled(settings: Settings, sandbox: Sandbox) -> None:
     """A stock site drops the unregistered meta: the post is found by the marker in its content."""
     channel, payload = prepared(settings)
-    requests.post(
-        f"{sandbox.urls['website']}/_sandbox/faults",
-        json={"mode": "lost", "seconds": 3, "method": "POST", "path": "/wp-json/wp/v2/posts"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "website", mode="lost", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "k")
     found = channel.lookup(payload, "k")

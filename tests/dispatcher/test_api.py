@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +19,7 @@ from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.conftest import item_doc
+from tests.support import item_doc, wait_until
 
 
 @pytest.fixture
@@ -123,14 +122,12 @@ def test_delivery_reports_flow_back_from_the_gateway(wired: tuple[Settings, Sand
     with ledger.session() as session:
         delivery = session.scalars(select(DeliveryRow)).one()
     deliver(ledger, settings, delivery.id, "test-worker")
-    deadline = time.monotonic() + 10
-    while True:
+
+    def all_delivered() -> bool:
         with ledger.session() as session:
-            counts = recipient_counts(session, delivery.id)
-        if counts == {"delivered": len(delivery.payload["to"])} or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert counts == {"delivered": len(delivery.payload["to"])}
+            return recipient_counts(session, delivery.id) == {"delivered": len(delivery.payload["to"])}
+
+    wait_until(all_delivered, what="a delivered report for every phone")
 
 
 def test_an_inbound_td_opts_the_sender_out(wired: tuple[Settings, Sandbox], ledger: Ledger) -> None:

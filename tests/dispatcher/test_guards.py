@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-import requests
 from sqlalchemy import update
 
-from dispatcher import approval
 from dispatcher.delivery import deliver
-from dispatcher.items import parse_item
 from dispatcher.ledger import CircuitRow, DeliveryRow, DeliveryState, EventRow, Ledger, utcnow
 from dispatcher.ratelimits import take
 from sandbox.server import Sandbox
 from settings import Settings, SettingsError, load_settings, parse_rate
-from tests.conftest import item_doc
+from tests.support import approved, inject, make_due
 
 WORKER = "test-worker"
-
-
-def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[DeliveryRow]:
-    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
-    approval.approve(ledger, settings, item_id, "陈刚")
-    with ledger.session() as session:
-        return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
-
-
-def make_due(ledger: Ledger) -> None:
-    with ledger.session() as session:
-        session.execute(update(DeliveryRow).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
 
 
 @pytest.mark.parametrize(
@@ -81,11 +65,7 @@ def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(
     monkeypatch.setenv("DISPATCH_CIRCUIT_COOLDOWN", "60")
     breaker = load_settings()
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
-    requests.post(
-        f"{sandbox.urls['microblog']}/_sandbox/faults",
-        json={"mode": "status", "status": 503, "count": 2},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "microblog", mode="status", status=503, count=2)
     deliver(ledger, breaker, microblog.id, WORKER)
     make_due(ledger)
     deliver(ledger, breaker, microblog.id, WORKER)
@@ -111,11 +91,7 @@ def test_a_failed_trial_opens_the_circuit_again(
     monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1")
     breaker = load_settings()
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
-    requests.post(
-        f"{sandbox.urls['microblog']}/_sandbox/faults",
-        json={"mode": "status", "status": 503, "count": 2},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "microblog", mode="status", status=503, count=2)
     deliver(ledger, breaker, microblog.id, WORKER)
     with ledger.session() as session:
         session.execute(update(CircuitRow).values(open_until=utcnow() - timedelta(seconds=1)))

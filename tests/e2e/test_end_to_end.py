@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 
 from dispatcher import approval
 from dispatcher.items import parse_item
@@ -19,39 +18,35 @@ from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemStat
 from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.conftest import item_doc
+from tests.support import inject, item_doc, received, site_posts, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
-    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
+def deliveries(ledger: Ledger, item_id: int, **where: str) -> list[DeliveryRow]:
+    with ledger.session() as session:
+        return session.query(DeliveryRow).filter_by(item_id=item_id, **where).all()
 
 
 def wait_terminal(ledger: Ledger, item_id: int, timeout: float = 90) -> list[DeliveryRow]:
-    deadline = time.monotonic() + timeout
-    while True:
-        with ledger.session() as session:
-            rows = session.query(DeliveryRow).filter_by(item_id=item_id).all()
-        if rows and all(r.state in TERMINAL for r in rows):
-            return rows
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"not terminal after {timeout}s: {[(r.channel, r.target, r.state.value) for r in rows]}"
-            )
-        time.sleep(0.1)
+    def terminal() -> list[DeliveryRow]:
+        rows = deliveries(ledger, item_id)
+        return rows if rows and all(r.state in TERMINAL for r in rows) else []
+
+    try:
+        return wait_until(terminal, timeout, "every delivery in a terminal state")
+    except AssertionError:
+        states = [(r.channel, r.target, r.state.value) for r in deliveries(ledger, item_id)]
+        pytest.fail(f"not terminal after {timeout}s: {states}")
 
 
 def wait_until_sending(ledger: Ledger, item_id: int, timeout: float = 60) -> None:
     """Until a worker has claimed the item's website delivery (its send is under way)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with ledger.session() as session:
-            website = session.query(DeliveryRow).filter_by(item_id=item_id, channel="website").one()
-        if website.state.value == "sending":
-            return
-        assert time.monotonic() < deadline, f"the website delivery was never claimed: {website.state}"
-        time.sleep(0.05)
+    wait_until(
+        lambda: deliveries(ledger, item_id, channel="website")[0].state.value == "sending",
+        timeout,
+        "a worker to claim the website delivery",
+    )
 
 
 def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
@@ -65,7 +60,7 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
 
     channels = {channel for channel, _ in pinned}
 
-    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    posts = site_posts(sandbox)
     assert len(posts) == (1 if "website" in channels else 0)
     if posts:
         website = pinned[("website", "site")]
@@ -146,11 +141,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
     # Only channels that can look a send up: Kannel and Weibo cannot, so an SMS or a status whose
     # outcome a kill made unknown is sent again (the policy for those is explicit in a later change).
     # The website answers 3 s late, so the kill lands while the post is being created.
-    requests.post(
-        f"{sandbox.urls['website']}/_sandbox/faults",
-        json={"mode": "delay", "seconds": 3, "method": "POST", "path": "/wp-json/wp/v2/posts"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     env = {**worker_env, "DISPATCH_LEASE_SECONDS": "5"}
     first = run_worker(env)
     ledger, item_id = publish(settings, channels=["website", "display"])
@@ -183,16 +174,17 @@ def test_an_unsigned_task_injected_into_the_broker_is_refused(
     intruder.send_task("dispatcher.deliver", args=[delivery.id], queue="urgent")
     run_worker(worker_env)
     log = tmp_path / "worker.log"
-    deadline = time.monotonic() + 20
-    while "task message refused" not in (log.read_text(errors="replace") if log.exists() else ""):
-        assert time.monotonic() < deadline, "the worker did not log the refusal"
-        time.sleep(0.2)
-    while True:  # the worker logs the refusal first, then records it: wait for the record too
+    wait_until(
+        lambda: "task message refused" in (log.read_text(errors="replace") if log.exists() else ""),
+        20,
+        "the worker to log the refusal",
+    )
+
+    def recorded() -> int:  # the worker logs the refusal first, then records it: wait for the record too
         with ledger.session() as session:
-            if session.query(EventRow).filter_by(name="task.refused").count():
-                break
-        assert time.monotonic() < deadline, "the worker did not record the refusal"
-        time.sleep(0.1)
+            return session.query(EventRow).filter_by(name="task.refused").count()
+
+    wait_until(recorded, 20, "the worker to record the refusal")
     with ledger.session() as session:
         assert session.get(DeliveryRow, delivery.id).state.value == "pending"
         assert session.query(EventRow).filter_by(name="delivery.claimed").count() == 0
@@ -204,11 +196,7 @@ def test_an_unsigned_task_injected_into_the_broker_is_refused(
 def test_sigterm_lets_the_delivery_in_flight_finish(
     sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
-    requests.post(
-        f"{sandbox.urls['website']}/_sandbox/faults",
-        json={"mode": "delay", "seconds": 2, "method": "POST", "path": "/wp-json/wp/v2/posts"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "website", mode="delay", seconds=2, method="POST", path="/wp-json/wp/v2/posts")
     worker = run_worker({**worker_env, "DISPATCH_WEBSITE__TIMEOUT": "10"})
     ledger, item_id = publish(settings, channels=["website"])
     wait_until_sending(ledger, item_id)
@@ -217,5 +205,4 @@ def test_sigterm_lets_the_delivery_in_flight_finish(
     with ledger.session() as session:
         website = session.query(DeliveryRow).filter_by(item_id=item_id).one()
     assert website.state.value == "sent" and website.attempts == 1
-    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
-    assert len(posts) == 1
+    assert len(site_posts(sandbox)) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,9 +22,9 @@ from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from dispatcher.tasks import broker_for
 from settings import Settings, load_settings
-from tests.conftest import item_doc
 from tests.e2e import kannel as kannel_module
 from tests.e2e.kannel import Kannel
+from tests.support import item_doc, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -69,15 +69,6 @@ def gateway(
     gateway.stop()
 
 
-def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def sms_delivery(ledger: Ledger, **changes: object) -> DeliveryRow:
     settings = load_settings()
     item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"], **changes)))
@@ -90,7 +81,7 @@ def test_a_warning_reaches_every_phone_and_the_reports_come_back(gateway: Kannel
     delivery = sms_delivery(ledger)
     phones = delivery.payload["to"]
     assert deliver(ledger, load_settings(), delivery.id, "test-worker") is DeliveryState.sent
-    assert eventually(lambda: len(gateway.received()) >= len(phones))
+    wait_until(lambda: len(gateway.received()) >= len(phones), 15, "a message for every phone")
     received = gateway.received()
     assert sorted(m.receiver for m in received) == sorted(phones)
     assert {m.ucs2 for m in received} == {delivery.payload["text"]}
@@ -100,7 +91,7 @@ def test_a_warning_reaches_every_phone_and_the_reports_come_back(gateway: Kannel
         with ledger.session() as session:
             return recipient_counts(session, delivery.id) == {"delivered": len(phones)}
 
-    assert eventually(all_delivered), "bearerbox's delivery reports did not reach the API"
+    wait_until(all_delivered, 15, "bearerbox's delivery reports to reach the API")
 
 
 def test_a_long_text_arrives_in_every_part(gateway: Kannel, ledger: Ledger) -> None:
@@ -109,7 +100,7 @@ def test_a_long_text_arrives_in_every_part(gateway: Kannel, ledger: Ledger) -> N
     assert segments_of(text) == ("UCS-2", 2) and delivery.payload["segments"] == 2
     deliver(ledger, load_settings(), delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
-    assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
+    wait_until(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2, 15, "both parts")
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
     assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
     assert "".join(m.ucs2 for m in parts) == text
@@ -124,7 +115,7 @@ def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
     delivery = sms_delivery(ledger, short_text="雨" * 115)
     assert deliver(ledger, load_settings(), delivery.id, "test-worker") is DeliveryState.sent
     phone = delivery.payload["to"][0]
-    assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
+    wait_until(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2, 15, "both parts")
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
     assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
     assert "".join(m.ucs2 for m in parts) == delivery.payload["text"]
@@ -143,7 +134,7 @@ def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
     assert any("max-messages of at least 2" in note for note in notes)
     deliver(ledger, load_settings(), delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
-    assert eventually(lambda: any(m.receiver == phone for m in gateway.received()))
+    wait_until(lambda: any(m.receiver == phone for m in gateway.received()), 15, "the first part")
     time.sleep(1)
     assert len([m for m in gateway.received() if m.receiver == phone]) == 1  # what the real gateway does
 
@@ -171,6 +162,6 @@ def test_an_inbound_opt_out_reaches_the_subscriber_store(gateway: Kannel, ledger
             return row.opted_out_at is not None
 
     try:
-        assert eventually(opted_out), "smsbox did not call the API with the inbound text"
+        wait_until(opted_out, 15, "smsbox to call the API with the inbound text")
     finally:
         gateway.stop_mo()

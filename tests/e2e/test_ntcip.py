@@ -19,9 +19,9 @@ from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.signwatch import watch_signs
 from dispatcher.tasks import broker_for
 from settings import DisplaySettings, Settings, load_settings
-from tests.conftest import item_doc
 from tests.e2e import snmp
 from tests.e2e.snmp import SnmpAgent
+from tests.support import item_doc
 
 pytestmark = [
     pytest.mark.e2e,

@@ -1,0 +1,130 @@
+"""What tests share besides fixtures: item documents, waiting for a condition, talking to the emulators'
+``/_sandbox/`` routes, and moving a delivery's time into the past."""
+
+from __future__ import annotations
+
+import copy
+import socket
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import requests
+from flask.testing import FlaskClient
+from sqlalchemy import update
+
+from dispatcher import approval
+from dispatcher.items import parse_item
+from dispatcher.ledger import DeliveryRow, Ledger, utcnow
+from dispatcher.outbox import Broker
+from sandbox.server import Sandbox
+from settings import Settings
+
+T = TypeVar("T")
+
+WARNING: dict[str, Any] = {
+    "kind": "warning",
+    "title": "朝阳区暴雨橙色预警",
+    "event": "暴雨",
+    "body": "预计未来3小时内朝阳区将出现50毫米以上降雨，请减少外出。",
+    "short_text": "朝阳区暴雨橙色预警：未来3小时强降雨，请减少外出。",
+    "channels": ["website", "sms", "display", "microblog"],
+    "areas": ["110105"],
+    "author": "张敏",
+    "department": "朝阳区应急管理局",
+    "severity": "Severe",
+    "urgency": "Immediate",
+    "certainty": "Likely",
+}
+
+
+def item_doc(**changes: Any) -> dict[str, Any]:
+    """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
+    doc = copy.deepcopy(WARNING)
+    doc["expires"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+# -- time ---------------------------------------------------------------------------------------
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10, what: str = "") -> T:
+    """The first truthy answer of ``predicate``, asked until ``timeout`` seconds have passed; after that
+    the test fails naming ``what`` it waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = predicate()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what or predicate}")
+        time.sleep(0.05)
+
+
+def holds_for(predicate: Callable[[], object], seconds: float, what: str = "") -> None:
+    """``predicate`` stays true for ``seconds``: for something that must not happen (a second report, a
+    part past the first) there is no event to wait for, only a time to watch."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"no longer true: {what or predicate}"
+        time.sleep(0.05)
+    assert predicate(), f"no longer true: {what or predicate}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- the emulators ------------------------------------------------------------------------------
+
+
+def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    """Every state-changing request emulator ``name`` accepted, in order."""
+    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
+
+
+def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
+    """Queue one fault in emulator ``name`` (``mode``, ``status``, ``seconds``, ``method``, ``path``…)."""
+    requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
+
+
+def site_posts(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Every post the WordPress emulator holds, trashed and draft ones included."""
+    return requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+
+
+def start_of_window(client: FlaskClient, seconds: int) -> None:
+    """Move an emulator's clock just past the start of its next rate-limit window of ``seconds``, so a
+    test's requests share one window whatever the time of day."""
+    now = client.get("/_sandbox/clock").json["now"]
+    client.post("/_sandbox/clock", json={"advance": seconds - now % seconds + 1})
+
+
+# -- the ledger ---------------------------------------------------------------------------------
+
+
+def approved(
+    ledger: Ledger, settings: Settings, *, broker: Broker | None = None, **changes: Any
+) -> list[DeliveryRow]:
+    """Submit a warning with ``changes``, approve it as someone else, and return its deliveries."""
+    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
+    approval.approve(ledger, settings, item_id, "陈刚", broker)
+    with ledger.session() as session:
+        return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
+
+
+def make_due(ledger: Ledger, delivery_id: int | None = None) -> None:
+    """Bring a delivery's next attempt (every delivery's, without an id) into the past."""
+    statement = update(DeliveryRow).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+    if delivery_id is not None:
+        statement = statement.where(DeliveryRow.id == delivery_id)
+    with ledger.session() as session:
+        session.execute(statement)
