@@ -1,9 +1,10 @@
-"""What tests share besides fixtures: item documents, waiting for a condition, talking to the emulators'
-``/_sandbox/`` routes, and moving a delivery's time into the past."""
+"""What tests share besides fixtures: item documents, settings values, waiting for a condition, talking to
+the emulators' ``/_sandbox/`` routes, and moving a delivery's time into the past."""
 
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import requests
 from flask.testing import FlaskClient
+from pydantic import BaseModel
 from sqlalchemy import update
 
 from dispatcher import approval
@@ -49,6 +51,57 @@ def item_doc(**changes: Any) -> dict[str, Any]:
         else:
             doc[key] = value
     return doc
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+#: Where nothing listens: the channels of a test that starts no emulator point here, not at the default
+#: addresses, where a sandbox a developer left running (``dispatch sandbox``) would answer.
+NOWHERE = "http://127.0.0.1:9"
+
+_SECTIONS = {
+    name
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+}
+
+
+def merged(*layers: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Settings values, later layers over earlier ones; a section (``website``, ``sms``…) given as a dict
+    is merged key by key, so ``merged(values, sms={"timeout": 5})`` keeps the rest of ``sms``."""
+    result: dict[str, Any] = {}
+    for layer in (*layers, changes):
+        for key, value in layer.items():
+            if key in _SECTIONS and isinstance(value, dict) and isinstance(result.get(key), dict):
+                result[key] = {**result[key], **value}
+            else:
+                result[key] = value
+    return result
+
+
+def pointed_at(sandbox: Sandbox) -> dict[str, Any]:
+    """The settings values that point every channel at ``sandbox``'s emulators."""
+    values: dict[str, Any] = {}
+    for name, value in sandbox.environment().items():
+        section, _, key = name.removeprefix("DISPATCH_").lower().partition("__")
+        values.setdefault(section, {})[key] = value
+    return values
+
+
+def environment_of(values: dict[str, Any]) -> dict[str, str]:
+    """``DISPATCH_*`` variables carrying ``values``, for a process that reads its settings at start."""
+
+    def text(value: Any) -> str:
+        return json.dumps(value) if isinstance(value, dict | list) else str(value)
+
+    variables = {}
+    for key, value in values.items():
+        if key in _SECTIONS and isinstance(value, dict):
+            for inner, setting in value.items():
+                variables[f"DISPATCH_{key.upper()}__{inner.upper()}"] = text(setting)
+        else:
+            variables[f"DISPATCH_{key.upper()}"] = text(value)
+    return variables
 
 
 # -- time ---------------------------------------------------------------------------------------

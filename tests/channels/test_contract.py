@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from channels import REGISTRY, build_channel
@@ -10,8 +12,8 @@ from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChanne
 from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
-from settings import Settings
-from tests.support import inject, item_doc, received, site_posts
+from settings import Settings, load_settings
+from tests.support import NOWHERE, inject, item_doc, merged, pointed_at, received, site_posts
 
 # What differs between channels is data, not a different test.
 CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": True}
@@ -37,9 +39,9 @@ def payloads(channel: Channel, settings: Settings) -> list[Payload]:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_every_target_is_sent_exactly_once(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    prepared = payloads(channel, settings)
+def test_every_target_is_sent_exactly_once(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    prepared = payloads(channel, sandboxed)
     assert prepared, f"{name} has no target for a Chaoyang warning"
     for number, payload in enumerate(prepared):
         receipt = channel.send(payload, f"key-{number}")
@@ -59,9 +61,9 @@ CONTENT = {
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_sent_content_is_the_pinned_payload(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_sent_content_is_the_pinned_payload(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     channel.send(payload, "key")
     received_field, payload_field = CONTENT[name]
     sent = received(sandbox, name)[0][received_field]
@@ -72,9 +74,9 @@ def test_sent_content_is_the_pinned_payload(name: str, settings: Settings, sandb
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_lookup_finds_a_send_or_says_it_cannot(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_lookup_finds_a_send_or_says_it_cannot(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     assert channel.lookup(payload, "key-a") is None
     receipt = channel.send(payload, "key-a")
     found = channel.lookup(payload, "key-a")
@@ -85,9 +87,9 @@ def test_lookup_finds_a_send_or_says_it_cannot(name: str, settings: Settings, sa
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_retract_withdraws_or_refuses_plainly(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_retract_withdraws_or_refuses_plainly(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     receipt = channel.send(payload, "key-r")
     if not CAN_RETRACT[name]:
         with pytest.raises(PermanentChannelError):
@@ -104,33 +106,33 @@ def test_retract_withdraws_or_refuses_plainly(name: str, settings: Settings, san
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_probe_reports_healthy(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    health = build_channel(name, settings).probe()
+def test_probe_reports_healthy(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    health = build_channel(name, sandboxed).probe()
     assert health.ok, health.detail
 
 
 @pytest.mark.parametrize(
-    ("name", "variable", "value"),
+    ("name", "section"),
     [
-        ("website", "DISPATCH_WEBSITE__APP_PASSWORD", "wrong"),
-        ("sms", "DISPATCH_SMS__PASSWORD", "wrong"),
-        ("microblog", "DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "expired"}]'),
-        ("display", "DISPATCH_DISPLAY__HTTP_BASE_URL", "http://127.0.0.1:9"),
+        ("website", {"app_password": "wrong"}),
+        ("sms", {"password": "wrong"}),
+        ("microblog", {"accounts": [{"name": "sandbox", "access_token": "expired"}]}),
+        ("display", {"http_base_url": NOWHERE}),
     ],
 )
 def test_probe_reports_bad_credentials_or_offline(
-    name: str, variable: str, value: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    name: str, section: dict[str, Any], values: dict[str, Any], sandbox: Sandbox
 ) -> None:
-    monkeypatch.setenv(variable, value)
-    health = build_channel(name, Settings()).probe()
+    broken = load_settings(**merged(values, pointed_at(sandbox), **{name: section}))
+    health = build_channel(name, broken).probe()
     assert not health.ok
     assert "wrong" not in health.detail and "expired" not in health.detail
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_an_injected_server_error_is_temporary(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_an_injected_server_error_is_temporary(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     inject(sandbox, name, mode="status", status=503, retry_after=3)
     with pytest.raises(ChannelError) as caught:
         channel.send(payload, "key-f")
@@ -141,10 +143,10 @@ def test_an_injected_server_error_is_temporary(name: str, settings: Settings, sa
 
 @pytest.mark.parametrize("name", ALL)
 def test_a_lost_answer_is_unknown_and_lookup_reconciles(
-    name: str, settings: Settings, sandbox: Sandbox
+    name: str, sandboxed: Settings, sandbox: Sandbox
 ) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     write = {"website": "POST", "sms": "GET", "display": "PUT", "microblog": "POST"}[name]
     path = {
         "website": "/wp-json/wp/v2/posts",
@@ -160,9 +162,9 @@ def test_a_lost_answer_is_unknown_and_lookup_reconciles(
     assert (found is not None) is CAN_LOOK_UP[name]
 
 
-def test_website_send_twice_updates_one_post(settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel("website", settings)
-    payload = payloads(channel, settings)[0]
+def test_website_send_twice_updates_one_post(sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel("website", sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     first = channel.send(payload, "k")
     second = channel.send(payload, "k")
     assert first.provider_id == second.provider_id and second.detail["updated"] is True
@@ -173,10 +175,10 @@ def test_website_send_twice_updates_one_post(settings: Settings, sandbox: Sandbo
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("mode", ["reset", "reset_after"])
 def test_a_reset_connection_leaves_the_outcome_unknown(
-    name: str, mode: str, settings: Settings, sandbox: Sandbox
+    name: str, mode: str, sandboxed: Settings, sandbox: Sandbox
 ) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     write = {"website": "POST", "sms": "GET", "display": "PUT", "microblog": "POST"}[name]
     inject(sandbox, name, mode=mode, method=write)
     with pytest.raises(OutcomeUnknownError):

@@ -44,10 +44,9 @@ def test_a_bucket_refills_at_its_rate(ledger: Ledger) -> None:
 
 
 def test_a_rate_limited_delivery_waits_without_spending_an_attempt(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    ledger: Ledger, sandbox: Sandbox, sandboxed: Settings
 ) -> None:
-    monkeypatch.setenv("DISPATCH_RATE_LIMITS", '{"display": "1/h"}')
-    limited = load_settings()
+    limited = sandboxed.model_copy(update={"rate_limits": {"display": "1/h"}})
     first, second = approved(ledger, limited, channels=["display"])
     assert deliver(ledger, limited, first.id, WORKER) is DeliveryState.sent
     assert deliver(ledger, limited, second.id, WORKER) is None
@@ -59,11 +58,9 @@ def test_a_rate_limited_delivery_waits_without_spending_an_attempt(
 
 
 def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    ledger: Ledger, sandbox: Sandbox, sandboxed: Settings
 ) -> None:
-    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "2")
-    monkeypatch.setenv("DISPATCH_CIRCUIT_COOLDOWN", "60")
-    breaker = load_settings()
+    breaker = sandboxed.model_copy(update={"circuit_failures": 2, "circuit_cooldown": 60})
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
     inject(sandbox, "microblog", mode="status", status=503, count=2)
     deliver(ledger, breaker, microblog.id, WORKER)
@@ -86,10 +83,9 @@ def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(
 
 
 def test_a_failed_trial_opens_the_circuit_again(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    ledger: Ledger, sandbox: Sandbox, sandboxed: Settings
 ) -> None:
-    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1")
-    breaker = load_settings()
+    breaker = sandboxed.model_copy(update={"circuit_failures": 1})
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
     inject(sandbox, "microblog", mode="status", status=503, count=2)
     deliver(ledger, breaker, microblog.id, WORKER)
@@ -118,5 +114,5 @@ def test_channels_lists_open_circuits(ledger: Ledger, settings: Settings) -> Non
                 last_error="504",
             )
         )
-    result = CliRunner().invoke(cli, ["channels"])
+    result = CliRunner().invoke(cli, ["channels"], obj=settings)
     assert "circuits not closed" in result.stdout and "BJ-CY-001" in result.stdout

@@ -12,13 +12,11 @@ from typing import Any
 
 import pytest
 
-from dispatcher import approval
-from dispatcher.items import parse_item
 from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemState, Ledger
 from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
-from settings import Settings, load_settings
-from tests.support import inject, item_doc, received, site_posts, wait_until
+from settings import Settings
+from tests.support import WARNING, approved, inject, received, site_posts, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -89,42 +87,40 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
     assert [s["status"] for s in statuses] == expected
 
 
-def publish(settings: Settings, **changes: Any) -> tuple[Ledger, int]:
-    ledger = Ledger(settings.ledger_url)
-    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
-    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
-    return ledger, item_id
+def publish(ledger: Ledger, settings: Settings, **changes: Any) -> int:
+    """Approve a warning (with ``changes``) and enqueue its deliveries: one for each of its channels'
+    targets, every channel reached, so a check of what was sent leaves none out."""
+    rows = approved(ledger, settings, broker=broker_for(settings), **changes)
+    assert {r.channel for r in rows} == set(changes.get("channels", WARNING["channels"]))
+    return rows[0].item_id
 
 
 def test_embedded_broker(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
     run_worker(worker_env)
-    ledger, item_id = publish(settings)
+    item_id = publish(ledger, sandboxed)
     check_exactly_once(ledger, sandbox, item_id)
 
 
 def test_redis_broker(
     sandbox: Sandbox,
+    sandboxed: Settings,
+    ledger: Ledger,
     redis_url: str,
     worker_env: dict[str, str],
     run_worker: Callable,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DISPATCH_BROKER_URL", redis_url)
-    for name, value in sandbox.environment().items():
-        monkeypatch.setenv(name, value)
-    settings = load_settings()
     run_worker({**worker_env, "DISPATCH_BROKER_URL": redis_url})
-    ledger, item_id = publish(settings)
+    item_id = publish(ledger, sandboxed.model_copy(update={"broker_url": redis_url}))
     check_exactly_once(ledger, sandbox, item_id)
 
 
 def test_tasks_lost_by_the_broker_are_recovered_by_the_sweeper(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
-    ledger, item_id = publish(settings)  # no worker yet: the tasks wait in the broker
-    broker = settings.broker_url.removeprefix("sqla+sqlite:///")
+    item_id = publish(ledger, sandboxed)  # no worker yet: the tasks wait in the broker
+    broker = sandboxed.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(broker) as db:  # the broker loses every message
         assert db.execute("DELETE FROM kombu_message").rowcount == 5
     # The sweeper re-enqueues a delivery enqueued but never claimed once a lease has passed.
@@ -136,7 +132,7 @@ def test_tasks_lost_by_the_broker_are_recovered_by_the_sweeper(
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
     # Only channels that can look a send up: Kannel and Weibo cannot, so an SMS or a status whose
     # outcome a kill made unknown is sent again (the policy for those is explicit in a later change).
@@ -144,7 +140,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
     inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     env = {**worker_env, "DISPATCH_LEASE_SECONDS": "5"}
     first = run_worker(env)
-    ledger, item_id = publish(settings, channels=["website", "display"])
+    item_id = publish(ledger, sandboxed, channels=["website", "display"])
     wait_until_sending(ledger, item_id)
     time.sleep(1)  # past the lookup, into the 3 s of the create
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker, pool and scheduler, at once
@@ -159,17 +155,22 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
 
 
 def test_an_unsigned_task_injected_into_the_broker_is_refused(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable, tmp_path
+    sandbox: Sandbox,
+    sandboxed: Settings,
+    ledger: Ledger,
+    worker_env: dict[str, str],
+    run_worker: Callable,
+    tmp_path,
 ) -> None:  # type: ignore[no-untyped-def]
     from celery import Celery
 
-    ledger, item_id = publish(settings, channels=["website"])
-    broker = settings.broker_url.removeprefix("sqla+sqlite:///")
+    item_id = publish(ledger, sandboxed, channels=["website"])
+    broker = sandboxed.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(broker) as db:  # the real task is lost, so only the forged one is there
         db.execute("DELETE FROM kombu_message")
     with ledger.session() as session:
         delivery = session.query(DeliveryRow).filter_by(item_id=item_id).one()
-    intruder = Celery("intruder", broker=settings.broker_url)
+    intruder = Celery("intruder", broker=sandboxed.broker_url)
     intruder.conf.task_serializer = "json"
     intruder.send_task("dispatcher.deliver", args=[delivery.id], queue="urgent")
     run_worker(worker_env)
@@ -194,11 +195,11 @@ def test_an_unsigned_task_injected_into_the_broker_is_refused(
 
 
 def test_sigterm_lets_the_delivery_in_flight_finish(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
     inject(sandbox, "website", mode="delay", seconds=2, method="POST", path="/wp-json/wp/v2/posts")
     worker = run_worker({**worker_env, "DISPATCH_WEBSITE__TIMEOUT": "10"})
-    ledger, item_id = publish(settings, channels=["website"])
+    item_id = publish(ledger, sandboxed, channels=["website"])
     wait_until_sending(ledger, item_id)
     worker.send_signal(signal.SIGTERM)  # warm shutdown, while the post is being created
     assert worker.wait(timeout=60) == 0
