@@ -1,5 +1,5 @@
 """What tests share besides fixtures: item documents, settings values, waiting for a condition, talking to
-the emulators' ``/_sandbox/`` routes, and moving a delivery's time into the past."""
+the emulators' ``/_sandbox/`` routes, moving a delivery's time into the past, and a fake channel."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from flask.testing import FlaskClient
 from pydantic import BaseModel
 from sqlalchemy import update
 
+from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
 from dispatcher import approval
+from dispatcher.errors import (
+    ChannelError,
+    OutcomeUnknownError,
+    PermanentChannelError,
+    TemporaryChannelError,
+)
 from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, Ledger, utcnow
 from dispatcher.outbox import Broker
@@ -181,3 +188,77 @@ def make_due(ledger: Ledger, delivery_id: int | None = None) -> None:
         statement = statement.where(DeliveryRow.id == delivery_id)
     with ledger.session() as session:
         session.execute(statement)
+
+
+# -- a channel without a peer -------------------------------------------------------------------
+
+
+class FakeChannel(Channel):
+    """A channel with no peer, for flow tests where an emulator adds nothing (circuits, rate limits,
+    retries): it records what it was asked, keeps what landed, and fails as it is told to.
+
+    Hand it to the flow as ``deliver(..., channel_for=fake.named)``.
+    """
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        super().__init__(public_url=NOWHERE)
+        #: every call, in order: (verb, idempotency key or provider id)
+        self.calls: list[tuple[str, str]] = []
+        #: what reached the peer, by idempotency key
+        self.landed: dict[str, Receipt] = {}
+        self._failures: list[Callable[[], ChannelError]] = []
+
+    def named(self, _channel: str) -> FakeChannel:
+        """This fake, whichever channel the flow asks for."""
+        return self
+
+    def asked(self, verb: str) -> list[str]:
+        """The keys (or provider ids) of every call of ``verb``, in order."""
+        return [key for called, key in self.calls if called == verb]
+
+    # -- what to fail -------------------------------------------------------------------------
+
+    def fail_temporarily(self, times: int = 1, **details: Any) -> None:
+        """The next ``times`` sends fail as a 503 would (``retry_after``, ``wait``… as given)."""
+        details.setdefault("code", 503)
+        self._failures += [lambda: TemporaryChannelError("fake: HTTP 503", **details)] * times
+
+    def fail_permanently(self, times: int = 1, **details: Any) -> None:
+        """The next ``times`` sends are refused for good (``alert=True`` for bad credentials)."""
+        details.setdefault("code", 400)
+        self._failures += [lambda: PermanentChannelError("fake: HTTP 400: refused", **details)] * times
+
+    def lose_answers(self, times: int = 1) -> None:
+        """The next ``times`` sends land, but their answers are lost: the outcome is unknown."""
+        self._failures += [lambda: OutcomeUnknownError("fake: no answer")] * times
+
+    # -- the verbs ----------------------------------------------------------------------------
+
+    def targets(self, publication: Publication) -> list[Target]:
+        return [Target("fake")]
+
+    def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
+        return Payload(self.name, target.name, {"text": publication.item.short})
+
+    def send(self, payload: Payload, key: str) -> Receipt:
+        self.calls.append(("send", key))
+        failure = self._failures.pop(0)() if self._failures else None
+        if isinstance(failure, OutcomeUnknownError) or failure is None:
+            self.landed.setdefault(key, Receipt(f"fake-{len(self.landed) + 1}"))
+        if failure is not None:
+            raise failure
+        return self.landed[key]
+
+    def lookup(self, payload: Payload, key: str) -> Receipt | None:
+        self.calls.append(("lookup", key))
+        return self.landed.get(key)
+
+    def retract(self, payload: Payload, receipt: Receipt) -> None:
+        self.calls.append(("retract", receipt.provider_id or ""))
+        self.landed = {k: r for k, r in self.landed.items() if r.provider_id != receipt.provider_id}
+
+    def probe(self) -> Health:
+        self.calls.append(("probe", ""))
+        return Health(True, "fake: no peer to ask", 0.0)
