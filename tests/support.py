@@ -164,7 +164,7 @@ def site_posts(sandbox: Sandbox) -> list[dict[str, Any]]:
 def start_of_window(client: FlaskClient, seconds: int) -> None:
     """Move an emulator's clock just past the start of its next rate-limit window of ``seconds``, so a
     test's requests share one window whatever the time of day."""
-    now = client.get("/_sandbox/clock").json["now"]
+    now = client.get("/_sandbox/clock").get_json()["now"]
     client.post("/_sandbox/clock", json={"advance": seconds - now % seconds + 1})
 
 
