@@ -156,6 +156,14 @@ def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
     requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
 
 
+def faults_left(sandbox: Sandbox, name: str) -> int:
+    """How many injected faults emulator ``name`` has still to use: zero once the request it waited for
+    has arrived. Read from the emulator's state in this process: its routes cannot say."""
+    state = sandbox.states[name]
+    with state.lock:
+        return sum(fault.count for fault in state.faults)
+
+
 def site_posts(sandbox: Sandbox) -> list[dict[str, Any]]:
     """Every post the WordPress emulator holds, trashed and draft ones included."""
     return requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()

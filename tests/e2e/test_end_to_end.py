@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +15,7 @@ from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemStat
 from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
 from settings import Settings
-from tests.support import WARNING, approved, inject, received, site_posts, wait_until
+from tests.support import WARNING, approved, faults_left, inject, received, site_posts, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,15 +35,6 @@ def wait_terminal(ledger: Ledger, item_id: int, timeout: float = 90) -> list[Del
     except AssertionError:
         states = [(r.channel, r.target, r.state.value) for r in deliveries(ledger, item_id)]
         pytest.fail(f"not terminal after {timeout}s: {states}")
-
-
-def wait_until_sending(ledger: Ledger, item_id: int, timeout: float = 60) -> None:
-    """Until a worker has claimed the item's website delivery (its send is under way)."""
-    wait_until(
-        lambda: deliveries(ledger, item_id, channel="website")[0].state.value == "sending",
-        timeout,
-        "a worker to claim the website delivery",
-    )
 
 
 def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
@@ -141,8 +131,7 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
     env = {**worker_env, "DISPATCH_LEASE_SECONDS": "5"}
     first = run_worker(env)
     item_id = publish(ledger, sandboxed, channels=["website", "display"])
-    wait_until_sending(ledger, item_id)
-    time.sleep(1)  # past the lookup, into the 3 s of the create
+    wait_until(lambda: faults_left(sandbox, "website") == 0, 60, "the create to reach the slow site")
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker, pool and scheduler, at once
     first.wait(timeout=10)
     run_worker(env)
@@ -200,7 +189,7 @@ def test_sigterm_lets_the_delivery_in_flight_finish(
     inject(sandbox, "website", mode="delay", seconds=2, method="POST", path="/wp-json/wp/v2/posts")
     worker = run_worker({**worker_env, "DISPATCH_WEBSITE__TIMEOUT": "10"})
     item_id = publish(ledger, sandboxed, channels=["website"])
-    wait_until_sending(ledger, item_id)
+    wait_until(lambda: faults_left(sandbox, "website") == 0, 60, "the create to reach the slow site")
     worker.send_signal(signal.SIGTERM)  # warm shutdown, while the post is being created
     assert worker.wait(timeout=60) == 0
     with ledger.session() as session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from dispatcher.tasks import broker_for
 from settings import Settings, load_settings
 from tests.e2e import kannel as kannel_module
 from tests.e2e.kannel import Kannel
-from tests.support import approved, merged, wait_until
+from tests.support import approved, holds_for, merged, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -139,9 +138,12 @@ def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
     assert any("max-messages of at least 2" in note for note in notes)
     deliver(ledger, left_to_the_gateway, delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
-    wait_until(lambda: any(m.receiver == phone for m in gateway.received()), 15, "the first part")
-    time.sleep(1)
-    assert len([m for m in gateway.received() if m.receiver == phone]) == 1  # what the real gateway does
+
+    def shown() -> int:
+        return len([m for m in gateway.received() if m.receiver == phone])
+
+    wait_until(shown, 15, "the first part")
+    holds_for(lambda: shown() == 1, 1, "the first part alone: what the real gateway does")
 
 
 def test_a_wrong_password_is_a_permanent_error(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from flask.testing import FlaskClient
 
 from sandbox import kannel
 from sandbox.emulator import EmulatorState
-from tests.support import wait_until
+from tests.support import holds_for, wait_until
 
 LOGIN = {"username": "dispatch", "password": "sandbox"}
 SEND = {**LOGIN, "from": "12379"}
@@ -378,7 +377,7 @@ def test_each_phone_gets_one_report_set_whatever_its_parts(receiver: Receiver) -
     )
     assert [e["parts"] for e in state.received] == [3, 3]
     wait_until(lambda: len(receiver.hits("/dlr")) >= 4)
-    time.sleep(0.2)
+    holds_for(lambda: len(receiver.hits("/dlr")) == 4, 0.2, "two reports per phone, no more")
     hits = receiver.hits("/dlr")
     # a concatenated text: the first part's delivery, then the whole message's SMSC success
     assert [(h["p"], h["type"]) for h in hits] == [
@@ -417,7 +416,8 @@ def test_a_single_message_reports_smsc_success_then_delivery_with_kannel_escapes
 def test_reports_follow_the_mask(receiver: Receiver, mask: str, types: list[str]) -> None:
     test_client, _state = client()
     send(test_client, to="+86138", text="x", **{"dlr-mask": mask, "dlr-url": f"{receiver.base}/dlr?t=%d"})
-    time.sleep(0.3)
+    wait_until(lambda: len(receiver.hits("/dlr")) >= len(types))
+    holds_for(lambda: len(receiver.hits("/dlr")) == len(types), 0.3, f"{len(types)} reports, no more")
     assert [h["t"] for h in receiver.hits("/dlr")] == types
 
 
@@ -430,7 +430,7 @@ def test_a_split_text_without_concatenation_reports_its_first_part_only(receiver
         **{"dlr-mask": "9", "dlr-url": f"{receiver.base}/dlr?t=%d&F=%F"},
     )
     wait_until(lambda: len(receiver.hits("/dlr")) >= 2)
-    time.sleep(0.2)
+    holds_for(lambda: len(receiver.hits("/dlr")) == 2, 0.2, "no report for the second part")
     assert state.received[0]["parts"] == 2
     assert [(h["t"], bool(h["F"])) for h in receiver.hits("/dlr")] == [("8", False), ("1", True)]
 
@@ -462,8 +462,7 @@ def test_a_report_not_answered_200_or_202_is_retried_as_configured(
     test_client, _state = client(http_request_retry=retries, http_queue_delay=0.05)
     send(test_client, to="+86138", text="x", **{"dlr-mask": "8", "dlr-url": f"{receiver.base}/dlr?t=%d"})
     wait_until(lambda: len(receiver.raw("/dlr")) >= calls)
-    time.sleep(0.3)
-    assert len(receiver.raw("/dlr")) == calls
+    holds_for(lambda: len(receiver.raw("/dlr")) == calls, 0.3, f"{calls} calls, no further retry")
     log = test_client.get("/_sandbox/callbacks").get_json()
     assert [entry["attempt"] for entry in log] == list(range(calls))
 
@@ -471,8 +470,8 @@ def test_a_report_not_answered_200_or_202_is_retried_as_configured(
 def test_an_unreachable_report_url_is_dropped_without_retries() -> None:
     test_client, _state = client()
     send(test_client, to="+86138", text="x", **{"dlr-mask": "8", "dlr-url": "http://127.0.0.1:9/nobody?t=%d"})
-    wait_until(lambda: bool(test_client.get("/_sandbox/callbacks").get_json()))
-    time.sleep(0.2)
+    wait_until(lambda: test_client.get("/_sandbox/callbacks").get_json())
+    holds_for(lambda: len(test_client.get("/_sandbox/callbacks").get_json()) == 1, 0.2, "no retry")
     assert [entry["status"] for entry in test_client.get("/_sandbox/callbacks").get_json()] == [-1]
 
 
