@@ -61,7 +61,8 @@ def receiver() -> Iterator[Receiver]:
             pass
 
     box.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=box.server.serve_forever, daemon=True).start()
+    # shutdown() waits for the server's next poll: the default half second, at every test's end
+    threading.Thread(target=box.server.serve_forever, args=(0.05,), daemon=True).start()
     yield box
     box.server.shutdown()
     box.server.server_close()
