@@ -95,6 +95,7 @@ def values(tmp_path: Path, registry: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def settings(request: pytest.FixtureRequest, values: dict[str, Any]) -> Settings:
+    """The test's settings, parsed once from ``values``: no server stands behind any channel."""
     if request.module.__name__ in SETTINGS_IN_ENVIRONMENT:
         return request.getfixturevalue("exported")
     return load_settings(**values)
