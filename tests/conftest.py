@@ -1,11 +1,17 @@
-"""Shared fixtures: a clean environment, a sign registry, the sandbox emulators and a ledger."""
+"""Shared fixtures. Every test has settings of its own, made from explicit values and handed to what it
+calls; nothing is configured through the environment. The emulators start only for a test that asks
+for them (``sandbox``, and ``sandboxed``: the test's settings pointed at them). Helpers live in
+tests/support.py.
+
+    values ─▶ settings ─▶ ledger (subscribers imported), broker
+       └────▶ sandbox ─▶ sandboxed
+    values ─▶ environment   DISPATCH_* variables for a subprocess (a worker, ``dispatch sandbox``)
+"""
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,8 @@ from dispatcher.subscribers import import_csv
 from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
+from tests.support import NOWHERE, environment_of, merged, pointed_at
+from tests.support import item_doc as item_doc  # still imported from here by some test modules
 
 SIGNS = """\
 signs:
@@ -34,32 +42,9 @@ phone,areas,topics,consent
 13800138003,110108,safety,yes
 """
 
-WARNING: dict[str, Any] = {
-    "kind": "warning",
-    "title": "朝阳区暴雨橙色预警",
-    "event": "暴雨",
-    "body": "预计未来3小时内朝阳区将出现50毫米以上降雨，请减少外出。",
-    "short_text": "朝阳区暴雨橙色预警：未来3小时强降雨，请减少外出。",
-    "channels": ["website", "sms", "display", "microblog"],
-    "areas": ["110105"],
-    "author": "张敏",
-    "department": "朝阳区应急管理局",
-    "severity": "Severe",
-    "urgency": "Immediate",
-    "certainty": "Likely",
-}
-
-
-def item_doc(**changes: Any) -> dict[str, Any]:
-    """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
-    doc = copy.deepcopy(WARNING)
-    doc["expires"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    for key, value in changes.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
-    return doc
+# The command line reads its settings from DISPATCH_* variables, as a process does: in its tests,
+# `settings` is pointed at a running sandbox and exported to the environment too.
+IN_ENVIRONMENT = "tests.dispatcher.cli."
 
 
 @pytest.fixture(autouse=True)
@@ -80,47 +65,60 @@ def registry(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, registry: Path) -> dict[str, str]:
-    """DISPATCH_* variables for a test: its own var dir, registry and quick retries."""
-    env = {
-        "DISPATCH_VAR_DIR": str(tmp_path / "var"),
-        "DISPATCH_DISPLAY__REGISTRY": str(registry),
-        "DISPATCH_RETRY_BASE_SECONDS": "0.2",
-        "DISPATCH_RETRY_MAX_SECONDS": "1",
-        "DISPATCH_SWEEP_INTERVAL": "0.5",
+def values(tmp_path: Path, registry: Path) -> dict[str, Any]:
+    """The values a test's settings are made from: its own var dir and sign registry, quick retries,
+    2 s timeouts, and every channel pointed where nothing listens."""
+    return {
+        "var_dir": tmp_path / "var",
+        "retry_base_seconds": 0.2,
+        "retry_max_seconds": 1,
+        "sweep_interval": 0.5,
         # A short budget keeps retry tests quick; the default (48) is tested on its own.
-        "DISPATCH_MAX_ATTEMPTS": "5",
+        "max_attempts": 5,
         # No waiting out a peer's processing window unless a test is about it.
-        "DISPATCH_PROCESSING_WINDOW": "0",
+        "processing_window": 0,
+        "website": {"base_url": NOWHERE, "public_url": NOWHERE, "timeout": 2},
+        "sms": {"sendsms_url": f"{NOWHERE}/cgi-bin/sendsms", "timeout": 2},
+        "display": {"registry": registry, "http_base_url": NOWHERE, "timeout": 2},
+        "microblog": {"api_base": NOWHERE, "timeout": 2},
     }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
 
 
 @pytest.fixture
-def sandbox(environment: dict[str, str]) -> Iterator[Sandbox]:
-    box = sandbox_for(load_settings()).start()
+def settings(request: pytest.FixtureRequest, values: dict[str, Any]) -> Settings:
+    """The test's settings, parsed once from ``values``: no server stands behind any channel."""
+    if request.module.__name__.startswith(IN_ENVIRONMENT):
+        return request.getfixturevalue("exported")
+    return load_settings(**values)
+
+
+@pytest.fixture
+def environment(values: dict[str, Any]) -> dict[str, str]:
+    """The test's values as DISPATCH_* variables, for a subprocess that reads its settings at start."""
+    return environment_of(values)
+
+
+@pytest.fixture
+def sandbox(values: dict[str, Any]) -> Iterator[Sandbox]:
+    """The emulators, on free ports, configured as the test's settings expect them."""
+    box = sandbox_for(load_settings(**values)).start()
     yield box
     box.stop()
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox) -> Settings:
-    for name, value in sandbox.environment().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DISPATCH_WEBSITE__TIMEOUT", "2")
-    monkeypatch.setenv("DISPATCH_MICROBLOG__TIMEOUT", "2")
-    monkeypatch.setenv("DISPATCH_DISPLAY__TIMEOUT", "2")
-    monkeypatch.setenv("DISPATCH_SMS__TIMEOUT", "2")
-    settings = load_settings()
-    path = settings.var_dir / "subscribers.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(SUBSCRIBERS, encoding="utf-8")
-    seed = Ledger(settings.ledger_url)
-    import_csv(seed, path, settings.sms)
-    seed.dispose()
-    return settings
+def sandboxed(values: dict[str, Any], sandbox: Sandbox) -> Settings:
+    """The test's settings, every channel pointed at the running emulators."""
+    return load_settings(**merged(values, pointed_at(sandbox)))
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[Ledger]:
+    """The test's ledger, with the subscribers of SUBSCRIBERS imported."""
+    ledger = Ledger(settings.ledger_url)
+    subscribe(ledger, settings)
+    yield ledger
+    ledger.dispose()
 
 
 @pytest.fixture
@@ -130,7 +128,20 @@ def broker(settings: Settings) -> Broker:
 
 
 @pytest.fixture
-def ledger(settings: Settings) -> Iterator[Ledger]:
-    ledger = Ledger(settings.ledger_url)
-    yield ledger
+def exported(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, Any], sandbox: Sandbox, sandboxed: Settings
+) -> Settings:
+    """For the command line's tests: the sandboxed settings, in the environment too."""
+    for name, value in {**environment_of(values), **sandbox.environment()}.items():
+        monkeypatch.setenv(name, value)
+    ledger = Ledger(sandboxed.ledger_url)
+    subscribe(ledger, sandboxed)  # the command line's own ledger finds them too
     ledger.dispose()
+    return sandboxed
+
+
+def subscribe(ledger: Ledger, settings: Settings) -> None:
+    path = settings.var_dir / "subscribers.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(SUBSCRIBERS, encoding="utf-8")
+    import_csv(ledger, path, settings.sms)

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 import pytest
-import requests
 
 from channels import REGISTRY, build_channel
 from channels.base import Channel, Payload, Publication
@@ -14,8 +13,8 @@ from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChanne
 from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
-from settings import Settings
-from tests.conftest import item_doc
+from settings import Settings, load_settings
+from tests.support import NOWHERE, inject, item_doc, merged, pointed_at, received, site_posts
 
 # What differs between channels is data, not a different test.
 CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": True}
@@ -40,25 +39,17 @@ def payloads(channel: Channel, settings: Settings) -> list[Payload]:
     return [channel.prepare(pub, target, renderer) for target in channel.targets(pub)]
 
 
-def effects(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
-    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
-
-
-def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
-    requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
-
-
 @pytest.mark.parametrize("name", ALL)
-def test_every_target_is_sent_exactly_once(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    prepared = payloads(channel, settings)
+def test_every_target_is_sent_exactly_once(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    prepared = payloads(channel, sandboxed)
     assert prepared, f"{name} has no target for a Chaoyang warning"
     for number, payload in enumerate(prepared):
         receipt = channel.send(payload, f"key-{number}")
         assert receipt.provider_id
-    received = effects(sandbox, name)
+    effects = received(sandbox, name)
     expected = sum(len(p.body["to"]) for p in prepared) if name == "sms" else len(prepared)
-    assert len(received) == expected
+    assert len(effects) == expected
 
 
 # Where each emulator keeps the sent content, and where the payload holds it.
@@ -71,12 +62,12 @@ CONTENT = {
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_sent_content_is_the_pinned_payload(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_sent_content_is_the_pinned_payload(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     channel.send(payload, "key")
     received_field, payload_field = CONTENT[name]
-    sent = effects(sandbox, name)[0][received_field]
+    sent = received(sandbox, name)[0][received_field]
     if payload_field:
         assert sent == payload.body[payload_field]
     else:  # the whole body, but for the link other channels carry (compared with the permalink, not sent)
@@ -84,9 +75,9 @@ def test_sent_content_is_the_pinned_payload(name: str, settings: Settings, sandb
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_lookup_finds_a_send_or_says_it_cannot(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_lookup_finds_a_send_or_says_it_cannot(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     assert channel.lookup(payload, "key-a") is None
     receipt = channel.send(payload, "key-a")
     found = channel.lookup(payload, "key-a")
@@ -97,9 +88,9 @@ def test_lookup_finds_a_send_or_says_it_cannot(name: str, settings: Settings, sa
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_retract_withdraws_or_refuses_plainly(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_retract_withdraws_or_refuses_plainly(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     receipt = channel.send(payload, "key-r")
     if not CAN_RETRACT[name]:
         with pytest.raises(PermanentChannelError):
@@ -109,41 +100,40 @@ def test_retract_withdraws_or_refuses_plainly(name: str, settings: Settings, san
     found = channel.lookup(payload, "key-r")
     if name == "website":  # the trashed post is still found, so a resend restores it instead of doubling
         assert found is not None and found.detail["status"] == "trash"
-        posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
-        assert posts[0]["status"] == "trash"
+        assert site_posts(sandbox)[0]["status"] == "trash"
         channel.retract(payload, receipt)  # 410 rest_already_trashed is success
     else:
         assert found is None
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_probe_reports_healthy(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    health = build_channel(name, settings).probe()
+def test_probe_reports_healthy(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    health = build_channel(name, sandboxed).probe()
     assert health.ok, health.detail
 
 
 @pytest.mark.parametrize(
-    ("name", "variable", "value"),
+    ("name", "section"),
     [
-        ("website", "DISPATCH_WEBSITE__APP_PASSWORD", "wrong"),
-        ("sms", "DISPATCH_SMS__PASSWORD", "wrong"),
-        ("microblog", "DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "sandbox", "access_token": "expired"}]'),
-        ("display", "DISPATCH_DISPLAY__HTTP_BASE_URL", "http://127.0.0.1:9"),
+        ("website", {"app_password": "wrong"}),
+        ("sms", {"password": "wrong"}),
+        ("microblog", {"accounts": [{"name": "sandbox", "access_token": "expired"}]}),
+        ("display", {"http_base_url": NOWHERE}),
     ],
 )
 def test_probe_reports_bad_credentials_or_offline(
-    name: str, variable: str, value: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    name: str, section: dict[str, Any], values: dict[str, Any], sandbox: Sandbox
 ) -> None:
-    monkeypatch.setenv(variable, value)
-    health = build_channel(name, Settings()).probe()
+    broken = load_settings(**merged(values, pointed_at(sandbox), **{name: section}))
+    health = build_channel(name, broken).probe()
     assert not health.ok
     assert "wrong" not in health.detail and "expired" not in health.detail
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_an_injected_server_error_is_temporary(name: str, settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+def test_an_injected_server_error_is_temporary(name: str, sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     inject(sandbox, name, mode="status", status=503, retry_after=3)
     with pytest.raises(ChannelError) as caught:
         channel.send(payload, "key-f")
@@ -154,10 +144,10 @@ def test_an_injected_server_error_is_temporary(name: str, settings: Settings, sa
 
 @pytest.mark.parametrize("name", ALL)
 def test_a_lost_answer_is_unknown_and_lookup_reconciles(
-    name: str, settings: Settings, sandbox: Sandbox
+    name: str, sandboxed: Settings, sandbox: Sandbox
 ) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     write = {"website": "POST", "sms": "GET", "display": "PUT", "microblog": "POST"}[name]
     path = {
         "website": "/wp-json/wp/v2/posts",
@@ -168,33 +158,33 @@ def test_a_lost_answer_is_unknown_and_lookup_reconciles(
     inject(sandbox, name, mode="lost", seconds=3, method=write, path=path)
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "key-l")
-    assert effects(sandbox, name), "the emulator acted before the answer was lost"
+    assert received(sandbox, name), "the emulator acted before the answer was lost"
     found = channel.lookup(payload, "key-l")
     assert (found is not None) is CAN_LOOK_UP[name]
 
 
-def test_website_send_twice_updates_one_post(settings: Settings, sandbox: Sandbox) -> None:
-    channel = build_channel("website", settings)
-    payload = payloads(channel, settings)[0]
+def test_website_send_twice_updates_one_post(sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel = build_channel("website", sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     first = channel.send(payload, "k")
     second = channel.send(payload, "k")
     assert first.provider_id == second.provider_id and second.detail["updated"] is True
-    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    posts = site_posts(sandbox)
     assert len(posts) == 1 and f"dispatch:{'a' * 32}" in posts[0]["content"]["raw"]
 
 
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("mode", ["reset", "reset_after"])
 def test_a_reset_connection_leaves_the_outcome_unknown(
-    name: str, mode: str, settings: Settings, sandbox: Sandbox
+    name: str, mode: str, sandboxed: Settings, sandbox: Sandbox
 ) -> None:
-    channel = build_channel(name, settings)
-    payload = payloads(channel, settings)[0]
+    channel = build_channel(name, sandboxed)
+    payload = payloads(channel, sandboxed)[0]
     write = {"website": "POST", "sms": "GET", "display": "PUT", "microblog": "POST"}[name]
     inject(sandbox, name, mode=mode, method=write)
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "key-x")
-    acted = bool(effects(sandbox, name))
+    acted = bool(received(sandbox, name))
     assert acted is (mode == "reset_after")
     found = channel.lookup(payload, "key-x")
     assert (found is not None) is (acted and CAN_LOOK_UP[name])

@@ -83,7 +83,7 @@ def render_for(registry_text: str, tmp_path: Path, **changes: object) -> list:  
     from dispatcher.items import parse_item
     from dispatcher.rendering import TemplateRenderer, publication_for
     from settings import PROJECT_DIR, DisplaySettings
-    from tests.conftest import item_doc
+    from tests.support import item_doc
 
     path = tmp_path / "signs.yaml"
     path.write_text(registry_text, encoding="utf-8")

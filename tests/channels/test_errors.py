@@ -24,6 +24,7 @@ from settings import DisplaySettings, MicroblogSettings, SmsSettings, WebsiteSet
 WP = "http://wp.test/wp-json/wp/v2/posts"
 KANNEL = "http://kannel.test/cgi-bin/sendsms"
 WEIBO = "http://weibo.test/2/statuses/share.json"
+DESTROY = "http://weibo.test/2/statuses/destroy.json"
 
 
 def wp_error(code: str, status: int) -> str:
@@ -174,11 +175,32 @@ def test_a_kannel_answer_that_is_not_accepted_is_permanent() -> None:
         channel.send(payload, "k")
 
 
+# What a peer answers when asked to withdraw something, and whether the withdrawal is then done:
+# gone already is done (asked once, never again); any other refusal still stands.
+RETRACTIONS = [
+    (website, "DELETE", f"{WP}/7", 410, wp_error("rest_already_trashed", 410), None),
+    (website, "DELETE", f"{WP}/7", 401, wp_error("rest_cannot_delete", 401), PermanentChannelError),
+    (website, "DELETE", f"{WP}/7", 503, wp_error("internal_server_error", 503), TemporaryChannelError),
+    (microblog, "POST", DESTROY, 400, weibo_error(20101), None),
+    (microblog, "POST", DESTROY, 401, weibo_error(21327), PermanentChannelError),
+    (microblog, "POST", DESTROY, 503, "<html>gateway</html>", TemporaryChannelError),
+]
+
+
+@pytest.mark.parametrize(("make", "method", "url", "status", "body", "error"), RETRACTIONS)
 @responses.activate
-def test_retracting_an_already_trashed_post_succeeds() -> None:
-    channel, payload = website()
-    responses.add("DELETE", f"{WP}/7", body=wp_error("rest_already_trashed", 410), status=410)
-    channel.retract(payload, Receipt("7"))
+def test_retracting_what_is_already_gone_is_done_and_other_refusals_stand(  # type: ignore[no-untyped-def]
+    make, method, url, status, body, error
+) -> None:
+    channel, payload = make()
+    responses.add(method, url, body=body, status=status)
+    if error is None:
+        assert channel.retract(payload, Receipt("7")) is None
+    else:
+        with pytest.raises(error) as caught:
+            channel.retract(payload, Receipt("7"))
+        assert type(caught.value) is error
+    assert [(call.request.method, call.request.url) for call in responses.calls] == [(method, url)]
 
 
 def test_secrets_never_reach_error_messages() -> None:
@@ -281,13 +303,6 @@ def test_the_lookup_reads_past_the_first_page_of_the_timeline() -> None:
     responses.add("GET", TIMELINE, json={"statuses": [{"idstr": "7", "id": 7, "text": "s http://x/"}]})
     assert channel.send(payload, "k").provider_id == "7"
     assert "page=2" in responses.calls[-1].request.url
-
-
-@responses.activate
-def test_deleting_a_status_that_is_gone_is_done() -> None:
-    channel, payload = microblog()
-    responses.add("POST", "http://weibo.test/2/statuses/destroy.json", body=weibo_error(20101), status=400)
-    channel.retract(payload, Receipt("5"))
 
 
 @responses.activate

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-import requests
 
 from channels import build_channel
 from channels.base import Channel, Payload
@@ -15,22 +13,25 @@ from dispatcher.errors import ContentError, OutcomeUnknownError, PermanentChanne
 from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
-from settings import Settings
-from tests.conftest import item_doc
+from settings import Settings, SettingsError, load_settings
+from tests.support import inject, item_doc, merged, pointed_at, received
+
+
+def on_mastodon(values: dict[str, Any], sandbox: Sandbox, **account: Any) -> Settings:
+    """Settings whose one microblog account is on the Mastodon emulator (``account`` overrides)."""
+    fediverse = {
+        "name": "fediverse",
+        "access_token": "sandbox-mastodon-token",
+        "driver": "mastodon",
+        "api_base": sandbox.urls["mastodon"],
+        **account,
+    }
+    return load_settings(**merged(values, pointed_at(sandbox), microblog={"accounts": [fediverse]}))
 
 
 @pytest.fixture
-def channel(settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Channel:
-    accounts = [
-        {
-            "name": "fediverse",
-            "access_token": "sandbox-mastodon-token",
-            "driver": "mastodon",
-            "api_base": sandbox.urls["mastodon"],
-        }
-    ]
-    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", json.dumps(accounts))
-    return build_channel("microblog", Settings())
+def channel(values: dict[str, Any], sandbox: Sandbox) -> Channel:
+    return build_channel("microblog", on_mastodon(values, sandbox))
 
 
 def payload_for(channel: Channel, settings: Settings, **changes: Any) -> Payload:
@@ -45,8 +46,7 @@ def payload_for(channel: Channel, settings: Settings, **changes: Any) -> Payload
 
 
 def posts(sandbox: Sandbox) -> list[dict[str, Any]]:
-    received = requests.get(f"{sandbox.urls['mastodon']}/_sandbox/received", timeout=5).json()
-    return [r for r in received if r["action"] == "post"]
+    return [r for r in received(sandbox, "mastodon") if r["action"] == "post"]
 
 
 def test_links_count_23_characters() -> None:
@@ -66,11 +66,7 @@ def test_a_repeated_post_with_the_same_key_creates_one_status(
 
 def test_a_lost_answer_is_safe_to_resend(channel: Channel, settings: Settings, sandbox: Sandbox) -> None:
     payload = payload_for(channel, settings)
-    requests.post(
-        f"{sandbox.urls['mastodon']}/_sandbox/faults",
-        json={"mode": "lost", "seconds": 3, "method": "POST"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "mastodon", mode="lost", seconds=3, method="POST")
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "key-2")
     receipt = channel.send(payload, "key-2")
@@ -84,52 +80,30 @@ def test_retract_deletes_and_a_second_retract_is_done(
     receipt = channel.send(payload, "key-3")
     channel.retract(payload, receipt)
     channel.retract(payload, receipt)  # 404: already gone
-    received = requests.get(f"{sandbox.urls['mastodon']}/_sandbox/received", timeout=5).json()
-    assert [r["action"] for r in received] == ["post", "delete"]
+    assert [r["action"] for r in received(sandbox, "mastodon")] == ["post", "delete"]
 
 
 def test_the_limit_is_the_instance_s(
-    channel: Channel, settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    channel: Channel, settings: Settings, values: dict[str, Any], sandbox: Sandbox
 ) -> None:
     tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None}
     assert payload_for(channel, settings, **tip, short_text="长" * 110).body["length"] > 140  # over Weibo's
-    accounts = [
-        {
-            "name": "fediverse",
-            "access_token": "sandbox-mastodon-token",
-            "driver": "mastodon",
-            "api_base": sandbox.urls["mastodon"],
-            "max_length": 60,
-        }
-    ]
-    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", json.dumps(accounts))
-    small = build_channel("microblog", Settings())
+    small = build_channel("microblog", on_mastodon(values, sandbox, max_length=60))
     with pytest.raises(ContentError, match="microblog target fediverse: length is .*, the limit is 60"):
         payload_for(small, settings, **tip, short_text="长" * 50)
 
 
 def test_a_bad_token_fails_permanently_and_alerts(
-    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, values: dict[str, Any], sandbox: Sandbox
 ) -> None:
-    accounts = [
-        {
-            "name": "fediverse",
-            "access_token": "revoked",
-            "driver": "mastodon",
-            "api_base": sandbox.urls["mastodon"],
-        }
-    ]
-    monkeypatch.setenv("DISPATCH_MICROBLOG__ACCOUNTS", json.dumps(accounts))
-    channel = build_channel("microblog", Settings())
+    channel = build_channel("microblog", on_mastodon(values, sandbox, access_token="revoked"))
     assert not channel.probe().ok
     with pytest.raises(PermanentChannelError) as caught:
         channel.send(payload_for(channel, settings), "key-4")
     assert caught.value.alert is True and "revoked" not in str(caught.value)
 
 
-def test_a_mastodon_account_needs_its_instance(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "DISPATCH_MICROBLOG__ACCOUNTS", '[{"name": "f", "access_token": "t", "driver": "mastodon"}]'
-    )
-    with pytest.raises(ValueError, match="needs api_base"):
-        Settings()
+def test_a_mastodon_account_needs_its_instance(values: dict[str, Any]) -> None:
+    account = {"name": "f", "access_token": "t", "driver": "mastodon"}
+    with pytest.raises(SettingsError, match="DISPATCH_MICROBLOG__ACCOUNTS: .*needs api_base"):
+        load_settings(**merged(values, microblog={"accounts": [account]}))

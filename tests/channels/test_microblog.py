@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from channels import build_channel
@@ -11,7 +13,7 @@ from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.conftest import item_doc
+from tests.support import item_doc, merged, pointed_at
 
 
 @pytest.mark.parametrize(
@@ -55,11 +57,12 @@ def test_a_topic_sign_is_neutralised() -> None:
 
 
 def test_links_off_the_weibo_apps_safe_domains_are_refused_at_approval_and_probe(
-    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    values: dict[str, Any], sandbox: Sandbox
 ) -> None:
     """share.json refuses every status whose link is not on the app's safe domain (10017)."""
-    monkeypatch.setenv("DISPATCH_MICROBLOG__SAFE_DOMAINS", '["www.example.gov.cn"]')
-    strict = load_settings()
+    strict = load_settings(
+        **merged(values, pointed_at(sandbox), microblog={"safe_domains": ["www.example.gov.cn"]})
+    )
     channel = build_channel("microblog", strict)
     pub = publication_for(
         parse_item(item_doc()), item_id=1, uid="d" * 32, revision=1, public_url=strict.website.public_url
@@ -89,13 +92,13 @@ def test_no_template_produces_a_weibo_topic(settings: Settings) -> None:
 
 
 def test_a_tip_broadcast_again_is_not_mistaken_for_the_earlier_one(
-    settings: Settings, sandbox: Sandbox
+    sandboxed: Settings, sandbox: Sandbox
 ) -> None:
     """The texts differ only in their links, which Weibo shows as t.cn: the lookup expands them."""
     from channels.base import Payload
 
-    channel = build_channel("microblog", settings)
-    base = settings.website.public_url.rstrip("/")
+    channel = build_channel("microblog", sandboxed)
+    base = sandboxed.website.public_url.rstrip("/")
     last_week = Payload(
         "microblog", "sandbox", {"account": "sandbox", "text": f"【安全提示】防溺水 {base}/tip-1/"}
     )

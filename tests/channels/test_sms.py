@@ -10,7 +10,7 @@ from dispatcher.errors import OutcomeUnknownError, PermanentChannelError
 from dispatcher.items import parse_item
 from dispatcher.sandboxes import sandbox_for
 from settings import Settings, SmsSettings
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 
 @pytest.mark.parametrize(
@@ -58,9 +58,7 @@ def test_recipients_are_batched_by_gateway_size() -> None:
     assert [len(t.detail["to"]) for t in targets] == [2, 2, 1]
 
 
-def test_a_batch_whose_first_number_is_unroutable_stands_on_what_was_accepted(
-    settings: Settings, environment: dict[str, str]
-) -> None:
+def test_a_batch_whose_first_number_is_unroutable_stands_on_what_was_accepted(settings: Settings) -> None:
     """smsbox answers for the first routable-looking number only: 403 "Not routable" while the other
     phones got the text. The batch is sent; the first phone's refusal comes back as its own report."""
     box = sandbox_for(settings, sms={"denied": ("+8613800138000",)}).start()
@@ -86,7 +84,7 @@ def test_a_batch_whose_first_number_is_unroutable_stands_on_what_was_accepted(
 
 @pytest.mark.parametrize(("split", "shown"), [("dispatcher", 150), ("gateway", 67)])
 def test_a_gateway_without_max_messages_shows_the_whole_text_only_when_the_dispatcher_splits(
-    settings: Settings, environment: dict[str, str], split: str, shown: int
+    settings: Settings, split: str, shown: int
 ) -> None:
     box = sandbox_for(settings, sms={"max_messages": 1}).start()
     try:

@@ -18,7 +18,7 @@ from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.sandboxes import sandbox_for
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.conftest import item_doc
+from tests.support import inject, item_doc, merged, pointed_at, site_posts
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"dispatch:sand box pass word").decode()}
 UID = "c" * 32
@@ -37,25 +37,20 @@ def prepared(settings: Settings, uid: str = UID, **changes: Any) -> tuple[Websit
     return channel, channel.prepare(pub, channel.targets(pub)[0], TemplateRenderer(settings.templates_dir))
 
 
-def posts(box: Sandbox) -> list[dict[str, Any]]:
-    return requests.get(f"{box.urls['website']}/_sandbox/posts", timeout=5).json()
-
-
 def ours(box: Sandbox, uid: str = UID) -> list[dict[str, Any]]:
-    return [p for p in posts(box) if marker(uid) in p["content"]["raw"]]
+    return [p for p in site_posts(box) if marker(uid) in p["content"]["raw"]]
 
 
 @pytest.fixture
-def site(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Any]:
-    """Start a WordPress emulator with other options and point the settings at it."""
+def site(values: dict[str, Any], settings: Settings) -> Iterator[Any]:
+    """Start a WordPress emulator with other options; give it and settings pointed at it."""
     started: list[Sandbox] = []
 
-    def start(**options: Any) -> tuple[Sandbox, Settings]:
+    def start(website_settings: dict[str, Any] | None = None, **options: Any) -> tuple[Sandbox, Settings]:
+        """``options`` configure the emulator; ``website_settings`` change the settings' website section."""
         box = sandbox_for(settings, website=options).start()
         started.append(box)
-        monkeypatch.setenv("DISPATCH_WEBSITE__BASE_URL", box.urls["website"])
-        monkeypatch.setenv("DISPATCH_WEBSITE__PUBLIC_URL", box.urls["website"])
-        return box, load_settings()
+        return box, load_settings(**merged(values, pointed_at(box), website=website_settings or {}))
 
     yield start
     for box in started:
@@ -70,9 +65,9 @@ MARKUP = {
 }
 
 
-def test_markup_in_an_item_reaches_no_html_field_of_the_site(settings: Settings, sandbox: Sandbox) -> None:
+def test_markup_in_an_item_reaches_no_html_field_of_the_site(sandboxed: Settings, sandbox: Sandbox) -> None:
     """Editors hold unfiltered_html: whatever markup the dispatcher sends, WordPress keeps."""
-    channel, payload = prepared(settings, **MARKUP)
+    channel, payload = prepared(sandboxed, **MARKUP)
     channel.send(payload, "k")
     post = ours(sandbox)[0]
     for field in ("title", "excerpt", "content"):
@@ -82,14 +77,12 @@ def test_markup_in_an_item_reaches_no_html_field_of_the_site(settings: Settings,
     assert "&lt;script&gt;" in post["title"]["raw"] and "&lt;img" in post["content"]["raw"]
 
 
-def test_a_lost_create_on_a_stock_site_is_found_and_not_doubled(settings: Settings, sandbox: Sandbox) -> None:
+def test_a_lost_create_on_a_stock_site_is_found_and_not_doubled(
+    sandboxed: Settings, sandbox: Sandbox
+) -> None:
     """A stock site drops the unregistered meta: the post is found by the marker in its content."""
-    channel, payload = prepared(settings)
-    requests.post(
-        f"{sandbox.urls['website']}/_sandbox/faults",
-        json={"mode": "lost", "seconds": 3, "method": "POST", "path": "/wp-json/wp/v2/posts"},
-        timeout=5,
-    ).raise_for_status()
+    channel, payload = prepared(sandboxed)
+    inject(sandbox, "website", mode="lost", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     with pytest.raises(OutcomeUnknownError):
         channel.send(payload, "k")
     found = channel.lookup(payload, "k")
@@ -115,8 +108,8 @@ def test_registered_meta_is_used_and_the_probe_says_how_lookup_works(site: Any) 
     assert channel.lookup(payload, "k") is not None
 
 
-def test_a_resend_after_a_withdrawal_reuses_the_trashed_post(settings: Settings, sandbox: Sandbox) -> None:
-    channel, payload = prepared(settings)
+def test_a_resend_after_a_withdrawal_reuses_the_trashed_post(sandboxed: Settings, sandbox: Sandbox) -> None:
+    channel, payload = prepared(sandboxed)
     receipt = channel.send(payload, "k")
     channel.retract(payload, receipt)
     found = channel.lookup(payload, "k")
@@ -125,11 +118,9 @@ def test_a_resend_after_a_withdrawal_reuses_the_trashed_post(settings: Settings,
     assert again.provider_id == receipt.provider_id and len(ours(sandbox)) == 1
 
 
-def test_categories_missing_on_the_site_are_refused_before_approval_and_alerted_after(
-    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DISPATCH_WEBSITE__CATEGORIES", '{"warning": [2, 99]}')
-    channel, payload = prepared(load_settings())
+def test_categories_missing_on_the_site_are_refused_before_approval_and_alerted_after(site: Any) -> None:
+    _box, unknown = site(website_settings={"categories": {"warning": [2, 99]}})
+    channel, payload = prepared(unknown)
     findings = channel.check([payload])
     assert any("[99]" in problem and "do not exist" in problem for problem in findings.problems)
     assert not channel.probe().ok and "99" in channel.probe().detail
@@ -137,24 +128,21 @@ def test_categories_missing_on_the_site_are_refused_before_approval_and_alerted_
     assert receipt.alert and "[99]" in receipt.alert  # … the adapter does not
 
 
-def test_categories_follow_the_catalogue(settings: Settings, sandbox: Sandbox) -> None:
+def test_categories_follow_the_catalogue(sandboxed: Settings, sandbox: Sandbox) -> None:
     release = {"kind": "release", "severity": None, "urgency": None, "certainty": None}
-    _, plain = prepared(settings, **release)
-    channel, explained = prepared(settings, **release, interpretation="解读")
+    _, plain = prepared(sandboxed, **release)
+    channel, explained = prepared(sandboxed, **release, interpretation="解读")
     assert plain.body["categories"] == [4] and explained.body["categories"] == [4, 5]
     assert channel.send(explained, "k").alert is None
     assert ours(sandbox)[0]["categories"] == [4, 5]
 
 
 @pytest.mark.parametrize("available", [True, False])
-def test_a_wrong_application_password_is_bad_credentials_with_an_alert(
-    site: Any, monkeypatch: pytest.MonkeyPatch, available: bool
-) -> None:
+def test_a_wrong_application_password_is_bad_credentials_with_an_alert(site: Any, available: bool) -> None:
     """Where application passwords are unavailable (no HTTPS) WordPress runs the request as a visitor and
     answers 400 "Status is forbidden." to the lookup, or 401 rest_cannot_create to the create."""
-    site(app_passwords_available=available)
-    monkeypatch.setenv("DISPATCH_WEBSITE__APP_PASSWORD", "wrong password")
-    channel, payload = prepared(load_settings())
+    _box, wrong = site(website_settings={"app_password": "wrong password"}, app_passwords_available=available)
+    channel, payload = prepared(wrong)
     with pytest.raises(PermanentChannelError) as caught:
         channel.send(payload, "k")
     assert caught.value.code == "credentials" and caught.value.alert
@@ -162,8 +150,10 @@ def test_a_wrong_application_password_is_bad_credentials_with_an_alert(
     assert not channel.probe().ok
 
 
-def test_a_slug_held_by_another_post_is_refused_before_approval(settings: Settings, sandbox: Sandbox) -> None:
-    channel, payload = prepared(settings)
+def test_a_slug_held_by_another_post_is_refused_before_approval(
+    sandboxed: Settings, sandbox: Sandbox
+) -> None:
+    channel, payload = prepared(sandboxed)
     other = requests.post(
         f"{sandbox.urls['website']}/wp-json/wp/v2/posts",
         headers=AUTH,
@@ -188,12 +178,10 @@ def test_the_permalink_the_site_gives_is_kept_and_a_different_one_alerted(site: 
     assert receipt.alert and receipt.detail["link"] in receipt.alert
 
 
-def test_a_retraction_can_return_the_post_to_draft(
-    settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DISPATCH_WEBSITE__RETRACT_TO", "draft")
-    channel, payload = prepared(load_settings())
+def test_a_retraction_can_return_the_post_to_draft(site: Any) -> None:
+    box, to_draft = site(website_settings={"retract_to": "draft"})
+    channel, payload = prepared(to_draft)
     receipt = channel.send(payload, "k")
     channel.retract(payload, receipt)
-    assert ours(sandbox)[0]["status"] == "draft"
+    assert ours(box)[0]["status"] == "draft"
     assert channel.lookup(payload, "k") is not None  # a draft is still found, so a correction reuses it

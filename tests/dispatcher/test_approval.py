@@ -11,7 +11,7 @@ from dispatcher.items import parse_item
 from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
 from dispatcher.signing import payload_key, pin
 from settings import Settings
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 
 def queued(settings: Settings) -> dict[str, int]:

@@ -33,6 +33,12 @@ from tests.conftest import item_doc
 WORKER = "test-worker"
 
 
+@pytest.fixture
+def settings(sandboxed: Settings) -> Settings:
+    """Every test here talks to the emulators."""
+    return sandboxed
+
+
 def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[DeliveryRow]:
     item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
     approval.approve(ledger, settings, item_id, "陈刚")

@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-import requests
 from sqlalchemy import update
 
-from dispatcher import approval
+from dispatcher.circuits import not_closed
 from dispatcher.delivery import deliver
-from dispatcher.items import parse_item
 from dispatcher.ledger import CircuitRow, DeliveryRow, DeliveryState, EventRow, Ledger, utcnow
 from dispatcher.ratelimits import take
-from sandbox.server import Sandbox
 from settings import Settings, SettingsError, load_settings, parse_rate
-from tests.conftest import item_doc
+from tests.support import FakeChannel, approved, make_due
 
 WORKER = "test-worker"
-
-
-def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[DeliveryRow]:
-    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
-    approval.approve(ledger, settings, item_id, "陈刚")
-    with ledger.session() as session:
-        return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
-
-
-def make_due(ledger: Ledger) -> None:
-    with ledger.session() as session:
-        session.execute(update(DeliveryRow).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
 
 
 @pytest.mark.parametrize(
@@ -60,13 +44,14 @@ def test_a_bucket_refills_at_its_rate(ledger: Ledger) -> None:
 
 
 def test_a_rate_limited_delivery_waits_without_spending_an_attempt(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
+    ledger: Ledger, settings: Settings
 ) -> None:
-    monkeypatch.setenv("DISPATCH_RATE_LIMITS", '{"display": "1/h"}')
-    limited = load_settings()
+    fake = FakeChannel()
+    limited = settings.model_copy(update={"rate_limits": {"display": "1/h"}})
     first, second = approved(ledger, limited, channels=["display"])
-    assert deliver(ledger, limited, first.id, WORKER) is DeliveryState.sent
-    assert deliver(ledger, limited, second.id, WORKER) is None
+    assert deliver(ledger, limited, first.id, WORKER, fake.named) is DeliveryState.sent
+    assert deliver(ledger, limited, second.id, WORKER, fake.named) is None
+    assert fake.asked("send") == [first.idempotency_key]  # the second never reached the peer
     with ledger.session() as session:
         waiting = session.get(DeliveryRow, second.id)
     assert waiting.state is DeliveryState.retrying and waiting.attempts == 0
@@ -74,56 +59,93 @@ def test_a_rate_limited_delivery_waits_without_spending_an_attempt(
     assert waiting.next_attempt_at > utcnow() + timedelta(minutes=50)
 
 
-def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> None:
-    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "2")
-    monkeypatch.setenv("DISPATCH_CIRCUIT_COOLDOWN", "60")
-    breaker = load_settings()
+def test_a_failing_target_opens_its_circuit_and_a_trial_closes_it(ledger: Ledger, settings: Settings) -> None:
+    fake = FakeChannel()
+    breaker = settings.model_copy(update={"circuit_failures": 2, "circuit_cooldown": 60})
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
-    requests.post(
-        f"{sandbox.urls['microblog']}/_sandbox/faults",
-        json={"mode": "status", "status": 503, "count": 2},
-        timeout=5,
-    ).raise_for_status()
-    deliver(ledger, breaker, microblog.id, WORKER)
+    fake.fail_temporarily(times=2)
+    deliver(ledger, breaker, microblog.id, WORKER, fake.named)
     make_due(ledger)
-    deliver(ledger, breaker, microblog.id, WORKER)
+    deliver(ledger, breaker, microblog.id, WORKER, fake.named)
     with ledger.session() as session:
         circuit = session.get(CircuitRow, ("microblog", "sandbox"))
         assert circuit.state == "open"
         assert session.query(EventRow).filter_by(name="circuit.opened").count() == 1
     make_due(ledger)
-    assert deliver(ledger, breaker, microblog.id, WORKER) is None  # resting: no attempt
+    assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is None  # resting: no attempt
+    assert len(fake.asked("send")) == 2  # … and nothing asked of the peer
     with ledger.session() as session:
         assert session.get(DeliveryRow, microblog.id).attempts == 2
         session.execute(update(CircuitRow).values(open_until=utcnow() - timedelta(seconds=1)))
     make_due(ledger)
-    assert deliver(ledger, breaker, microblog.id, WORKER) is DeliveryState.sent  # the trial
+    assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is DeliveryState.sent  # the trial
+    assert len(fake.asked("send")) == 3 and list(fake.landed) == [microblog.idempotency_key]
     with ledger.session() as session:
         assert session.get(CircuitRow, ("microblog", "sandbox")).state == "closed"
         assert session.query(EventRow).filter_by(name="circuit.closed").count() == 1
 
 
-def test_a_failed_trial_opens_the_circuit_again(
-    ledger: Ledger, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, settings: Settings
-) -> None:
-    monkeypatch.setenv("DISPATCH_CIRCUIT_FAILURES", "1")
-    breaker = load_settings()
+def test_a_failed_trial_opens_the_circuit_again(ledger: Ledger, settings: Settings) -> None:
+    fake = FakeChannel()
+    breaker = settings.model_copy(update={"circuit_failures": 1})
     microblog = approved(ledger, breaker, channels=["microblog"])[0]
-    requests.post(
-        f"{sandbox.urls['microblog']}/_sandbox/faults",
-        json={"mode": "status", "status": 503, "count": 2},
-        timeout=5,
-    ).raise_for_status()
-    deliver(ledger, breaker, microblog.id, WORKER)
+    fake.fail_temporarily(times=2)
+    deliver(ledger, breaker, microblog.id, WORKER, fake.named)
     with ledger.session() as session:
         session.execute(update(CircuitRow).values(open_until=utcnow() - timedelta(seconds=1)))
     make_due(ledger)
-    assert deliver(ledger, breaker, microblog.id, WORKER) is DeliveryState.retrying
+    assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is DeliveryState.retrying
     with ledger.session() as session:
         circuit = session.get(CircuitRow, ("microblog", "sandbox"))
     assert circuit.state == "open" and circuit.open_until > utcnow()
+    assert fake.asked("send") == [microblog.idempotency_key] * 2 and not fake.landed
+
+
+def test_waits_the_peer_imposes_open_no_circuit(ledger: Ledger, settings: Settings) -> None:
+    """A peer pacing us (429 with Retry-After, a sign busy with a warning) is not failing."""
+    fake = FakeChannel()
+    breaker = settings.model_copy(update={"circuit_failures": 1})
+    microblog = approved(ledger, breaker, channels=["microblog"])[0]
+    fake.fail_temporarily(times=3, code=429, retry_after=1, wait=True)
+    for _ in range(3):
+        assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is DeliveryState.retrying
+        make_due(ledger)
+    assert len(fake.asked("send")) == 3
+    with ledger.session() as session:
+        assert session.query(EventRow).filter_by(name="circuit.opened").count() == 0
+        assert session.get(DeliveryRow, microblog.id).attempts == 0
+
+
+def test_a_permanent_refusal_is_the_items_problem_and_opens_no_circuit(
+    ledger: Ledger, settings: Settings
+) -> None:
+    fake = FakeChannel()
+    breaker = settings.model_copy(update={"circuit_failures": 1})
+    microblog = approved(ledger, breaker, channels=["microblog"])[0]
+    fake.fail_permanently()
+    assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is DeliveryState.failed
+    with ledger.session() as session:
+        assert not_closed(session) == []
+        assert session.query(EventRow).filter_by(name="circuit.opened").count() == 0
+
+
+def test_a_lost_answer_opens_the_circuit_and_the_trial_looks_it_up_instead_of_sending_again(
+    ledger: Ledger, settings: Settings
+) -> None:
+    fake = FakeChannel()
+    breaker = settings.model_copy(update={"circuit_failures": 1})
+    microblog = approved(ledger, breaker, channels=["microblog"])[0]
+    fake.lose_answers()
+    assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is DeliveryState.unknown
+    with ledger.session() as session:
+        assert session.get(CircuitRow, ("microblog", "sandbox")).state == "open"
+        session.execute(update(CircuitRow).values(open_until=utcnow() - timedelta(seconds=1)))
+    make_due(ledger)
+    assert deliver(ledger, breaker, microblog.id, WORKER, fake.named) is DeliveryState.sent
+    assert fake.asked("send") == [microblog.idempotency_key]  # once: the trial found it
+    assert fake.asked("lookup") == [microblog.idempotency_key]
+    with ledger.session() as session:
+        assert session.get(CircuitRow, ("microblog", "sandbox")).state == "closed"
 
 
 def test_channels_lists_open_circuits(ledger: Ledger, settings: Settings) -> None:
@@ -142,5 +164,5 @@ def test_channels_lists_open_circuits(ledger: Ledger, settings: Settings) -> Non
                 last_error="504",
             )
         )
-    result = CliRunner().invoke(cli, ["channels"])
+    result = CliRunner().invoke(cli, ["channels"], obj=settings)
     assert "circuits not closed" in result.stdout and "BJ-CY-001" in result.stdout

@@ -14,7 +14,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.people import checked_name, person_key
 from dispatcher.subscribers import import_csv
 from settings import Settings
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 # The fuzz corpus: (changes to a valid warning, the field the refusal must name, a fragment of it).
 CORPUS = [

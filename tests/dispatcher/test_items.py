@@ -8,7 +8,7 @@ import yaml
 
 from dispatcher.errors import InvalidItemError
 from dispatcher.items import SHORT_TEXT_MAX, Kind, load_item, parse_item
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 
 def problems_of(doc: object) -> dict[str, str]:

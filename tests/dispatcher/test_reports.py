@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from dispatcher.ledger import CircuitRow, Ledger, utcnow
 from dispatcher.reports import channel_health
-from settings import Settings, load_settings
+from settings import Settings
 
 
-def test_every_channel_is_probed_and_open_circuits_are_listed(ledger: Ledger, settings: Settings) -> None:
+def test_every_channel_is_probed_and_open_circuits_are_listed(ledger: Ledger, sandboxed: Settings) -> None:
     until = utcnow() + timedelta(minutes=1)
     with ledger.session() as session:
         session.add(
@@ -25,7 +23,7 @@ def test_every_channel_is_probed_and_open_circuits_are_listed(ledger: Ledger, se
             )
         )
         session.add(CircuitRow(channel="display", target="BJ-CY-001", state="closed", failures=0))
-    report = channel_health(ledger, settings)
+    report = channel_health(ledger, sandboxed)
     assert [r["channel"] for r in report["channels"]] == ["website", "sms", "display", "microblog"]
     assert all(r["ok"] and r["latency_ms"] is not None for r in report["channels"])
     assert report["circuits"] == [
@@ -41,10 +39,10 @@ def test_every_channel_is_probed_and_open_circuits_are_listed(ledger: Ledger, se
 
 
 def test_a_channel_down_is_reported_with_why_and_the_others_still_probed(
-    ledger: Ledger, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ledger: Ledger, sandboxed: Settings
 ) -> None:
-    monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(settings.var_dir / "no-such-registry.yaml"))
-    report = channel_health(ledger, load_settings())
+    display = sandboxed.display.model_copy(update={"registry": sandboxed.var_dir / "no-such-registry.yaml"})
+    report = channel_health(ledger, sandboxed.model_copy(update={"display": display}))
     health = {r["channel"]: r for r in report["channels"]}
     assert not health["display"]["ok"] and "does not exist" in health["display"]["detail"]
     assert health["website"]["ok"] and health["sms"]["ok"] and health["microblog"]["ok"]

@@ -10,7 +10,7 @@ from dispatcher.errors import InvalidItemError
 from dispatcher.items import parse_item
 from dispatcher.ledger import EventRow, Ledger, SubscriberRow
 from settings import Settings, SmsSettings
-from tests.conftest import item_doc
+from tests.support import item_doc
 
 
 @pytest.fixture

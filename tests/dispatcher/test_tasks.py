@@ -17,6 +17,12 @@ from settings import PROJECT_DIR, Settings
 
 
 @pytest.fixture
+def settings(sandboxed: Settings) -> Settings:
+    """Every test here talks to the emulators."""
+    return sandboxed
+
+
+@pytest.fixture
 def app(settings: Settings, sandbox: Sandbox, ledger: Ledger) -> Celery:
     return tasks.create_app(settings)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 from sqlalchemy import update
 
@@ -15,6 +16,12 @@ from dispatcher.watch import WatchReport, watch
 from sandbox.server import Sandbox
 from settings import Settings
 from tests.conftest import item_doc
+
+
+@pytest.fixture
+def settings(sandboxed: Settings) -> Settings:
+    """Every test here talks to the emulators."""
+    return sandboxed
 
 
 def sent_to_signs(ledger: Ledger, settings: Settings, **changes: object) -> list[DeliveryRow]:

@@ -14,12 +14,7 @@ import pytest
 
 from dispatcher.processes import start_worker, stop_worker
 from sandbox.server import Sandbox
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import free_port
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import free_port
+
 BEARERBOX = "/usr/sbin/bearerbox"
 SMSBOX = "/usr/sbin/smsbox"
 FAKESMSC = "/usr/lib/kannel/test/fakesmsc"
@@ -25,12 +27,6 @@ _GOT = re.compile(r"Got message \d+: <([^>]*)>")
 
 def installed() -> bool:
     return all(Path(p).exists() for p in (BEARERBOX, SMSBOX, FAKESMSC))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, timeout: float = 15) -> None:

@@ -5,53 +5,36 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import requests
 
-from dispatcher import approval
-from dispatcher.items import parse_item
 from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemState, Ledger
 from dispatcher.tasks import broker_for
 from sandbox.server import Sandbox
-from settings import Settings, load_settings
-from tests.conftest import item_doc
+from settings import Settings
+from tests.support import WARNING, approved, faults_left, inject, received, site_posts, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
-    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
+def deliveries(ledger: Ledger, item_id: int, **where: str) -> list[DeliveryRow]:
+    with ledger.session() as session:
+        return session.query(DeliveryRow).filter_by(item_id=item_id, **where).all()
 
 
 def wait_terminal(ledger: Ledger, item_id: int, timeout: float = 90) -> list[DeliveryRow]:
-    deadline = time.monotonic() + timeout
-    while True:
-        with ledger.session() as session:
-            rows = session.query(DeliveryRow).filter_by(item_id=item_id).all()
-        if rows and all(r.state in TERMINAL for r in rows):
-            return rows
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"not terminal after {timeout}s: {[(r.channel, r.target, r.state.value) for r in rows]}"
-            )
-        time.sleep(0.1)
+    def terminal() -> list[DeliveryRow]:
+        rows = deliveries(ledger, item_id)
+        return rows if rows and all(r.state in TERMINAL for r in rows) else []
 
-
-def wait_until_sending(ledger: Ledger, item_id: int, timeout: float = 60) -> None:
-    """Until a worker has claimed the item's website delivery (its send is under way)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with ledger.session() as session:
-            website = session.query(DeliveryRow).filter_by(item_id=item_id, channel="website").one()
-        if website.state.value == "sending":
-            return
-        assert time.monotonic() < deadline, f"the website delivery was never claimed: {website.state}"
-        time.sleep(0.05)
+    try:
+        return wait_until(terminal, timeout, "every delivery in a terminal state")
+    except AssertionError:
+        states = [(r.channel, r.target, r.state.value) for r in deliveries(ledger, item_id)]
+        pytest.fail(f"not terminal after {timeout}s: {states}")
 
 
 def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
@@ -65,7 +48,7 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
 
     channels = {channel for channel, _ in pinned}
 
-    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
+    posts = site_posts(sandbox)
     assert len(posts) == (1 if "website" in channels else 0)
     if posts:
         website = pinned[("website", "site")]
@@ -94,42 +77,40 @@ def check_exactly_once(ledger: Ledger, sandbox: Sandbox, item_id: int) -> None:
     assert [s["status"] for s in statuses] == expected
 
 
-def publish(settings: Settings, **changes: Any) -> tuple[Ledger, int]:
-    ledger = Ledger(settings.ledger_url)
-    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
-    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
-    return ledger, item_id
+def publish(ledger: Ledger, settings: Settings, **changes: Any) -> int:
+    """Approve a warning (with ``changes``) and enqueue its deliveries: one for each of its channels'
+    targets, every channel reached, so a check of what was sent leaves none out."""
+    rows = approved(ledger, settings, broker=broker_for(settings), **changes)
+    assert {r.channel for r in rows} == set(changes.get("channels", WARNING["channels"]))
+    return rows[0].item_id
 
 
 def test_embedded_broker(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
     run_worker(worker_env)
-    ledger, item_id = publish(settings)
+    item_id = publish(ledger, sandboxed)
     check_exactly_once(ledger, sandbox, item_id)
 
 
 def test_redis_broker(
     sandbox: Sandbox,
+    sandboxed: Settings,
+    ledger: Ledger,
     redis_url: str,
     worker_env: dict[str, str],
     run_worker: Callable,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DISPATCH_BROKER_URL", redis_url)
-    for name, value in sandbox.environment().items():
-        monkeypatch.setenv(name, value)
-    settings = load_settings()
     run_worker({**worker_env, "DISPATCH_BROKER_URL": redis_url})
-    ledger, item_id = publish(settings)
+    item_id = publish(ledger, sandboxed.model_copy(update={"broker_url": redis_url}))
     check_exactly_once(ledger, sandbox, item_id)
 
 
 def test_tasks_lost_by_the_broker_are_recovered_by_the_sweeper(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
-    ledger, item_id = publish(settings)  # no worker yet: the tasks wait in the broker
-    broker = settings.broker_url.removeprefix("sqla+sqlite:///")
+    item_id = publish(ledger, sandboxed)  # no worker yet: the tasks wait in the broker
+    broker = sandboxed.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(broker) as db:  # the broker loses every message
         assert db.execute("DELETE FROM kombu_message").rowcount == 5
     # The sweeper re-enqueues a delivery enqueued but never claimed once a lease has passed.
@@ -141,21 +122,16 @@ def test_tasks_lost_by_the_broker_are_recovered_by_the_sweeper(
 
 
 def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
     # Only channels that can look a send up: Kannel and Weibo cannot, so an SMS or a status whose
     # outcome a kill made unknown is sent again (the policy for those is explicit in a later change).
     # The website answers 3 s late, so the kill lands while the post is being created.
-    requests.post(
-        f"{sandbox.urls['website']}/_sandbox/faults",
-        json={"mode": "delay", "seconds": 3, "method": "POST", "path": "/wp-json/wp/v2/posts"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "website", mode="delay", seconds=3, method="POST", path="/wp-json/wp/v2/posts")
     env = {**worker_env, "DISPATCH_LEASE_SECONDS": "5"}
     first = run_worker(env)
-    ledger, item_id = publish(settings, channels=["website", "display"])
-    wait_until_sending(ledger, item_id)
-    time.sleep(1)  # past the lookup, into the 3 s of the create
+    item_id = publish(ledger, sandboxed, channels=["website", "display"])
+    wait_until(lambda: faults_left(sandbox, "website") == 0, 60, "the create to reach the slow site")
     os.killpg(first.pid, signal.SIGKILL)  # the whole worker, pool and scheduler, at once
     first.wait(timeout=10)
     run_worker(env)
@@ -168,31 +144,37 @@ def test_a_worker_killed_mid_send_loses_nothing_and_doubles_nothing(
 
 
 def test_an_unsigned_task_injected_into_the_broker_is_refused(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable, tmp_path
+    sandbox: Sandbox,
+    sandboxed: Settings,
+    ledger: Ledger,
+    worker_env: dict[str, str],
+    run_worker: Callable,
+    tmp_path,
 ) -> None:  # type: ignore[no-untyped-def]
     from celery import Celery
 
-    ledger, item_id = publish(settings, channels=["website"])
-    broker = settings.broker_url.removeprefix("sqla+sqlite:///")
+    item_id = publish(ledger, sandboxed, channels=["website"])
+    broker = sandboxed.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(broker) as db:  # the real task is lost, so only the forged one is there
         db.execute("DELETE FROM kombu_message")
     with ledger.session() as session:
         delivery = session.query(DeliveryRow).filter_by(item_id=item_id).one()
-    intruder = Celery("intruder", broker=settings.broker_url)
+    intruder = Celery("intruder", broker=sandboxed.broker_url)
     intruder.conf.task_serializer = "json"
     intruder.send_task("dispatcher.deliver", args=[delivery.id], queue="urgent")
     run_worker(worker_env)
     log = tmp_path / "worker.log"
-    deadline = time.monotonic() + 20
-    while "task message refused" not in (log.read_text(errors="replace") if log.exists() else ""):
-        assert time.monotonic() < deadline, "the worker did not log the refusal"
-        time.sleep(0.2)
-    while True:  # the worker logs the refusal first, then records it: wait for the record too
+    wait_until(
+        lambda: "task message refused" in (log.read_text(errors="replace") if log.exists() else ""),
+        20,
+        "the worker to log the refusal",
+    )
+
+    def recorded() -> int:  # the worker logs the refusal first, then records it: wait for the record too
         with ledger.session() as session:
-            if session.query(EventRow).filter_by(name="task.refused").count():
-                break
-        assert time.monotonic() < deadline, "the worker did not record the refusal"
-        time.sleep(0.1)
+            return session.query(EventRow).filter_by(name="task.refused").count()
+
+    wait_until(recorded, 20, "the worker to record the refusal")
     with ledger.session() as session:
         assert session.get(DeliveryRow, delivery.id).state.value == "pending"
         assert session.query(EventRow).filter_by(name="delivery.claimed").count() == 0
@@ -202,20 +184,15 @@ def test_an_unsigned_task_injected_into_the_broker_is_refused(
 
 
 def test_sigterm_lets_the_delivery_in_flight_finish(
-    sandbox: Sandbox, settings: Settings, worker_env: dict[str, str], run_worker: Callable
+    sandbox: Sandbox, sandboxed: Settings, ledger: Ledger, worker_env: dict[str, str], run_worker: Callable
 ) -> None:
-    requests.post(
-        f"{sandbox.urls['website']}/_sandbox/faults",
-        json={"mode": "delay", "seconds": 2, "method": "POST", "path": "/wp-json/wp/v2/posts"},
-        timeout=5,
-    ).raise_for_status()
+    inject(sandbox, "website", mode="delay", seconds=2, method="POST", path="/wp-json/wp/v2/posts")
     worker = run_worker({**worker_env, "DISPATCH_WEBSITE__TIMEOUT": "10"})
-    ledger, item_id = publish(settings, channels=["website"])
-    wait_until_sending(ledger, item_id)
+    item_id = publish(ledger, sandboxed, channels=["website"])
+    wait_until(lambda: faults_left(sandbox, "website") == 0, 60, "the create to reach the slow site")
     worker.send_signal(signal.SIGTERM)  # warm shutdown, while the post is being created
     assert worker.wait(timeout=60) == 0
     with ledger.session() as session:
         website = session.query(DeliveryRow).filter_by(item_id=item_id).one()
     assert website.state.value == "sent" and website.attempts == 1
-    posts = requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
-    assert len(posts) == 1
+    assert len(site_posts(sandbox)) == 1

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -12,19 +12,17 @@ from sqlalchemy import select
 
 from channels import build_channel
 from channels.sms import segments_of
-from dispatcher import approval
 from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.errors import PermanentChannelError
-from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, SubscriberRow
 from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from dispatcher.tasks import broker_for
 from settings import Settings, load_settings
-from tests.conftest import item_doc
 from tests.e2e import kannel as kannel_module
 from tests.e2e.kannel import Kannel
+from tests.support import approved, holds_for, merged, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -49,48 +47,45 @@ def options() -> dict[str, object]:
 
 
 @pytest.fixture
-def gateway(
-    tmp_path: Path,
-    api: Running,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    options: dict[str, object],
-) -> Iterator[Kannel]:
-    base = f"http://127.0.0.1:{api.port}"
+def gateway(tmp_path: Path, api: Running, settings: Settings, options: dict[str, object]) -> Iterator[Kannel]:
     token = urlencode({"token": settings.api.token.get_secret_value()})
     workdir = tmp_path / "kannel"
     workdir.mkdir()
-    mo_url = f"{base}/sms/mo?{token}&from=%p&text=%a&coding=%c&charset=%C"
+    mo_url = f"http://127.0.0.1:{api.port}/sms/mo?{token}&from=%p&text=%a&coding=%c&charset=%C"
     gateway = Kannel(workdir, mo_url=mo_url, **options).start()  # type: ignore[arg-type]
-    monkeypatch.setenv("DISPATCH_API__PUBLIC_URL", base)
-    monkeypatch.setenv("DISPATCH_SMS__SENDSMS_URL", gateway.sendsms_url)
-    monkeypatch.setenv("DISPATCH_SMS__PASSWORD", gateway.password)
     yield gateway
     gateway.stop()
 
 
-def eventually(check: Callable[[], bool], timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+def through(values: dict[str, Any], api: Running, gateway: Kannel, **sms: Any) -> Settings:
+    """Settings that send through ``gateway`` (``sms`` changes the rest of that section), whose reports
+    come back to ``api``."""
+    return load_settings(
+        **merged(
+            values,
+            api={"public_url": f"http://127.0.0.1:{api.port}"},
+            sms={"sendsms_url": gateway.sendsms_url, "password": gateway.password, **sms},
+        )
+    )
 
 
-def sms_delivery(ledger: Ledger, **changes: object) -> DeliveryRow:
-    settings = load_settings()
-    item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"], **changes)))
-    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
-    with ledger.session() as session:
-        return session.scalars(select(DeliveryRow).where(DeliveryRow.item_id == item_id)).one()
+@pytest.fixture
+def via_kannel(values: dict[str, Any], api: Running, gateway: Kannel) -> Settings:
+    return through(values, api, gateway)
 
 
-def test_a_warning_reaches_every_phone_and_the_reports_come_back(gateway: Kannel, ledger: Ledger) -> None:
-    delivery = sms_delivery(ledger)
+def sms_delivery(ledger: Ledger, settings: Settings, **changes: object) -> DeliveryRow:
+    [delivery] = approved(ledger, settings, broker=broker_for(settings), channels=["sms"], **changes)
+    return delivery
+
+
+def test_a_warning_reaches_every_phone_and_the_reports_come_back(
+    gateway: Kannel, via_kannel: Settings, ledger: Ledger
+) -> None:
+    delivery = sms_delivery(ledger, via_kannel)
     phones = delivery.payload["to"]
-    assert deliver(ledger, load_settings(), delivery.id, "test-worker") is DeliveryState.sent
-    assert eventually(lambda: len(gateway.received()) >= len(phones))
+    assert deliver(ledger, via_kannel, delivery.id, "test-worker") is DeliveryState.sent
+    wait_until(lambda: len(gateway.received()) >= len(phones), 15, "a message for every phone")
     received = gateway.received()
     assert sorted(m.receiver for m in received) == sorted(phones)
     assert {m.ucs2 for m in received} == {delivery.payload["text"]}
@@ -100,16 +95,16 @@ def test_a_warning_reaches_every_phone_and_the_reports_come_back(gateway: Kannel
         with ledger.session() as session:
             return recipient_counts(session, delivery.id) == {"delivered": len(phones)}
 
-    assert eventually(all_delivered), "bearerbox's delivery reports did not reach the API"
+    wait_until(all_delivered, 15, "bearerbox's delivery reports to reach the API")
 
 
-def test_a_long_text_arrives_in_every_part(gateway: Kannel, ledger: Ledger) -> None:
-    delivery = sms_delivery(ledger, short_text="雨" * 115)
+def test_a_long_text_arrives_in_every_part(gateway: Kannel, via_kannel: Settings, ledger: Ledger) -> None:
+    delivery = sms_delivery(ledger, via_kannel, short_text="雨" * 115)
     text = delivery.payload["text"]
     assert segments_of(text) == ("UCS-2", 2) and delivery.payload["segments"] == 2
-    deliver(ledger, load_settings(), delivery.id, "test-worker")
+    deliver(ledger, via_kannel, delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
-    assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
+    wait_until(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2, 15, "both parts")
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
     assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
     assert "".join(m.ucs2 for m in parts) == text
@@ -117,14 +112,14 @@ def test_a_long_text_arrives_in_every_part(gateway: Kannel, ledger: Ledger) -> N
 
 @pytest.mark.parametrize("options", [{"max_messages": None}])
 def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
-    gateway: Kannel, ledger: Ledger
+    gateway: Kannel, via_kannel: Settings, ledger: Ledger
 ) -> None:
     """Kannel's default max-messages is 1: it would cut the text to its first part and still report it
     delivered. The dispatcher sends each part with its own concatenation header instead."""
-    delivery = sms_delivery(ledger, short_text="雨" * 115)
-    assert deliver(ledger, load_settings(), delivery.id, "test-worker") is DeliveryState.sent
+    delivery = sms_delivery(ledger, via_kannel, short_text="雨" * 115)
+    assert deliver(ledger, via_kannel, delivery.id, "test-worker") is DeliveryState.sent
     phone = delivery.payload["to"][0]
-    assert eventually(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2)
+    wait_until(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2, 15, "both parts")
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
     assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
     assert "".join(m.ucs2 for m in parts) == delivery.payload["text"]
@@ -132,30 +127,32 @@ def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
 
 @pytest.mark.parametrize("options", [{"max_messages": None}])
 def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
-    gateway: Kannel, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    gateway: Kannel, values: dict[str, Any], api: Running, ledger: Ledger
 ) -> None:
-    monkeypatch.setenv("DISPATCH_SMS__SPLIT", "gateway")
-    delivery = sms_delivery(ledger, short_text="雨" * 115)
+    left_to_the_gateway = through(values, api, gateway, split="gateway")
+    delivery = sms_delivery(ledger, left_to_the_gateway, short_text="雨" * 115)
     with ledger.session() as session:
         notes = [
             e.detail["note"] for e in session.scalars(select(EventRow).where(EventRow.name == "item.note"))
         ]
     assert any("max-messages of at least 2" in note for note in notes)
-    deliver(ledger, load_settings(), delivery.id, "test-worker")
+    deliver(ledger, left_to_the_gateway, delivery.id, "test-worker")
     phone = delivery.payload["to"][0]
-    assert eventually(lambda: any(m.receiver == phone for m in gateway.received()))
-    time.sleep(1)
-    assert len([m for m in gateway.received() if m.receiver == phone]) == 1  # what the real gateway does
+
+    def shown() -> int:
+        return len([m for m in gateway.received() if m.receiver == phone])
+
+    wait_until(shown, 15, "the first part")
+    holds_for(lambda: shown() == 1, 1, "the first part alone: what the real gateway does")
 
 
 def test_a_wrong_password_is_a_permanent_error(
-    gateway: Kannel, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    gateway: Kannel, values: dict[str, Any], api: Running, via_kannel: Settings, ledger: Ledger
 ) -> None:
-    delivery = sms_delivery(ledger)
-    monkeypatch.setenv("DISPATCH_SMS__PASSWORD", "wrong")
+    delivery = sms_delivery(ledger, via_kannel)
     from channels.base import Payload
 
-    channel = build_channel("sms", load_settings())
+    channel = build_channel("sms", through(values, api, gateway, password="wrong"))
     with pytest.raises(PermanentChannelError, match="403.*Authorization failed"):
         channel.send(Payload("sms", delivery.target, delivery.payload), delivery.idempotency_key)
 
@@ -171,6 +168,6 @@ def test_an_inbound_opt_out_reaches_the_subscriber_store(gateway: Kannel, ledger
             return row.opted_out_at is not None
 
     try:
-        assert eventually(opted_out), "smsbox did not call the API with the inbound text"
+        wait_until(opted_out, 15, "smsbox to call the API with the inbound text")
     finally:
         gateway.stop_mo()

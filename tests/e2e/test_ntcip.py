@@ -10,7 +10,6 @@ import pytest
 
 from channels import ntcip
 from channels.display import DisplayChannel
-from dispatcher import approval
 from dispatcher.delivery import deliver
 from dispatcher.errors import PermanentChannelError, TemporaryChannelError
 from dispatcher.items import parse_item
@@ -18,10 +17,10 @@ from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger
 from dispatcher.rendering import TemplateRenderer, publication_for
 from dispatcher.tasks import broker_for
 from dispatcher.watch import watch
-from settings import DisplaySettings, Settings, load_settings
-from tests.conftest import item_doc
+from settings import PROJECT_DIR, DisplaySettings, Settings
 from tests.e2e import snmp
 from tests.e2e.snmp import SnmpAgent
+from tests.support import approved, item_doc
 
 pytestmark = [
     pytest.mark.e2e,
@@ -60,8 +59,7 @@ def payload(display: DisplayChannel, **changes: object):  # type: ignore[no-unty
     pub = publication_for(
         parse_item(item_doc(**changes)), item_id=1, uid="f" * 32, revision=1, public_url="http://x"
     )
-    settings = load_settings()
-    return display.prepare(pub, display.targets(pub)[0], TemplateRenderer(settings.templates_dir))
+    return display.prepare(pub, display.targets(pub)[0], TemplateRenderer(PROJECT_DIR / "templates"))
 
 
 TIP = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None, "title": "用电安全"}
@@ -162,31 +160,23 @@ def test_a_silent_agent_is_temporary_and_the_probe_says_so(registry: Path, agent
         display.send(payload(display), "key-x")
 
 
-def delivered_to_the_sign(
-    registry: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Settings, DeliveryRow]:
-    """A warning approved for the NTCIP sign and delivered through the worker's core."""
-    monkeypatch.setenv("DISPATCH_DISPLAY__REGISTRY", str(registry))
-    settings = load_settings()
-    item_id = approval.submit(ledger, parse_item(item_doc(channels=["display"])))
-    approval.approve(ledger, settings, item_id, "陈刚", broker_for(settings))
-    with ledger.session() as session:
-        row = session.query(DeliveryRow).filter_by(item_id=item_id).one()
+def delivered_to_the_sign(ledger: Ledger, settings: Settings) -> DeliveryRow:
+    """A warning approved for the NTCIP sign and delivered through the worker's core (the test's
+    settings name the sign in their registry: this module's ``registry``)."""
+    [row] = approved(ledger, settings, broker=broker_for(settings), channels=["display"])
     assert deliver(ledger, settings, row.id, "test-worker") is DeliveryState.sent
-    return settings, row
+    return row
 
 
-def test_the_worker_delivers_to_an_ntcip_sign(
-    registry: Path, settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, row = delivered_to_the_sign(registry, ledger, monkeypatch)
+def test_the_worker_delivers_to_an_ntcip_sign(registry: Path, settings: Settings, ledger: Ledger) -> None:
+    row = delivered_to_the_sign(ledger, settings)
     assert channel(registry).showing("NT-1")["id"] == row.idempotency_key
 
 
 def test_a_sign_blanked_on_purpose_is_not_refilled_and_the_withdrawal_recorded(
-    registry: Path, settings: Settings, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    registry: Path, settings: Settings, ledger: Ledger
 ) -> None:
-    settings, row = delivered_to_the_sign(registry, ledger, monkeypatch)
+    row = delivered_to_the_sign(ledger, settings)
     display = channel(registry)
     sign = display.driver("NT-1")
     assert sign is not None

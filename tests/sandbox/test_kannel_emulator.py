@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -16,6 +15,7 @@ from flask.testing import FlaskClient
 
 from sandbox import kannel
 from sandbox.emulator import EmulatorState
+from tests.support import holds_for, wait_until
 
 LOGIN = {"username": "dispatch", "password": "sandbox"}
 SEND = {**LOGIN, "from": "12379"}
@@ -61,19 +61,11 @@ def receiver() -> Iterator[Receiver]:
             pass
 
     box.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=box.server.serve_forever, daemon=True).start()
+    # shutdown() waits for the server's next poll: the default half second, at every test's end
+    threading.Thread(target=box.server.serve_forever, args=(0.05,), daemon=True).start()
     yield box
     box.server.shutdown()
     box.server.server_close()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def client(**options: Any) -> tuple[FlaskClient, EmulatorState]:
@@ -385,8 +377,8 @@ def test_each_phone_gets_one_report_set_whatever_its_parts(receiver: Receiver) -
         test_client, to="+8613800000047 +8613800000048", text="g" * 400, **{"dlr-mask": "31", "dlr-url": url}
     )
     assert [e["parts"] for e in state.received] == [3, 3]
-    assert eventually(lambda: len(receiver.hits("/dlr")) >= 4)
-    time.sleep(0.2)
+    wait_until(lambda: len(receiver.hits("/dlr")) >= 4)
+    holds_for(lambda: len(receiver.hits("/dlr")) == 4, 0.2, "two reports per phone, no more")
     hits = receiver.hits("/dlr")
     # a concatenated text: the first part's delivery, then the whole message's SMSC success
     assert [(h["p"], h["type"]) for h in hits] == [
@@ -404,7 +396,7 @@ def test_a_single_message_reports_smsc_success_then_delivery_with_kannel_escapes
     url = f"{receiver.base}/dlr?who=b{REPORT}"
     params = {"dlr-mask": "31", "dlr-url": url, "meta-data": "?smpp?a=b&", "mclass": "1"}
     send(test_client, to="+8613800000013", text="hi there", **params)
-    assert eventually(lambda: len(receiver.raw("/dlr")) >= 2)
+    wait_until(lambda: len(receiver.raw("/dlr")) >= 2)
     success, delivered = receiver.raw("/dlr")
     assert success == (
         "/dlr?who=b&type=8&p=%2B8613800000013&P=12379&A=ACK%2F&a=ACK%2F&k=ACK%2F&s=&e=41434B2F&c=-1&C=UTF-8"
@@ -425,7 +417,8 @@ def test_a_single_message_reports_smsc_success_then_delivery_with_kannel_escapes
 def test_reports_follow_the_mask(receiver: Receiver, mask: str, types: list[str]) -> None:
     test_client, _state = client()
     send(test_client, to="+86138", text="x", **{"dlr-mask": mask, "dlr-url": f"{receiver.base}/dlr?t=%d"})
-    time.sleep(0.3)
+    wait_until(lambda: len(receiver.hits("/dlr")) >= len(types))
+    holds_for(lambda: len(receiver.hits("/dlr")) == len(types), 0.3, f"{len(types)} reports, no more")
     assert [h["t"] for h in receiver.hits("/dlr")] == types
 
 
@@ -437,8 +430,8 @@ def test_a_split_text_without_concatenation_reports_its_first_part_only(receiver
         text="z" * 200,
         **{"dlr-mask": "9", "dlr-url": f"{receiver.base}/dlr?t=%d&F=%F"},
     )
-    assert eventually(lambda: len(receiver.hits("/dlr")) >= 2)
-    time.sleep(0.2)
+    wait_until(lambda: len(receiver.hits("/dlr")) >= 2)
+    holds_for(lambda: len(receiver.hits("/dlr")) == 2, 0.2, "no report for the second part")
     assert state.received[0]["parts"] == 2
     assert [(h["t"], bool(h["F"])) for h in receiver.hits("/dlr")] == [("8", False), ("1", True)]
 
@@ -447,7 +440,7 @@ def test_an_unroutable_number_gets_an_smsc_failure_report(receiver: Receiver) ->
     test_client, _state = client(denied=("+999",))
     url = f"{receiver.base}/dlr?t=%d&A=%A&i=%i&k=%k&s=%s"
     assert send(test_client, to="+999333", text="t", **{"dlr-mask": "31", "dlr-url": url})[0] == 403
-    assert eventually(lambda: bool(receiver.raw("/dlr")))
+    wait_until(lambda: bool(receiver.raw("/dlr")))
     assert receiver.raw("/dlr") == ["/dlr?t=16&A=NACK%2Fno+SMSC&i=&k=NACK%2Fno&s=SMSC"]
 
 
@@ -455,7 +448,7 @@ def test_numbers_starting_00_are_given_a_plus_by_q(receiver: Receiver) -> None:
     test_client, _state = client()
     url = f"{receiver.base}/dlr?p=%p&q=%q&Q=%Q"
     send(test_client, to="0086138", text="q", **{"from": "0012", "dlr-mask": "1", "dlr-url": url})
-    assert eventually(lambda: bool(receiver.raw("/dlr")))
+    wait_until(lambda: bool(receiver.raw("/dlr")))
     assert receiver.raw("/dlr") == ["/dlr?p=0086138&q=%2B86138&Q=%2B12"]
 
 
@@ -469,9 +462,8 @@ def test_a_report_not_answered_200_or_202_is_retried_as_configured(
     receiver.status = status
     test_client, _state = client(http_request_retry=retries, http_queue_delay=0.05)
     send(test_client, to="+86138", text="x", **{"dlr-mask": "8", "dlr-url": f"{receiver.base}/dlr?t=%d"})
-    assert eventually(lambda: len(receiver.raw("/dlr")) >= calls)
-    time.sleep(0.3)
-    assert len(receiver.raw("/dlr")) == calls
+    wait_until(lambda: len(receiver.raw("/dlr")) >= calls)
+    holds_for(lambda: len(receiver.raw("/dlr")) == calls, 0.3, f"{calls} calls, no further retry")
     log = test_client.get("/_sandbox/callbacks").get_json()
     assert [entry["attempt"] for entry in log] == list(range(calls))
 
@@ -479,8 +471,8 @@ def test_a_report_not_answered_200_or_202_is_retried_as_configured(
 def test_an_unreachable_report_url_is_dropped_without_retries() -> None:
     test_client, _state = client()
     send(test_client, to="+86138", text="x", **{"dlr-mask": "8", "dlr-url": "http://127.0.0.1:9/nobody?t=%d"})
-    assert eventually(lambda: bool(test_client.get("/_sandbox/callbacks").get_json()))
-    time.sleep(0.2)
+    wait_until(lambda: test_client.get("/_sandbox/callbacks").get_json())
+    holds_for(lambda: len(test_client.get("/_sandbox/callbacks").get_json()) == 1, 0.2, "no retry")
     assert [entry["status"] for entry in test_client.get("/_sandbox/callbacks").get_json()] == [-1]
 
 

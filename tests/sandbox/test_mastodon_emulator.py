@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from sandbox import mastodon
+from tests.support import start_of_window
 
 TOKEN = "sandbox-mastodon-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -17,12 +18,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def client_for(**options: Any) -> FlaskClient:
     return mastodon.create_app(**options)[0].test_client()
-
-
-def start_of_window(client: FlaskClient, seconds: int) -> None:
-    """Move the emulator's clock just past the start of the next rate limit window of ``seconds``."""
-    now = client.get("/_sandbox/clock").json["now"]
-    client.post("/_sandbox/clock", json={"advance": seconds - now % seconds + 1})
 
 
 def post(client: FlaskClient, status: str, key: str | None = None, **fields: Any) -> Any:

@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from sandbox import weibo
+from tests.support import start_of_window
 
 TOKEN = "sandbox-token"
 LINK = "http://127.0.0.1:5000/news/1"
@@ -17,12 +18,6 @@ SHARE = "/2/statuses/share.json"
 
 def client_for(**options: Any) -> FlaskClient:
     return weibo.create_app(**options)[0].test_client()
-
-
-def start_of_hour(client: FlaskClient) -> None:
-    """Move the emulator's clock to just past the start of the next hour, so a test's posts share a window."""
-    now = client.get("/_sandbox/clock").json["now"]
-    client.post("/_sandbox/clock", json={"advance": 3600 - now % 3600 + 1})
 
 
 def share(client: FlaskClient, status: str, **form: str) -> Any:
@@ -148,9 +143,7 @@ def test_repeated_content_is_refused_until_the_first_is_deleted() -> None:
 
 def test_posting_beyond_the_hourly_limit_is_too_fast_until_the_next_hour() -> None:
     client = client_for(hourly_limit=3)
-    client.post(
-        "/_sandbox/clock", json={"advance": 3600 - client.get("/_sandbox/clock").json["now"] % 3600 + 1}
-    )
+    start_of_window(client, 3600)
     for n in range(3):
         assert share(client, f"第{n}条 {LINK}").status_code == 200
     refused = share(client, "第3条 " + LINK)
@@ -162,9 +155,7 @@ def test_posting_beyond_the_hourly_limit_is_too_fast_until_the_next_hour() -> No
 
 def test_the_request_limit_answers_10023_with_403() -> None:
     client = client_for(requests_per_hour=2)
-    client.post(
-        "/_sandbox/clock", json={"advance": 3600 - client.get("/_sandbox/clock").json["now"] % 3600 + 1}
-    )
+    start_of_window(client, 3600)
     for _ in range(2):
         assert client.get(f"/2/account/get_uid.json?access_token={TOKEN}").status_code == 200
     refused = client.get(f"/2/account/get_uid.json?access_token={TOKEN}")
