@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +27,7 @@ from dispatcher.ledger import (
 )
 from sandbox.server import Sandbox
 from settings import RetryBudget, Settings
-from tests.conftest import item_doc
+from tests.support import approved, inject, item_doc, make_due, received, site_posts, wait_until
 
 WORKER = "test-worker"
 
@@ -37,13 +36,6 @@ WORKER = "test-worker"
 def settings(sandboxed: Settings) -> Settings:
     """Every test here talks to the emulators."""
     return sandboxed
-
-
-def approved(ledger: Ledger, settings: Settings, **changes: Any) -> list[DeliveryRow]:
-    item_id = approval.submit(ledger, parse_item(item_doc(**changes)))
-    approval.approve(ledger, settings, item_id, "陈刚")
-    with ledger.session() as session:
-        return session.query(DeliveryRow).filter_by(item_id=item_id).order_by(DeliveryRow.id).all()
 
 
 def revoked(settings: Settings) -> Settings:
@@ -59,14 +51,6 @@ def row(ledger: Ledger, delivery_id: int) -> DeliveryRow:
         return session.get(DeliveryRow, delivery_id)
 
 
-def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
-    return requests.get(f"{sandbox.urls[name]}/_sandbox/received", timeout=5).json()
-
-
-def inject(sandbox: Sandbox, name: str, **fault: Any) -> None:
-    requests.post(f"{sandbox.urls[name]}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
-
-
 def set_past(ledger: Ledger, delivery_id: int, column: str) -> None:
     """Move one of the delivery's times a second into the past, as time passing would."""
     with ledger.session() as session:
@@ -75,10 +59,6 @@ def set_past(ledger: Ledger, delivery_id: int, column: str) -> None:
             .where(DeliveryRow.id == delivery_id)
             .values({column: utcnow() - timedelta(seconds=1)})
         )
-
-
-def make_due(ledger: Ledger, delivery_id: int) -> None:
-    set_past(ledger, delivery_id, "next_attempt_at")
 
 
 def test_every_delivery_is_sent_and_the_item_published(
@@ -582,13 +562,11 @@ def test_a_create_that_outlives_the_timeout_is_waited_for_not_doubled(
     make_due(ledger, website.id)
     assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.unknown  # not found yet: waits
     assert "processing window" in row(ledger, website.id).last_error
-    deadline = time.monotonic() + 10
-    while not posts_of(sandbox) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: site_posts(sandbox), what="the slow create to land")
     make_due(ledger, website.id)
     assert deliver(ledger, slow, website.id, WORKER) is DeliveryState.sent
-    assert len(posts_of(sandbox)) == 1 and row(ledger, website.id).provider_id == str(
-        posts_of(sandbox)[0]["id"]
+    assert len(site_posts(sandbox)) == 1 and row(ledger, website.id).provider_id == str(
+        site_posts(sandbox)[0]["id"]
     )
 
 
@@ -601,15 +579,11 @@ def test_a_second_copy_found_by_lookup_is_removed_on_the_record(
     for _ in range(2):  # two copies landed (a slow create after its retry)
         requests.post(f"{sandbox.urls['website']}/wp-json/wp/v2/posts", json=body, auth=auth, timeout=5)
     assert deliver(ledger, settings, website.id, WORKER) is DeliveryState.sent
-    live = [p for p in posts_of(sandbox) if p["status"] != "trash"]
+    live = [p for p in site_posts(sandbox) if p["status"] != "trash"]
     assert len(live) == 1 and row(ledger, website.id).provider_id == str(live[0]["id"])
     with ledger.session() as session:
         removed = session.query(EventRow).filter_by(name="delivery.duplicate_removed").one()
     assert removed.detail["kept"] == str(live[0]["id"])
-
-
-def posts_of(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return requests.get(f"{sandbox.urls['website']}/_sandbox/posts", timeout=5).json()
 
 
 def test_a_second_lost_answer_opens_its_own_processing_window(
@@ -631,10 +605,11 @@ def test_a_second_lost_answer_opens_its_own_processing_window(
     make_due(ledger, website.id)
     assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.unknown  # a new window, not none
     assert "processing window" in row(ledger, website.id).last_error
-    time.sleep(4.2)
+    wait_until(lambda: site_posts(sandbox), what="the slow create to land")
+    ledger.shift += timedelta(seconds=4.2)  # and the second window passes too
     make_due(ledger, website.id)
     assert deliver(ledger, quick, website.id, WORKER) is DeliveryState.sent
-    assert len(posts_of(sandbox)) == 1
+    assert len(site_posts(sandbox)) == 1
 
 
 def test_after_a_redrive_an_attempt_killed_before_its_request_is_not_in_doubt(
