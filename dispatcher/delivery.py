@@ -407,25 +407,20 @@ def finish(
             wait(session, settings, row, error, doubt, worker, now)
         elif isinstance(error, TemporaryChannelError):
             retry_or_give_up(session, settings, row, taken, error, doubt, worker, now)
-        elif isinstance(error, TooLateError):
-            # The peer cannot show it for the little time left (a sign counts in whole minutes).
-            move(
-                session,
-                row,
-                DeliveryState.expired,
-                "delivery.expired",
-                actor=worker,
-                why=str(error),
-                attempt=row.attempts,
-                error=str(error),
-            )
         else:
+            # Too late: the peer cannot show it for the little time left (a sign counts in minutes).
+            late = isinstance(error, TooLateError)
+            state, event = (
+                (DeliveryState.expired, "delivery.expired")
+                if late
+                else (DeliveryState.failed, "delivery.failed")
+            )
             policy = {"policy": "do not repeat"} if isinstance(error, NotRepeatedError) else {}
             move(
                 session,
                 row,
-                DeliveryState.failed,
-                "delivery.failed",
+                state,
+                event,
                 actor=worker,
                 why=str(error),
                 attempt=row.attempts,
