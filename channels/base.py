@@ -225,8 +225,9 @@ class Channel(HttpApi, abc.ABC):
         """Among live payloads for one target, the highest rank is the one it should show (``forgets``)."""
         return 0
 
-    def presence(self, payload: Payload, key: str) -> Presence:
-        """Whether the target still shows ``payload`` (sent under ``key``), for channels that ``forget``."""
+    def presence(self, payload: Payload, key: str, now: datetime) -> Presence:
+        """Whether the target still shows ``payload`` (sent under ``key``) at ``now``, for channels that
+        ``forget``."""
         return Presence(Presence.SHOWN)
 
     def describe(self, payload: Payload) -> list[str]:

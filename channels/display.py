@@ -24,6 +24,7 @@ activation of an id it holds as the same message.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from channels.base import (
@@ -45,6 +46,7 @@ from dispatcher.errors import (
     ConfigurationError,
     ContentError,
     TemporaryChannelError,
+    TooLateError,
 )
 from dispatcher.items import Kind, covers
 from dispatcher.rendering import context_for
@@ -201,7 +203,13 @@ class DisplayChannel(Channel):
         # A sign shows its highest-priority message; among equals, the latest sent.
         return int(payload.body["priority"])
 
-    def presence(self, payload: Payload, key: str) -> Presence:
+    def presence(self, payload: Payload, key: str, now: datetime) -> Presence:
+        try:
+            duration_minutes(payload.body, now)
+        except TooLateError:
+            # Durations are whole minutes, rounded down: a message ends up to a minute before its
+            # item expires, and a sign blank then is a message that ended, not one that was lost.
+            return Presence(Presence.ENDED, "less than a minute left")
         shown = self.showing(payload.body["sign"])
         if shown and shown.get("blanked_by"):
             # Someone blanked the sign on purpose (an operator at the sign, another central system):

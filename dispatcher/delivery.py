@@ -132,6 +132,14 @@ def doubt_began(session: Session, row: DeliveryRow) -> datetime | None:
     return claimed[1]
 
 
+def withdrawn_on_record(session: Session, delivery_id: int) -> bool:
+    """Whether the delivery was withdrawn (on the record, or at its target by someone else)."""
+    found = select(EventRow.id).where(
+        EventRow.delivery_id == delivery_id, EventRow.name == "delivery.withdrawn"
+    )
+    return session.scalar(found.limit(1)) is not None
+
+
 def expiry_of(row: DeliveryRow) -> datetime:
     """When the delivery's revision expires (the item's ``expires``, as approved)."""
     return datetime.fromisoformat(str(row.revision.document["expires"]))
@@ -169,6 +177,12 @@ def claim(
         ):
             error = "payload does not match its approval pin (altered in the ledger?); not sent"
             move(session, row, DeliveryState.failed, "delivery.failed", actor=worker, why=error, error=error)
+            return None
+        if row.sent_at is not None and withdrawn_on_record(session, row.id):
+            # Sent, lost at its target, then withdrawn on the record before it was put back: the
+            # withdrawal stands, and the delivery keeps its record of having been sent.
+            move(session, row, DeliveryState.sent, "delivery.not_refilled", actor=worker, reason="withdrawn")
+            settle_item(session, row.item_id, worker)
             return None
         in_doubt = row.state is DeliveryState.unknown or (
             row.state is DeliveryState.sending and lapsed_in_doubt(session, row, marks_requests(row.channel))
@@ -455,7 +469,8 @@ def alert(session: Session, row: DeliveryRow, worker: str, error: str) -> None:
 
 def sent(session: Session, row: DeliveryRow, receipt: Receipt, how: str, worker: str, now: datetime) -> None:
     circuits.succeeded(session, row.channel, row.target, worker)
-    row.provider_id, row.sent_at = receipt.provider_id, now
+    # A delivery sent again (a sign that lost its message) keeps the time it was first sent.
+    row.provider_id, row.sent_at = receipt.provider_id, row.sent_at or now
     move(
         session,
         row,

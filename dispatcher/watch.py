@@ -25,7 +25,15 @@ from channels import REGISTRY, build_channel
 from channels.base import Channel, Payload, Presence
 from dispatcher import outbox
 from dispatcher.errors import DispatchError
-from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, RevisionRow, record_delivery
+from dispatcher.ledger import (
+    TERMINAL,
+    DeliveryRow,
+    DeliveryState,
+    EventRow,
+    Ledger,
+    RevisionRow,
+    record_delivery,
+)
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,12 +49,21 @@ class WatchReport:
 
 
 def wanted(ledger: Ledger, channel: Channel, now: datetime) -> list[DeliveryRow]:
-    """Per target of ``channel``, the one sent delivery that should be showing now."""
+    """Per target of ``channel``, the one sent delivery that should be showing now.
+
+    A delivery being sent again (lost, and not yet back to ``sent``) still holds its target: while
+    it is in flight no other delivery is put back there, or a warning a newer one replaced could be
+    refilled in between and end up showing. Deliveries rank by the channel's rank, then by when they
+    were first sent (a refill keeps the first time)."""
     with ledger.session() as session:
         rows = session.execute(
             select(DeliveryRow, RevisionRow.document)
             .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
-            .where(DeliveryRow.channel == channel.name, DeliveryRow.state == DeliveryState.sent)
+            .where(
+                DeliveryRow.channel == channel.name,
+                DeliveryRow.sent_at.is_not(None),
+                DeliveryRow.state.not_in(TERMINAL - {DeliveryState.sent}),
+            )
         ).all()
         withdrawn = set(
             session.scalars(select(EventRow.delivery_id).where(EventRow.name == "delivery.withdrawn"))
@@ -62,7 +79,8 @@ def wanted(ledger: Ledger, channel: Channel, now: datetime) -> list[DeliveryRow]
         rank = (channel.rank(payload), delivery.sent_at or delivery.created_at, delivery.id)
         if delivery.target not in best or rank > best[delivery.target][0]:
             best[delivery.target] = (rank, delivery)
-    return [delivery for _, delivery in best.values()]
+    # A target whose message is on its way back is left alone until it lands.
+    return [delivery for _, delivery in best.values() if delivery.state is DeliveryState.sent]
 
 
 def watch(
@@ -85,12 +103,12 @@ def watch(
             report.checked += 1
             payload = Payload(name, delivery.target, delivery.payload)
             try:
-                presence = channel.presence(payload, delivery.idempotency_key)
+                presence = channel.presence(payload, delivery.idempotency_key, now)
             except DispatchError as exc:
                 report.unreachable.append(delivery.target)
                 log.warning("%s %s: %s", name, delivery.target, exc)
                 continue
-            if presence.state == Presence.SHOWN:
+            if presence.state in (Presence.SHOWN, Presence.ENDED):
                 continue
             with ledger.session() as session:
                 row = session.get(DeliveryRow, delivery.id, with_for_update=True)

@@ -78,6 +78,7 @@ class Presence:
     SHOWN: ClassVar[str] = "shown"  # it, or something that rightly outranks it
     LOST: ClassVar[str] = "lost"  # blank, or something it outranks: send it again
     WITHDRAWN: ClassVar[str] = "withdrawn"  # taken down on purpose at the target: never put back
+    ENDED: ClassVar[str] = "ended"  # its time at the target is over (it ends before the item expires)
 
     state: str
     detail: str = ""

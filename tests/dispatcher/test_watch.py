@@ -149,3 +149,60 @@ def test_the_sign_watch_never_sends_a_payload_edited_in_the_ledger(
         assert session.get_one(DeliveryRow, first.id).state is DeliveryState.failed
         failed = session.query(EventRow).filter_by(name="delivery.failed", delivery_id=first.id).one()
     assert "approval pin" in failed.detail["error"]
+
+
+def test_a_message_that_ends_before_its_item_expires_is_not_put_back(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found in review: durations are whole minutes, so a message ends up to a minute before its item
+    expires; a blank sign then is a message that ended, and the delivery stays sent."""
+    rows = sent_to_signs(ledger, settings, expires=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())
+    sign(sandbox, "BJ-CY-001", "reboot")  # blank, as at the end of its duration
+    ledger.shift = timedelta(minutes=4, seconds=2)  # 58 s before the item expires
+    report = watch(ledger, settings)
+    assert report.lost == [] and report.checked == 2
+    with ledger.session() as session:
+        assert {d.state for d in session.query(DeliveryRow)} == {DeliveryState.sent}
+        assert session.get_one(DeliveryRow, rows[0].id).revision.item.state.value == "published"
+
+
+def test_while_a_newer_warning_is_on_its_way_back_the_older_one_is_not_refilled(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found in review: a sign in local control after a restart held the newer warning's refill back,
+    and the next watch put the older warning back in between."""
+    sent_to_signs(ledger, settings, title="第一次预警")
+    newer = next(r for r in sent_to_signs(ledger, settings, title="第二次预警") if r.target == "BJ-CY-001")
+    with ledger.session() as session:
+        first_sent = session.get_one(DeliveryRow, newer.id).sent_at
+    sign(sandbox, "BJ-CY-001", "reboot")
+    sign(sandbox, "BJ-CY-001", "control", mode="local")
+    assert watch(ledger, settings).lost == [newer.id]
+    assert deliver(ledger, settings, newer.id, "test-worker") is DeliveryState.retrying  # waits: local
+    for _ in range(2):
+        assert watch(ledger, settings).lost == []  # the sign is the newer warning's, still on its way
+    sign(sandbox, "BJ-CY-001", "control", mode="central")
+    with ledger.session() as session:
+        session.execute(update(DeliveryRow).where(DeliveryRow.id == newer.id).values(next_attempt_at=None))
+    assert deliver(ledger, settings, newer.id, "test-worker") is DeliveryState.sent
+    assert showing(sandbox, "BJ-CY-001")["id"] == newer.idempotency_key
+    assert watch_signs(ledger, settings).lost == []
+    with ledger.session() as session:  # the refill keeps the time it was first sent
+        assert session.get_one(DeliveryRow, newer.id).sent_at == first_sent
+
+
+def test_a_delivery_withdrawn_while_on_its_way_back_is_not_sent(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    first = next(r for r in sent_to_signs(ledger, settings) if r.target == "BJ-CY-001")
+    sign(sandbox, "BJ-CY-001", "reboot")
+    assert watch(ledger, settings).lost == [first.id]
+    with ledger.session() as session:
+        record(session, "delivery.withdrawn", actor="值班员", item_id=first.item_id, delivery_id=first.id)
+    assert deliver(ledger, settings, first.id, "test-worker") is None
+    assert showing(sandbox, "BJ-CY-001") is None
+    with ledger.session() as session:
+        assert session.get_one(DeliveryRow, first.id).state is DeliveryState.sent  # its record stands
+        assert (
+            session.query(EventRow).filter_by(name="delivery.not_refilled", delivery_id=first.id).count() == 1
+        )
