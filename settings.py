@@ -21,10 +21,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as PydanticSettingsError
 
 PROJECT_DIR = Path(__file__).resolve().parent
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*$")
 _SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+# The sandbox emulators' credentials: the defaults, refused for any peer that is not on this machine.
+SANDBOX_SECRETS = {"website": "sand box pass word", "sms": "sandbox", "microblog": "sandbox-token"}
 
 
 class SettingsError(ValueError):
@@ -51,7 +54,7 @@ class WebsiteSettings(BaseModel):
         description="Address readers use; article links on other channels are built from it.",
     )
     username: str = "dispatch"
-    app_password: SecretStr = SecretStr("sand box pass word")
+    app_password: SecretStr = SecretStr(SANDBOX_SECRETS["website"])
     post_status: str = "publish"
     categories: dict[str, list[int]] = Field(
         default_factory=lambda: {"warning": [2], "safety_tip": [3], "release": [4]},
@@ -63,13 +66,18 @@ class WebsiteSettings(BaseModel):
     retract_to: Literal["trash", "draft"] = "trash"
     timeout: float = 10.0
 
+    @model_validator(mode="after")
+    def _own_password_for_a_real_site(self) -> WebsiteSettings:
+        _own_secret(self.base_url, self.app_password, "website", "DISPATCH_WEBSITE__APP_PASSWORD")
+        return self
+
 
 class SmsSettings(BaseModel):
     """A Kannel-compatible SMS gateway reached through its HTTP ``sendsms`` interface."""
 
     sendsms_url: str = "http://127.0.0.1:8102/cgi-bin/sendsms"
     username: str = "dispatch"
-    password: SecretStr = SecretStr("sandbox")
+    password: SecretStr = SecretStr(SANDBOX_SECRETS["sms"])
     sender: str = "12379"
     signature: str = Field("应急管理", description="Shown as 【signature】 in front of every text.")
     batch_size: int = Field(100, ge=1, le=1000)
@@ -99,6 +107,11 @@ class SmsSettings(BaseModel):
         "final reports than parts by then raises a channel alert (a gateway truncating long texts).",
     )
     timeout: float = 10.0
+
+    @model_validator(mode="after")
+    def _own_password_for_a_real_gateway(self) -> SmsSettings:
+        _own_secret(self.sendsms_url, self.password, "sms", "DISPATCH_SMS__PASSWORD")
+        return self
 
 
 class DisplaySettings(BaseModel):
@@ -146,7 +159,9 @@ class MicroblogSettings(BaseModel):
 
     api_base: str = "http://127.0.0.1:8104"
     accounts: list[MicroblogAccount] = Field(
-        default_factory=lambda: [MicroblogAccount(name="sandbox", access_token=SecretStr("sandbox-token"))]
+        default_factory=lambda: [
+            MicroblogAccount(name="sandbox", access_token=SecretStr(SANDBOX_SECRETS["microblog"]))
+        ]
     )
     rip: str = Field(
         "127.0.0.1",
@@ -174,7 +189,20 @@ class MicroblogSettings(BaseModel):
                     f"rip {self.rip!r} is not a public IP address: Weibo needs the posting user's real "
                     "address (DISPATCH_MICROBLOG__RIP); loopback and private addresses are for the sandbox"
                 )
+        for account in self.accounts:
+            _own_secret(
+                account.api_base or self.api_base,
+                account.access_token,
+                "microblog",
+                f"the access token of account {account.name!r} (DISPATCH_MICROBLOG__ACCOUNTS)",
+            )
         return self
+
+
+def _own_secret(url: str, secret: SecretStr, channel: str, name: str) -> None:
+    """The sandbox's credential works only for the sandbox: a peer elsewhere needs its own."""
+    if secret.get_secret_value() == SANDBOX_SECRETS[channel] and not _loopback(url):
+        raise ValueError(f"{name} is the sandbox's; {url} needs its own")
 
 
 def _loopback(url: str) -> bool:
@@ -191,7 +219,7 @@ class ApiSettings(BaseModel):
     """The dispatcher's own HTTP endpoints: Kannel's delivery reports and inbound SMS."""
 
     host: str = "127.0.0.1"
-    port: int = 8100
+    port: int = Field(8100, ge=0, le=65535)
     public_url: str = Field(
         "http://127.0.0.1:8100", description="How the SMS gateway reaches the API (callback URLs)."
     )
@@ -323,6 +351,10 @@ def load_settings(**values: Any) -> Settings:
     and generate the secrets left empty. A bad value raises :class:`SettingsError` naming its variable."""
     try:
         settings = Settings(**values)
+    except PydanticSettingsError as exc:  # a value that is not even JSON, where JSON is expected
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = f"DISPATCH_{field.group(1).upper()}" if field else "a DISPATCH_ variable"
+        raise SettingsError(f"bad setting: {name}: not valid JSON (lists and sections are JSON)") from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -230,6 +230,8 @@ def approve(
     if not result.payloads:
         raise RefusedError(f"item {item_id} reaches no target on any channel")
     key = signing.payload_key(settings)
+    # Built before the write transaction: reading a sign registry must not hold the ledger's lock.
+    adapters = {name: build_channel(name, settings) for name in {p.channel for p in result.payloads}}
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         revision = row.current
@@ -256,7 +258,6 @@ def approve(
         ]
         session.add_all(deliveries)
         session.flush()
-        adapters = {name: build_channel(name, settings) for name in {p.channel for p in result.payloads}}
         for delivery, payload in zip(deliveries, result.payloads, strict=True):
             adapter = adapters[payload.channel]
             if adapter.reports_per_recipient:

@@ -155,7 +155,7 @@ class Item(BaseModel):
         if channels is None:
             return None
         for name in channels:
-            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,19}", name):  # the ledger keeps 20 characters
                 raise ValueError(f"{name!r} is not a channel name (lower-case letters, digits and _)")
         return list(dict.fromkeys(channels))
 

@@ -137,6 +137,8 @@ def _rejected(sender: Any = None, message: Any = None, exc: Any = None, **_: Any
 def create_app(settings: Settings) -> Celery:
     """A Celery app for ``settings``: queues, routes, reliability settings, the tasks and the beat."""
     key = signing.signing_key(settings)
+    # The beat keeps its schedule here, whatever the broker and ledger are.
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
     # kombu keeps serializers in one registry per process; registering again under the same name
     # replaces the entry, so the key is that of the last app made (one per process in practice).
     register(

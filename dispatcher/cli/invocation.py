@@ -24,7 +24,10 @@ def get_settings() -> Settings:
     """The settings of this invocation, parsed and checked once."""
     context = click.get_current_context().find_root()
     if not isinstance(context.obj, Settings):
+        from channels import check_names
+
         context.obj = load_settings()
+        check_names(context.obj)
     return context.obj
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 import responses
+from pydantic import SecretStr
 
 from channels.base import Payload, Receipt, retry_after_seconds
 from channels.display import DisplayChannel
@@ -19,7 +20,7 @@ from dispatcher.errors import (
     PermanentChannelError,
     TemporaryChannelError,
 )
-from settings import DisplaySettings, MicroblogSettings, SmsSettings, WebsiteSettings
+from settings import DisplaySettings, MicroblogAccount, MicroblogSettings, SmsSettings, WebsiteSettings
 
 WP = "http://wp.test/wp-json/wp/v2/posts"
 KANNEL = "http://kannel.test/cgi-bin/sendsms"
@@ -36,7 +37,7 @@ def weibo_error(code: int) -> str:
 
 
 def website() -> tuple[WebsiteChannel, Payload]:
-    channel = WebsiteChannel(WebsiteSettings(base_url="http://wp.test"))
+    channel = WebsiteChannel(WebsiteSettings(base_url="http://wp.test", app_password="test pass word"))
     body = {
         "title": "t",
         "content": "c",
@@ -49,13 +50,16 @@ def website() -> tuple[WebsiteChannel, Payload]:
 
 
 def sms() -> tuple[SmsChannel, Payload]:
-    channel = SmsChannel(SmsSettings(sendsms_url=KANNEL))
+    channel = SmsChannel(SmsSettings(sendsms_url=KANNEL, password="test"))
     body = {"text": "hi", "to": ["+8613800138000"], "encoding": "GSM-7", "segments": 1, "characters": 2}
     return channel, Payload("sms", "batch-001", body)
 
 
 def microblog() -> tuple[MicroblogChannel, Payload]:
-    channel = MicroblogChannel(MicroblogSettings(api_base="http://weibo.test", rip="202.106.0.20"))
+    account = MicroblogAccount(name="sandbox", access_token=SecretStr("test-token"))
+    channel = MicroblogChannel(
+        MicroblogSettings(api_base="http://weibo.test", rip="202.106.0.20", accounts=[account])
+    )
     return channel, Payload(
         "microblog", "sandbox", {"account": "sandbox", "text": "s http://x/", "length": 6}
     )

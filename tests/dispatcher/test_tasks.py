@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from dispatcher import tasks
 from dispatcher.ledger import EventRow, Ledger
 from sandbox.server import Sandbox
-from settings import PROJECT_DIR, Settings
+from settings import PROJECT_DIR, Settings, load_settings
 
 
 @pytest.fixture
@@ -94,3 +94,18 @@ def test_a_signed_body_runs_only_as_the_task_it_was_signed_for(
     with here.ledger.session() as session:
         refused = session.query(EventRow).filter_by(name="task.refused").one()
     assert "signed for" in refused.detail["reason"]
+
+
+def test_the_app_makes_the_var_dir_its_beat_needs_whatever_the_broker(tmp_path: Path) -> None:
+    """Found in review: with Redis and every secret set, nothing else made var/, and the beat's
+    schedule file could not be opened."""
+    settings = load_settings(
+        var_dir=tmp_path / "var",
+        broker_url="redis://127.0.0.1:9/0",
+        task_signing_key="k",
+        payload_key="p",
+        api={"token": "t"},
+    )
+    assert not (tmp_path / "var").exists()
+    app = tasks.create_app(settings)
+    assert (tmp_path / "var").is_dir() and app.conf.beat_schedule_filename.startswith(str(tmp_path / "var"))
