@@ -16,7 +16,7 @@ pick its own queue:
 - ``describe(payload)``: the payload for a person, as the lines a preview prints.
 
 What a channel can or cannot do is declared on the class, and the core asks instead of naming
-channels: ``can_look_up``, ``reaches_subscribers``, ``reports_per_recipient`` (with ``recipients`` and
+channels: ``can_look_up``, ``can_update``, ``can_withdraw``, ``reaches_subscribers``, ``reports_per_recipient`` (with ``recipients`` and
 ``reports_expected``), ``remarks`` for the approver, and, for targets that can lose what they were
 sent, ``forgets`` with ``rank`` and ``presence``.
 """
@@ -159,6 +159,11 @@ class Channel(HttpApi, abc.ABC):
     #: False when the API can neither find an earlier send nor take a repeat safely (a plain SMS
     #: gateway): an unknown outcome is then resolved by the per-kind policy, not by a lookup.
     can_look_up: ClassVar[bool] = True
+    #: A later revision can replace what a target shows, in place (the same post, the same sign's
+    #: message); otherwise a correction is a follow-up (a microblog cannot edit, a text cannot).
+    can_update: ClassVar[bool] = False
+    #: What was sent can be taken back (``retract``); a text on a phone cannot.
+    can_withdraw: ClassVar[bool] = True
 
     #: The channel reaches people from the subscriber store: the core resolves the item's audience
     #: into ``publication.recipients`` before it asks for targets.

@@ -60,6 +60,7 @@ PRIORITY = {Kind.warning: 200, Kind.release: 100, Kind.safety_tip: 50}
 
 class DisplayChannel(Channel):
     name = "display"
+    can_update = True
     forgets = True
     # A routine message meets a warning that is still showing: not an error, a wait until it ends.
     # A sign in local control (someone at the cabinet): a wait too, and people must know.

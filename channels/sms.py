@@ -91,6 +91,7 @@ def split(text: str) -> list[str]:
 class SmsChannel(Channel):
     name = "sms"
     can_look_up = False
+    can_withdraw = False
     reaches_subscribers = True
     reports_per_recipient = True
     max_segments = 10

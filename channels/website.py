@@ -77,6 +77,7 @@ def marker(uid: str) -> str:
 
 class WebsiteChannel(Channel):
     name = "website"
+    can_update = True
     # A post that is already in the trash: retracting it again is done, not an error.
     already_trashed = "rest_already_trashed"
 

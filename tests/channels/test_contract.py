@@ -81,6 +81,7 @@ def test_lookup_finds_a_send_or_says_it_cannot(name: str, sandboxed: Settings, s
     assert channel.lookup(payload, "key-a") is None
     receipt = channel.send(payload, "key-a")
     found = channel.lookup(payload, "key-a")
+    assert channel.can_look_up is CAN_LOOK_UP[name]  # what it declares is what it does
     if CAN_LOOK_UP[name]:
         assert found is not None and found.provider_id == receipt.provider_id
     else:
@@ -92,6 +93,7 @@ def test_retract_withdraws_or_refuses_plainly(name: str, sandboxed: Settings, sa
     channel = build_channel(name, sandboxed)
     payload = payloads(channel, sandboxed)[0]
     receipt = channel.send(payload, "key-r")
+    assert channel.can_withdraw is CAN_RETRACT[name]  # what it declares is what it does
     if not CAN_RETRACT[name]:
         with pytest.raises(PermanentChannelError):
             channel.retract(payload, receipt)
