@@ -16,9 +16,10 @@ pick its own queue:
 - ``describe(payload)``: the payload for a person, as the lines a preview prints.
 
 What a channel can or cannot do is declared on the class, and the core asks instead of naming
-channels: ``can_look_up``, ``can_update``, ``can_withdraw``, ``reaches_subscribers``, ``reports_per_recipient`` (with ``recipients`` and
-``reports_expected``), ``remarks`` for the approver, and, for targets that can lose what they were
-sent, ``forgets`` with ``rank`` and ``presence``.
+channels: ``can_look_up``, ``can_update``, ``can_withdraw``, ``reaches_subscribers``,
+``reports_per_recipient`` (with ``recipients`` and ``reports_expected``), ``remarks`` for the
+approver, and, for targets that can lose what they were sent, ``forgets`` with ``rank`` and
+``presence``.
 """
 
 from __future__ import annotations
