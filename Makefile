@@ -19,9 +19,11 @@ ITEMS ?= 300
 chaos: install test-packages
 	$(BIN)/python -m tests.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
 
-# On demand: fan-out throughput against a no-op baseline measured in the same run.
+# On demand: fan-out throughput against a no-op baseline measured in the same run, and an import of
+# a million subscribers (QUICK=1: smaller runs of both).
 bench: install
-	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/fanout.py $(if $(QUICK),--items 20)
+	$(BIN)/python bench/subscribers.py --rows $(if $(QUICK),100000,1000000)
 
 lint: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'

@@ -22,14 +22,18 @@ def subscribers_import(file: Path) -> None:
     """Import subscribers from a CSV file (phone, areas, topics, consent); bad rows are listed."""
     from dispatcher.subscribers import import_csv
 
-    report = import_csv(open_ledger(), file, get_settings().sms)
+    size = file.stat().st_size if file.is_file() else 0
+    with click.progressbar(length=size, label="importing", file=sys.stderr, show_pos=False) as bar:
+        report = import_csv(open_ledger(), file, get_settings().sms, progress=bar.update)
     for line, problem in report.refused:
         click.echo(f"{file}:{line}: {problem}", err=True)
+    if report.refused_rows > len(report.refused):
+        click.echo(f"… and {report.refused_rows - len(report.refused)} more refused rows", err=True)
     click.echo(
         f"imported {report.created + report.updated} subscribers ({report.created} new, "
-        f"{report.updated} updated, {report.merged} duplicates merged), refused {len(report.refused)} rows"
+        f"{report.updated} updated, {report.merged} duplicates merged), refused {report.refused_rows} rows"
     )
-    if report.refused:
+    if report.refused_rows:
         sys.exit(1)
 
 

@@ -167,3 +167,67 @@ def test_the_listing_is_by_phone_with_consent_and_opt_out(store: Ledger, tmp_pat
     }
     assert second["phone"] == "+8613800138001" and second["consent"] is False
     assert second["opted_out_at"].startswith("20")  # an ISO timestamp, ready for JSON
+
+
+def test_a_large_file_is_written_a_slice_at_a_time_and_merges_across_slices(
+    store: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A number given in two slices is merged with what this import wrote; a number known before the
+    import is replaced, as in a small file."""
+    monkeypatch.setattr(subscribers, "IMPORT_CHUNK", 2)
+    subscribers.import_csv(
+        store, csv_file(tmp_path, "phone,areas,topics\n13800138009,110101,old\n"), SmsSettings()
+    )
+    text = (
+        "phone,areas,topics\n"
+        "13800138000,110105,safety\n"
+        "13800138009,110108,flood\n"  # known before: replaced
+        "13800138001,110105,safety\n"
+        "13800138002,110105,safety\n"
+        "13800138000,110108,flood\n"  # given again two slices later: merged
+    )
+    sizes: list[int] = []
+    path = csv_file(tmp_path, text)
+    report = subscribers.import_csv(store, path, SmsSettings(), progress=sizes.append)
+    assert (report.created, report.updated, report.merged) == (3, 1, 1)
+    assert len(sizes) >= 3 and sum(sizes) == path.stat().st_size  # progress, slice by slice
+    with store.session() as session:
+        rows = {s.phone: s for s in session.scalars(select(SubscriberRow))}
+    assert rows["+8613800138000"].areas == ["110105", "110108"]
+    assert rows["+8613800138000"].topics == ["safety", "flood"]
+    assert rows["+8613800138009"].areas == ["110108"] and rows["+8613800138009"].topics == ["flood"]
+
+
+def test_refused_rows_are_all_counted_and_the_first_ones_listed(
+    store: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(subscribers, "MAX_LISTED_REFUSALS", 3)
+    text = "phone,areas\n" + "".join(f"bad-{n},110105\n" for n in range(10)) + "13800138000,110105\n"
+    report = subscribers.import_csv(store, csv_file(tmp_path, text), SmsSettings())
+    assert report.refused_rows == 10 and [line for line, _ in report.refused] == [2, 3, 4]
+    assert report.created == 1
+
+
+def test_the_mainland_shortcut_agrees_with_the_full_parser() -> None:
+    """Eleven digits starting with 1 skip phonenumbers' parser; the result must be what it would say."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(7)
+    for _ in range(5000):
+        raw = str(rng.randint(10_000_000_000, 19_999_999_999))
+        try:
+            parsed = phonenumbers.parse(raw, "CN")
+        except phonenumbers.NumberParseException:
+            expected = None
+        else:
+            valid = phonenumbers.is_valid_number(parsed)
+            expected = (
+                phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) if valid else None
+            )
+        try:
+            found: str | None = subscribers.normalise(raw, "CN")
+        except ValueError:
+            found = None
+        assert found == expected, raw
