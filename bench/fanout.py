@@ -15,6 +15,7 @@ machine's speed that day. Run: ``.venv/bin/python bench/fanout.py [--items 60] [
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sqlite3
@@ -145,6 +146,19 @@ def main() -> int:
         f"approval  median {statistics.median(approve_ms):.1f} ms, max {max(approve_ms):.1f} ms "
         f"(render + pin + write 5 deliveries + enqueue)"
     )
+    key = "redis" if broker == "redis" else "embedded"
+    out = Path(__file__).resolve().parent.parent / "var" / "bench" / "latest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    latest = json.loads(out.read_text()) if out.exists() else {}
+    latest.setdefault("fanout", {})[key] = {
+        "items": args.items,
+        "deliveries": len(states),
+        "baseline_tasks_per_second": round(baseline, 1),
+        "deliveries_per_second": round(rate, 1),
+        "ratio": round(rate / baseline, 3),
+        "approval_median_ms": round(statistics.median(approve_ms), 1),
+    }
+    out.write_text(json.dumps(latest, indent=2) + "\n")
     return 0
 
 
