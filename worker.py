@@ -10,16 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from celery import Celery
-
 from channels import REGISTRY, build_channel, check_names
 from dispatcher.tasks import create_app, queues
 from settings import Settings, load_settings
-
-
-def app(settings: Settings | None = None) -> Celery:
-    """The Celery app for ``settings`` (default: loaded from the environment now)."""
-    return create_app(settings or load_settings())
 
 
 def run(

@@ -74,7 +74,7 @@ def main() -> int:
     from dispatcher.processes import start_worker, stop_worker
     from dispatcher.sandboxes import sandbox_for
     from dispatcher.subscribers import import_csv
-    from dispatcher.tasks import CeleryBroker
+    from dispatcher.tasks import broker_for
     from settings import load_settings
 
     box = sandbox_for(load_settings()).start()
@@ -86,7 +86,7 @@ def main() -> int:
     import_csv(ledger, workdir / "subscribers.csv", settings.sms)
     worker = start_worker(dict(os.environ), workdir / "worker.log", beat=True, concurrency=args.concurrency)
     try:
-        broker = CeleryBroker.for_settings(settings)
+        broker = broker_for(settings)
         app = broker.app
         noops = args.items * 5
         time.sleep(3)  # let the worker connect, so neither run pays its start-up

@@ -8,7 +8,6 @@ enqueues them later). The approver is never the author, and an item is approved 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import logging
 import uuid
@@ -16,7 +15,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from channels import REGISTRY, build_channel
+from channels import REGISTRY, build_channel, unknown
+from channels.base import Channel
 from dispatcher import outbox, people, signing, subscribers
 from dispatcher.errors import ContentError, InvalidItemError, NotFoundError, RefusedError
 from dispatcher.items import Item, Kind
@@ -47,6 +47,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     #: deliveries the broker took at approval; the rest wait in the ledger for the sweeper
     enqueued: int = 0
+    #: the adapters that rendered the payloads, by channel name
+    adapters: dict[str, Channel] = field(default_factory=dict)
 
 
 def idempotency_key(revision_id: int, channel: str, target: str) -> str:
@@ -70,7 +72,7 @@ def plan(
     for name in channels_of(publication.item):
         if only and name != only:
             continue
-        channel = build_channel(name, settings)
+        channel = result.adapters[name] = build_channel(name, settings)
         targets = channel.targets(publication)
         if not targets:
             result.notes.append(f"{name}: no target for this item (nothing will be sent)")
@@ -96,10 +98,8 @@ def channels_of(item: Item) -> list[str]:
     names = item.channels or list(REGISTRY)
     for name in names:
         if name not in REGISTRY:
-            close = difflib.get_close_matches(name, REGISTRY, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise InvalidItemError(
-                item.title, [("channels", f"unknown channel {name!r}{hint}; known: {', '.join(REGISTRY)}")]
+                item.title, [("channels", f"{unknown(name)}; known: {', '.join(REGISTRY)}")]
             )
     return names
 
@@ -230,8 +230,6 @@ def approve(
     if not result.payloads:
         raise RefusedError(f"item {item_id} reaches no target on any channel")
     key = signing.payload_key(settings)
-    # Built before the write transaction: reading a sign registry must not hold the ledger's lock.
-    adapters = {name: build_channel(name, settings) for name in {p.channel for p in result.payloads}}
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         revision = row.current
@@ -259,7 +257,7 @@ def approve(
         session.add_all(deliveries)
         session.flush()
         for delivery, payload in zip(deliveries, result.payloads, strict=True):
-            adapter = adapters[payload.channel]
+            adapter = result.adapters[payload.channel]
             if adapter.reports_per_recipient:
                 subscribers.track(
                     session, delivery, adapter.recipients(payload), adapter.reports_expected(payload)

@@ -36,6 +36,7 @@ from dispatcher.ledger import (
     EventRow,
     ItemRow,
     Ledger,
+    move,
     record,
     record_delivery,
 )
@@ -367,26 +368,6 @@ def remove_duplicates(
             )
     detail = {k: v for k, v in receipt.detail.items() if k != "duplicates"}
     return Receipt(receipt.provider_id, {**detail, "removed_duplicates": removed}, receipt.alert)
-
-
-def move(
-    session: Session,
-    row: DeliveryRow,
-    state: DeliveryState,
-    event: str,
-    *,
-    actor: str,
-    why: str | None = None,
-    **detail: Any,
-) -> None:
-    """A delivery's change of state and its event, in one step: how every outcome reaches the ledger.
-    ``why`` becomes the delivery's last error (cleared when it is None and the state is ``sent``)."""
-    row.state = state
-    if state is not DeliveryState.sending:
-        row.lease_until = None
-    if why is not None or state is DeliveryState.sent:
-        row.last_error = why
-    record_delivery(session, row, event, actor=actor, **detail)
 
 
 def finish(

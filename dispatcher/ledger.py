@@ -287,6 +287,27 @@ def record_delivery(session: Session, row: DeliveryRow, name: str, *, actor: str
     return record(session, name, actor=actor, item_id=row.item_id, delivery_id=row.id, **detail)
 
 
+def move(
+    session: Session,
+    row: DeliveryRow,
+    state: DeliveryState,
+    event: str,
+    *,
+    actor: str,
+    why: str | None = None,
+    **detail: Any,
+) -> None:
+    """A delivery's change of state and its event, in one step: how every change of state reaches the
+    ledger.
+    ``why`` becomes the delivery's last error (cleared when it is None and the state is ``sent``)."""
+    row.state = state
+    if state is not DeliveryState.sending:
+        row.lease_until = None
+    if why is not None or state is DeliveryState.sent:
+        row.last_error = why
+    record_delivery(session, row, event, actor=actor, **detail)
+
+
 class Ledger:
     """An engine and a session factory for one ledger URL; opening it migrates its schema to this
     release's (:func:`dispatcher.migrate.upgrade`: one query when it is already there)."""

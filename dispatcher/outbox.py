@@ -24,8 +24,8 @@ from dispatcher.ledger import (
     ItemRow,
     ItemState,
     Ledger,
+    move,
     record,
-    record_delivery,
     utcnow,
 )
 from settings import Settings
@@ -144,17 +144,19 @@ def redrive(
             query = query.where(DeliveryRow.item_id == item_id)
         rows = session.scalars(query.with_for_update()).all()
         for row in rows:
-            record_delivery(
+            previous_state, previous_attempts = row.state.value, row.attempts
+            row.attempts, row.next_attempt_at = 0, None
+            move(
                 session,
                 row,
+                DeliveryState.pending,
                 "delivery.redriven",
                 actor=actor,
-                previous_state=row.state.value,
-                previous_attempts=row.attempts,
+                previous_state=previous_state,
+                previous_attempts=previous_attempts,
                 last_error=row.last_error,
                 reason=reason.strip(),
             )
-            row.state, row.attempts, row.next_attempt_at = DeliveryState.pending, 0, None
         for touched in {row.item_id for row in rows}:
             item = session.get_one(ItemRow, touched)
             if item.state is not ItemState.approved:

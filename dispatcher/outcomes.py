@@ -14,8 +14,8 @@ from dispatcher.ledger import (
     DeliveryState,
     ItemRow,
     ItemState,
+    move,
     record,
-    record_delivery,
     utcnow,
 )
 
@@ -70,10 +70,11 @@ def confirmed_by_report(session: Session, delivery: DeliveryRow, report_type: in
     if not undecided:
         return
     previous = delivery.state
-    delivery.state, delivery.sent_at, delivery.last_error = DeliveryState.sent, utcnow(), None
-    record_delivery(
+    delivery.sent_at = utcnow()
+    move(
         session,
         delivery,
+        DeliveryState.sent,
         "delivery.sent",
         actor=actor,
         how="reports",

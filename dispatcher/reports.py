@@ -11,7 +11,7 @@ from channels import REGISTRY, build_channel
 from dispatcher.circuits import not_closed
 from dispatcher.errors import DispatchError, NotFoundError
 from dispatcher.ledger import ApprovalRow, CircuitRow, DeliveryRow, ItemRow, Ledger
-from dispatcher.subscribers import recipient_counts
+from dispatcher.subscribers import counts_by_delivery
 from dispatcher.words import Payload
 from settings import Settings
 
@@ -43,12 +43,13 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         deliveries = session.scalars(
             select(DeliveryRow).where(DeliveryRow.item_id == item_id).order_by(DeliveryRow.id)
         ).all()
+        # Channels that report per recipient: how each recipient fared.
+        counts = counts_by_delivery(session, [d.id for d in deliveries])
         views = []
         for delivery in deliveries:
             view = delivery_view(delivery)
-            counts = recipient_counts(session, delivery.id)
-            if counts:  # a channel that reports per recipient: how each recipient fared
-                view["recipients"] = counts
+            if delivery.id in counts:
+                view["recipients"] = counts[delivery.id]
             views.append(view)
         return {
             "id": item.id,

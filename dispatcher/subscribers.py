@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -213,20 +213,16 @@ def _write(
     if not chunk:
         return
     with ledger.session() as session:
-        known = dict(
-            session.execute(
-                select(SubscriberRow.phone, SubscriberRow.id).where(SubscriberRow.phone.in_(list(chunk)))
-            ).all()
-        )
-        merging = [phone for phone in known if int(phone[1:]) in seen]
-        earlier = {
-            row.phone: (row.areas, row.topics)
+        known = {
+            row.phone: row
             for row in session.execute(
-                select(SubscriberRow.phone, SubscriberRow.areas, SubscriberRow.topics).where(
-                    SubscriberRow.phone.in_(merging)
-                )
+                select(
+                    SubscriberRow.phone, SubscriberRow.id, SubscriberRow.areas, SubscriberRow.topics
+                ).where(SubscriberRow.phone.in_(list(chunk)))
             )
         }
+        # Written earlier by this import: merged with; known from before: replaced.
+        earlier = {phone: (row.areas, row.topics) for phone, row in known.items() if int(phone[1:]) in seen}
         now = utcnow()
         inserts, updates = [], []
         for phone, (areas, topics, consent) in chunk.items():
@@ -243,7 +239,7 @@ def _write(
                 "updated_at": now,
             }
             if phone in known:
-                updates.append({"id": known[phone], **values})
+                updates.append({"id": known[phone].id, **values})
                 if phone not in earlier:
                     report.updated += 1
             else:
@@ -357,11 +353,22 @@ def reported(session: Session, delivery_id: int) -> int:
     )
 
 
-def recipient_counts(session: Session, delivery_id: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for state in session.scalars(select(RecipientRow.state).where(RecipientRow.delivery_id == delivery_id)):
-        counts[state] = counts.get(state, 0) + 1
+def counts_by_delivery(session: Session, delivery_ids: list[int]) -> dict[int, dict[str, int]]:
+    """How the recipients of each of these deliveries fared, by state, in one query (deliveries with
+    no recipient records are left out)."""
+    counts: dict[int, dict[str, int]] = {}
+    found = session.execute(
+        select(RecipientRow.delivery_id, RecipientRow.state, func.count())
+        .where(RecipientRow.delivery_id.in_(delivery_ids))
+        .group_by(RecipientRow.delivery_id, RecipientRow.state)
+    )
+    for delivery_id, state, count in found:
+        counts.setdefault(delivery_id, {})[state] = count
     return counts
+
+
+def recipient_counts(session: Session, delivery_id: int) -> dict[str, int]:
+    return counts_by_delivery(session, [delivery_id]).get(delivery_id, {})
 
 
 def alert_truncated(ledger: Ledger, settings: SmsSettings) -> int:

@@ -28,7 +28,6 @@ from channels import REGISTRY, build_channel
 from channels.base import Channel
 from dispatcher import delivery, outbox, signing, watch
 from dispatcher.ledger import Ledger, private_file, record
-from dispatcher.outbox import Broker
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ class Runtime:
         """A message the worker will not run (unsigned, undecodable, unknown task): log it and keep an
         event."""
         headers = getattr(message, "headers", None) or {}
-        detail = {
+        detail: dict[str, Any] = {
             "reason": reason[:300],
             "task": str(headers.get("task", ""))[:100],
             "content_type": str(getattr(message, "content_type", ""))[:100],
@@ -88,15 +87,7 @@ class Runtime:
         log.error("task message refused: %s", detail)
         try:
             with self.ledger.session() as session:
-                record(
-                    session,
-                    "task.refused",
-                    actor=self.worker_name(),
-                    reason=detail["reason"],
-                    task=detail["task"],
-                    content_type=detail["content_type"],
-                    queue=detail["queue"],
-                )
+                record(session, "task.refused", actor=self.worker_name(), **detail)
         except Exception:  # the ledger may be the thing that is broken; the log line stands
             log.exception("could not record the refused message in the ledger")
 
@@ -244,10 +235,6 @@ class CeleryBroker:
         self.settings = settings
         self._engine: Engine | None = None
 
-    @classmethod
-    def for_settings(cls, settings: Settings) -> CeleryBroker:
-        return cls(create_app(settings), settings)
-
     def publish(self, work: list[tuple[int, str]]) -> list[int]:
         sent: list[int] = []
         try:
@@ -297,6 +284,6 @@ class CeleryBroker:
             return 0
 
 
-def broker_for(settings: Settings) -> Broker:
+def broker_for(settings: Settings) -> CeleryBroker:
     """The broker a command publishes to (a Celery app for ``settings``)."""
-    return CeleryBroker.for_settings(settings)
+    return CeleryBroker(create_app(settings), settings)

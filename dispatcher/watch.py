@@ -32,6 +32,7 @@ from dispatcher.ledger import (
     EventRow,
     Ledger,
     RevisionRow,
+    move,
     record_delivery,
 )
 from settings import Settings
@@ -76,7 +77,7 @@ def wanted(ledger: Ledger, channel: Channel, now: datetime) -> list[DeliveryRow]
     best: dict[str, tuple[tuple[int, datetime, int], DeliveryRow]] = {}
     for delivery in live:
         payload = Payload(delivery.channel, delivery.target, delivery.payload)
-        rank = (channel.rank(payload), delivery.sent_at or delivery.created_at, delivery.id)
+        rank = (channel.rank(payload), delivery.sent_at, delivery.id)
         if delivery.target not in best or rank > best[delivery.target][0]:
             best[delivery.target] = (rank, delivery)
     # A target whose message is on its way back is left alone until it lands.
@@ -115,26 +116,28 @@ def watch(
                 if row is None or row.state is not DeliveryState.sent:
                     continue  # it moved on meanwhile (re-sent, withdrawn): nothing to do
                 if presence.state == Presence.WITHDRAWN:
-                    record_event = "delivery.withdrawn"
                     report.withdrawn.append(row.id)
-                else:
-                    record_event = "delivery.lost"
-                    report.lost.append(row.id)
-                    # Sent again from a fresh budget, like a re-drive: the first attempts are history.
-                    row.state, row.attempts, row.next_attempt_at, row.enqueued_at = (
-                        DeliveryState.pending,
-                        0,
-                        None,
-                        None,
+                    record_delivery(
+                        session,
+                        row,
+                        "delivery.withdrawn",
+                        actor=actor,
+                        target=row.target,
+                        reason=presence.detail,
                     )
-                    requeue.append((row.id, row.queue))
-                record_delivery(
+                    continue
+                report.lost.append(row.id)
+                # Sent again from a fresh budget, like a re-drive: the first attempts are history.
+                row.attempts, row.next_attempt_at, row.enqueued_at = 0, None, None
+                move(
                     session,
                     row,
-                    record_event,
+                    DeliveryState.pending,
+                    "delivery.lost",
                     actor=actor,
                     target=row.target,
                     reason=presence.detail,
                 )
+                requeue.append((row.id, row.queue))
     outbox.enqueue(ledger, broker, requeue)
     return report

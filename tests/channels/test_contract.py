@@ -19,6 +19,7 @@ from tests.support import NOWHERE, inject, item_doc, merged, pointed_at, receive
 # What differs between channels is data, not a different test.
 CAN_LOOK_UP = {"website": True, "sms": False, "display": True, "microblog": True}
 CAN_RETRACT = {"website": True, "sms": False, "display": True, "microblog": True}
+CAN_UPDATE = {"website": True, "sms": False, "display": True, "microblog": False}
 ALL = sorted(REGISTRY)
 
 
@@ -163,6 +164,34 @@ def test_a_lost_answer_is_unknown_and_lookup_reconciles(
     assert received(sandbox, name), "the emulator acted before the answer was lost"
     found = channel.lookup(payload, "key-l")
     assert (found is not None) is CAN_LOOK_UP[name]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_later_revision_replaces_what_the_target_shows_where_the_channel_says_it_can(
+    name: str, sandboxed: Settings, sandbox: Sandbox
+) -> None:
+    channel = build_channel(name, sandboxed)
+    assert channel.can_update is CAN_UPDATE[name]  # what it declares is what it does
+    if not CAN_UPDATE[name]:
+        return
+    renderer = TemplateRenderer(sandboxed.templates_dir)
+    first = publication(sandboxed)
+    second = publication_for(
+        parse_item(item_doc(title="朝阳区暴雨红色预警（更正）")),
+        item_id=1,
+        uid="a" * 32,
+        revision=2,
+        public_url=sandboxed.website.public_url,
+    )
+    target = channel.targets(first)[0]
+    channel.send(channel.prepare(first, target, renderer), "revision-1")
+    revised = channel.prepare(second, target, renderer)
+    receipt = channel.send(revised, "revision-2")
+    if name == "website":
+        [post] = site_posts(sandbox)  # the same post, not a second one
+        assert post["title"]["raw"] == "朝阳区暴雨红色预警（更正）" and str(post["id"]) == receipt.provider_id
+    else:
+        assert channel.showing(target.name)["id"] == "revision-2"  # type: ignore[attr-defined]
 
 
 def test_website_send_twice_updates_one_post(sandboxed: Settings, sandbox: Sandbox) -> None:

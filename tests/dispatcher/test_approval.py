@@ -142,7 +142,7 @@ def test_the_broker_being_down_leaves_deliveries_pending(
 def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(
     ledger: Ledger, settings: Settings
 ) -> None:
-    broker = tasks.CeleryBroker.for_settings(settings)
+    broker = tasks.broker_for(settings)
     approval.approve(ledger, settings, submitted(ledger), "陈刚", broker)
     path = settings.broker_url.removeprefix("sqla+sqlite:///")
     with sqlite3.connect(path) as db:  # as kombu leaves them once a worker took two of them
