@@ -16,10 +16,10 @@ pick its own queue:
 - ``describe(payload)``: the payload for a person, as the lines a preview prints.
 
 What a channel can or cannot do is declared on the class, and the core asks instead of naming
-channels: ``can_look_up``, ``can_update``, ``can_withdraw``, ``reaches_subscribers``,
-``reports_per_recipient`` (with ``recipients`` and ``reports_expected``), ``remarks`` for the
-approver, and, for targets that can lose what they were sent, ``forgets`` with ``rank`` and
-``presence``.
+channels: ``can_look_up``, ``can_update``, ``can_withdraw``, ``reaches_subscribers`` (with
+``recipients_per_target`` and ``addressed``), ``reports_per_recipient`` (with ``reports_expected``),
+``remarks`` for the approver, and, for targets that can lose what they were sent, ``forgets`` with
+``rank`` and ``presence``.
 """
 
 from __future__ import annotations
@@ -166,12 +166,16 @@ class Channel(HttpApi, abc.ABC):
     #: What was sent can be taken back (``retract``); a text on a phone cannot.
     can_withdraw: ClassVar[bool] = True
 
-    #: The channel reaches people from the subscriber store: the core resolves the item's audience
-    #: into ``publication.recipients`` before it asks for targets.
+    #: The channel reaches people from the subscriber store. Its targets are made by the core, not by
+    #: ``targets``: the core streams the item's audience (``publication.audience`` says how many) into
+    #: batches of ``recipients_per_target``, writes each batch's numbers into the ledger and asks
+    #: ``render`` for a target whose detail holds ``recipients`` (how many) and ``audience`` (the
+    #: digest of the batch's numbers, in order, see ``words.digest_of``). At send time the core reads
+    #: the numbers back and hands them to ``addressed``, which checks them against that digest.
     reaches_subscribers: ClassVar[bool] = False
     #: The peer reports on each recipient after it took a payload (SMS delivery reports): the core keeps
-    #: one record per recipient (``recipients``), expects ``reports_expected`` final reports for each,
-    #: and a doubt about an earlier send is settled by the reports that came back.
+    #: one record per recipient, expects ``reports_expected`` final reports for each, and a doubt about
+    #: an earlier send is settled by the reports that came back.
     reports_per_recipient: ClassVar[bool] = False
     #: A target can lose what it was sent (a sign controller that restarts forgets its messages): the
     #: core's watch asks ``presence`` of the highest-``rank`` live payload per target, and sends again
@@ -219,9 +223,15 @@ class Channel(HttpApi, abc.ABC):
         """What the approver should know about one payload (not a problem): shown and recorded."""
         return []
 
-    def recipients(self, payload: Payload) -> list[str]:
-        """The recipients a payload goes to, each reported on by the peer (``reports_per_recipient``)."""
-        return []
+    @property
+    def recipients_per_target(self) -> int:
+        """How many subscribers one target carries (``reaches_subscribers``): one request's worth."""
+        return 0
+
+    def addressed(self, payload: Payload, recipients: list[str]) -> Payload:
+        """The payload with its recipients (``reaches_subscribers``), read from the ledger at send time;
+        refused when they are not the ones approved."""
+        return payload
 
     def reports_expected(self, payload: Payload) -> int:
         """Final reports each recipient of ``payload`` gets (one per message the text is sent in)."""

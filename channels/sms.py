@@ -23,9 +23,19 @@ import hmac
 from typing import Any
 from urllib.parse import urlencode
 
-from channels.base import Channel, Findings, Health, Payload, Publication, Receipt, Renderer, Target
+from channels.base import (
+    Channel,
+    Findings,
+    Health,
+    Payload,
+    Publication,
+    Receipt,
+    Renderer,
+    Target,
+)
 from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChannelError
 from dispatcher.rendering import context_for
+from dispatcher.words import digest_of
 from settings import SmsSettings
 
 GSM7_BASIC = frozenset(
@@ -99,31 +109,47 @@ class SmsChannel(Channel):
     def __init__(self, settings: SmsSettings, **kwargs: Any) -> None:
         super().__init__(timeout=settings.timeout, **kwargs)
         self.settings = settings
+        self._rendered: tuple[Publication, str, str, int] | None = None
 
     def targets(self, publication: Publication) -> list[Target]:
-        numbers = publication.recipients
-        size = self.settings.batch_size
-        return [
-            Target(f"batch-{i // size + 1:03d}", {"to": numbers[i : i + size]})
-            for i in range(0, len(numbers), size)
-        ]
+        # The core cuts the audience into batches of recipients_per_target and names them.
+        return []
+
+    @property
+    def recipients_per_target(self) -> int:
+        return self.settings.batch_size
 
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
-        body = renderer.render(self.name, publication.item.kind.value, context_for(publication))
-        text = f"【{self.settings.signature}】{body}" if self.settings.signature else body
-        encoding, segments = segments_of(text)
+        # Every batch of an item carries the same text: rendered once per publication, not per batch.
+        if self._rendered is None or self._rendered[0] is not publication:
+            body = renderer.render(self.name, publication.item.kind.value, context_for(publication))
+            text = f"【{self.settings.signature}】{body}" if self.settings.signature else body
+            self._rendered = (publication, text, *segments_of(text))
+        _, text, encoding, segments = self._rendered
         return Payload(
             channel=self.name,
             target=target.name,
             body={
                 "text": text,
-                "to": list(target.detail["to"]),
+                "recipients": int(target.detail.get("recipients", 0)),
+                "audience": str(target.detail.get("audience", "")),
                 "encoding": encoding,
                 "segments": segments,
                 "characters": len(text),
             },
             measures={"segments": segments},
         )
+
+    def addressed(self, payload: Payload, recipients: list[str]) -> Payload:
+        body = payload.body
+        if "audience" not in body:  # approved by an earlier release: the numbers are in the payload
+            return payload
+        if len(recipients) != body["recipients"] or digest_of(recipients) != body["audience"]:
+            raise PermanentChannelError(
+                f"sms {payload.target}: the ledger holds {len(recipients)} number(s) for this batch, not "
+                f"the {body['recipients']} approved (altered in the ledger?); not sent"
+            )
+        return Payload(payload.channel, payload.target, {**body, "to": recipients}, payload.measures)
 
     def limits(self, target: Target) -> dict[str, int]:
         return {"segments": self.max_segments}
@@ -213,9 +239,6 @@ class SmsChannel(Channel):
         segments = int(payload.body.get("segments", 1))
         return [f"sms {payload.target}: the text needs {segments} messages"] if segments > 1 else []
 
-    def recipients(self, payload: Payload) -> list[str]:
-        return list(payload.body["to"])
-
     def reports_expected(self, payload: Payload) -> int:
         # Split here, each part is its own message and is reported on; split by the gateway, Kannel
         # sends one report set per phone however many parts (observed on Kannel 1.4.5).
@@ -241,6 +264,6 @@ class SmsChannel(Channel):
         body = payload.body
         return [
             f"{body['encoding']}, {body['segments']} segment(s), {body['characters']} characters, "
-            f"{len(body['to'])} recipient(s)",
+            f"{body.get('recipients', len(body.get('to', [])))} recipient(s)",
             *body["text"].split("\n"),
         ]

@@ -13,6 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from channels import REGISTRY, build_channel, unknown
@@ -24,14 +25,18 @@ from dispatcher.ledger import (
     ApprovalRow,
     DeliveryRow,
     DeliveryState,
+    EventRow,
     ItemRow,
     ItemState,
     Ledger,
+    RecipientRow,
     RevisionRow,
+    SmsBatchRow,
     record,
+    utcnow,
 )
 from dispatcher.rendering import TemplateRenderer, publication_for
-from dispatcher.words import Payload, Publication, digest_of
+from dispatcher.words import Payload, Publication, Target, digest_of
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,15 +54,26 @@ class Plan:
     enqueued: int = 0
     #: the adapters that rendered the payloads, by channel name
     adapters: dict[str, Channel] = field(default_factory=dict)
+    #: for each channel that reaches subscribers: (recipients, batches); its one payload here is a
+    #: sample of its batches, which approval writes as it streams the audience
+    audiences: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def idempotency_key(revision_id: int, channel: str, target: str) -> str:
     return hashlib.sha256(f"{revision_id}/{channel}/{target}".encode()).hexdigest()[:40]
 
 
-def queue_for(kind: str, channel: str) -> str:
-    """Warnings take the urgent lane; everything else waits in its channel's queue."""
-    return "urgent" if kind == Kind.warning.value else channel
+def queue_for(kind: str, channel: str, bulk: bool = False) -> str:
+    """Warnings take the urgent lanes — a warning's batches to subscribers a lane of their own, so its
+    signs, site and posts never wait behind thousands of them; everything else waits in its channel's
+    queue."""
+    if kind != Kind.warning.value:
+        return channel
+    return URGENT_BULK if bulk else URGENT
+
+
+URGENT = "urgent"
+URGENT_BULK = "urgent-bulk"
 
 
 def plan(
@@ -73,7 +89,10 @@ def plan(
         if only and name != only:
             continue
         channel = result.adapters[name] = build_channel(name, settings)
-        targets = channel.targets(publication)
+        if channel.reaches_subscribers:
+            targets = _sample_batch(result, name, channel, publication)
+        else:
+            targets = channel.targets(publication)
         if not targets:
             result.notes.append(f"{name}: no target for this item (nothing will be sent)")
         prepared = []
@@ -93,6 +112,23 @@ def plan(
     return result
 
 
+def _sample_batch(result: Plan, name: str, channel: Channel, publication: Publication) -> list[Target]:
+    """The first batch of a channel that reaches subscribers, standing for all of them in a plan (every
+    batch carries the same text)."""
+    size = channel.recipients_per_target
+    count = publication.audience
+    batches = -(-count // size)
+    result.audiences[name] = (count, batches)
+    if not count:
+        return []
+    result.notes.append(f"{name}: {count} recipient(s) in {batches} batch(es) of up to {size}")
+    return [Target(batch_name(1), {"recipients": min(count, size), "audience": ""})]
+
+
+def batch_name(number: int) -> str:
+    return f"batch-{number:03d}"
+
+
 def channels_of(item: Item) -> list[str]:
     """The channels an item names (every registered one when it names none), each known."""
     names = item.channels or list(REGISTRY)
@@ -104,10 +140,10 @@ def channels_of(item: Item) -> list[str]:
     return names
 
 
-def _recipients(session: Session, settings: Settings, item: Item) -> tuple[str, ...]:
+def _audience(session: Session, settings: Settings, item: Item) -> int:
     if not any(REGISTRY[name].reaches_subscribers for name in channels_of(item)):
-        return ()
-    return tuple(subscribers.audience(session, item, settings.sms))
+        return 0
+    return subscribers.audience_size(session, item, settings.sms)
 
 
 def draft_publication(session: Session, settings: Settings, item: Item) -> Publication:
@@ -118,7 +154,7 @@ def draft_publication(session: Session, settings: Settings, item: Item) -> Publi
         uid="0" * 32,
         revision=1,
         public_url=settings.website.public_url,
-        recipients=_recipients(session, settings, item),
+        audience=_audience(session, settings, item),
     )
 
 
@@ -131,7 +167,7 @@ def stored_publication(session: Session, settings: Settings, row: ItemRow) -> Pu
         uid=row.uid,
         revision=revision.number,
         public_url=settings.website.public_url,
-        recipients=_recipients(session, settings, item),
+        audience=_audience(session, settings, item),
     )
 
 
@@ -230,6 +266,7 @@ def approve(
     if not result.payloads:
         raise RefusedError(f"item {item_id} reaches no target on any channel")
     key = signing.payload_key(settings)
+    renderer = TemplateRenderer(settings.templates_dir)
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         revision = row.current
@@ -238,6 +275,7 @@ def approve(
         row.state = ItemState.approved
         session.add(ApprovalRow(revision_id=revision.id, approver=approver, decision="approved"))
         record(session, "item.approved", actor=approver, item_id=item_id, revision=revision.number)
+        fixed = [p for p in result.payloads if not result.adapters[p.channel].reaches_subscribers]
         deliveries = [
             DeliveryRow(
                 revision_id=revision.id,
@@ -252,16 +290,11 @@ def approve(
                 ),
                 state=DeliveryState.pending,
             )
-            for payload in result.payloads
+            for payload in fixed
         ]
         session.add_all(deliveries)
         session.flush()
-        for delivery, payload in zip(deliveries, result.payloads, strict=True):
-            adapter = result.adapters[payload.channel]
-            if adapter.reports_per_recipient:
-                subscribers.track(
-                    session, delivery, adapter.recipients(payload), adapter.reports_expected(payload)
-                )
+        for delivery in deliveries:
             record(
                 session,
                 "delivery.pending",
@@ -272,10 +305,126 @@ def approve(
                 target=delivery.target,
                 digest=delivery.payload_digest,
             )
+        work = [(d.id, d.queue) for d in deliveries]
+        for adapter in result.adapters.values():
+            if adapter.reaches_subscribers and result.audiences.get(adapter.name, (0, 0))[0]:
+                writer = AudienceWriter(session, key, adapter, revision.id, item_id, row.kind, approver)
+                for phones in subscribers.audience_batches(
+                    session, publication.item, settings.sms, adapter.recipients_per_target
+                ):
+                    writer.add(adapter.prepare(publication, writer.next_target(phones), renderer), phones)
+                work += writer.flush()
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
-    result.enqueued = outbox.enqueue(ledger, broker, [(d.id, d.queue) for d in deliveries])
+    result.enqueued = outbox.enqueue(ledger, broker, work)
     return result
+
+
+class AudienceWriter:
+    """Writes the batches of a channel that reaches subscribers as approval streams its audience: the
+    deliveries, one record per phone, the batch's expected reports and the ``delivery.pending`` events,
+    all in bulk, a few thousand phones at a time, so memory stays flat whatever the audience."""
+
+    FLUSH_PHONES = 5000
+
+    def __init__(
+        self,
+        session: Session,
+        key: bytes,
+        adapter: Channel,
+        revision_id: int,
+        item_id: int,
+        kind: str,
+        approver: str,
+    ) -> None:
+        self.session, self.key, self.adapter = session, key, adapter
+        self.revision_id, self.item_id, self.approver = revision_id, item_id, approver
+        self.queue = queue_for(kind, adapter.name, bulk=True)
+        self.number = 0
+        self.waiting: list[tuple[Payload, list[str]]] = []
+        self.phones = 0
+        self.written: list[tuple[int, str]] = []
+
+    def next_target(self, phones: list[str]) -> Target:
+        self.number += 1
+        return Target(batch_name(self.number), {"recipients": len(phones), "audience": digest_of(phones)})
+
+    def add(self, payload: Payload, phones: list[str]) -> None:
+        self.waiting.append((payload, phones))
+        self.phones += len(phones)
+        if self.phones >= self.FLUSH_PHONES:
+            self.flush()
+
+    def flush(self) -> list[tuple[int, str]]:
+        """Write what waits; return every (delivery id, queue) written so far."""
+        if not self.waiting:
+            return self.written
+        now = utcnow()
+        keys = [idempotency_key(self.revision_id, p.channel, p.target) for p, _ in self.waiting]
+        pins = [signing.pin(self.key, p.body, k) for (p, _), k in zip(self.waiting, keys, strict=True)]
+        ids = self.session.scalars(
+            insert(DeliveryRow).returning(DeliveryRow.id, sort_by_parameter_order=True),
+            [
+                {
+                    "revision_id": self.revision_id,
+                    "item_id": self.item_id,
+                    "channel": payload.channel,
+                    "target": payload.target,
+                    "queue": self.queue,
+                    "idempotency_key": delivery_key,
+                    "payload": payload.body,
+                    "payload_digest": pin,
+                    "state": DeliveryState.pending,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for (payload, _), delivery_key, pin in zip(self.waiting, keys, pins, strict=True)
+            ],
+        ).all()
+        self.session.execute(
+            insert(RecipientRow),
+            [
+                {"delivery_id": delivery_id, "phone": phone, "state": "pending", "updated_at": now}
+                for delivery_id, (_, phones) in zip(ids, self.waiting, strict=True)
+                for phone in phones
+            ],
+        )
+        self.session.execute(
+            insert(SmsBatchRow),
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "parts": self.adapter.reports_expected(payload),
+                    "recipients": len(phones),
+                    "final_reports": 0,
+                    "reported_parts": [],
+                    "alerted": False,
+                }
+                for delivery_id, (payload, phones) in zip(ids, self.waiting, strict=True)
+            ],
+        )
+        self.session.execute(
+            insert(EventRow),
+            [
+                {
+                    "at": now,
+                    "name": "delivery.pending",
+                    "actor": self.approver,
+                    "item_id": self.item_id,
+                    "delivery_id": delivery_id,
+                    "detail": {
+                        "channel": payload.channel,
+                        "target": payload.target,
+                        "digest": pin,
+                        "recipients": len(phones),
+                    },
+                }
+                for delivery_id, (payload, phones), pin in zip(ids, self.waiting, pins, strict=True)
+            ],
+        )
+        self.written += [(delivery_id, self.queue) for delivery_id in ids]
+        self.waiting, self.phones = [], 0
+        return self.written
 
 
 def reject(ledger: Ledger, item_id: int, reviewer: str, reason: str) -> None:

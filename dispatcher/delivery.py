@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -323,6 +323,10 @@ def deliver(
     doubt = taken.in_doubt  # an earlier attempt may have landed and nothing has said otherwise yet
     try:
         channel = adapter(taken.payload.channel)
+        if channel.reaches_subscribers:  # the batch's numbers, written at approval, checked by addressed
+            with ledger.session() as session:
+                phones = subscribers.phones_of(session, taken.delivery_id)
+            taken = replace(taken, payload=channel.addressed(taken.payload, phones))
         if doubt:
             receipt, how = settle(ledger, settings, channel, taken)
             doubt = how == "repeated"

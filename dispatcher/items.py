@@ -201,12 +201,17 @@ def _refuse_hidden_characters(text: str, allow: str) -> None:
             )
 
 
-def covers(area: str, inner: str) -> bool:
-    """Whether division ``area`` contains division ``inner`` (``110000`` covers ``110105``)."""
+def area_prefix(area: str) -> str:
+    """What every division inside ``area`` starts with (``110100`` → ``1101``; ``110000`` → ``11``)."""
     prefix = area
     while prefix.endswith("00") and len(prefix) > 2:
         prefix = prefix[:-2]
-    return inner.startswith(prefix)
+    return prefix
+
+
+def covers(area: str, inner: str) -> bool:
+    """Whether division ``area`` contains division ``inner`` (``110000`` covers ``110105``)."""
+    return inner.startswith(area_prefix(area))
 
 
 def parse_item(data: Any, source: str = "item") -> Item:

@@ -68,7 +68,7 @@ def publication_for(
     uid: str,
     revision: int,
     public_url: str,
-    recipients: tuple[str, ...] = (),
+    audience: int = 0,
 ) -> Publication:
     """Identity and article link of an item; the link is known before the website post exists."""
     slug = f"{item.kind.value.replace('_', '-')}-{uid[:12]}"
@@ -79,5 +79,5 @@ def publication_for(
         revision=revision,
         slug=slug,
         link=f"{public_url.rstrip('/')}/{slug}/",
-        recipients=recipients,
+        audience=audience,
     )

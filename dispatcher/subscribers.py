@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, cast, false, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from dispatcher.errors import InvalidItemError
-from dispatcher.items import PROVINCES, Item, Kind, covers
+from dispatcher.items import PROVINCES, Item, Kind, area_prefix
 from dispatcher.ledger import (
     DeliveryRow,
     Ledger,
@@ -252,29 +252,75 @@ def _write(
             session.execute(update(SubscriberRow), updates)
 
 
-def audience(session: Session, item: Item, settings: SmsSettings) -> list[str]:
-    """The phone numbers an item's SMS goes to, in a stable order."""
+def _wanted(item: Item, settings: SmsSettings) -> Callable[[list[str], list[str], bool, bool], bool]:
+    """Whether a subscriber (areas, topics, consent, opted out) is in an item's audience."""
     warning = item.kind is Kind.warning
     topics = set(item.topics)
-    phones = []
-    for subscriber in session.scalars(select(SubscriberRow).order_by(SubscriberRow.phone)):
-        if not any(covers(area, own) for area in item.areas for own in subscriber.areas):
-            continue
-        opted_out = subscriber.opted_out_at is not None
+    prefixes = tuple(area_prefix(area) for area in item.areas)
+
+    def wanted(areas: list[str], own_topics: list[str], consent: bool, opted_out: bool) -> bool:
+        if not any(own.startswith(prefixes) for own in areas):
+            return False
         if warning:
-            if opted_out and not settings.warnings_ignore_opt_out:
-                continue
-        elif opted_out or not subscriber.consent or not topics & set(subscriber.topics):
-            continue
-        phones.append(subscriber.phone)
-    return phones
+            return not opted_out or settings.warnings_ignore_opt_out
+        return not opted_out and consent and not topics.isdisjoint(own_topics)
+
+    return wanted
 
 
-def track(session: Session, delivery: DeliveryRow, phones: list[str], parts: int = 1) -> None:
-    """One row per phone of a delivery, to be updated by the delivery reports; ``parts`` is how many
-    messages each phone is reported for (one per part when the dispatcher splits the text)."""
-    session.add_all(RecipientRow(delivery_id=delivery.id, phone=phone) for phone in phones)
-    session.add(SmsBatchRow(delivery_id=delivery.id, parts=parts, recipients=len(phones)))
+# Subscribers are read this many at a time: memory stays flat whatever the size of the store.
+AUDIENCE_CHUNK = 5000
+
+
+def audience(session: Session, item: Item, settings: SmsSettings) -> Iterator[str]:
+    """The phone numbers an item's SMS goes to, in a stable order (by number), streamed.
+
+    The database narrows the rows by area (a subscriber's areas must mention one of the item's area
+    prefixes); the exact rule is applied here, a slice of rows at a time."""
+    wanted = _wanted(item, settings)
+    mentions = [cast(SubscriberRow.areas, String).like(f'%"{area_prefix(area)}%') for area in item.areas]
+    query = (
+        select(
+            SubscriberRow.phone,
+            SubscriberRow.areas,
+            SubscriberRow.topics,
+            SubscriberRow.consent,
+            SubscriberRow.opted_out_at,
+        )
+        .where(or_(*mentions) if mentions else false())
+        .order_by(SubscriberRow.phone)
+        .execution_options(yield_per=AUDIENCE_CHUNK)
+    )
+    for phone, areas, topics, consent, opted_out_at in session.execute(query):
+        if wanted(areas, topics, consent, opted_out_at is not None):
+            yield phone
+
+
+def audience_batches(session: Session, item: Item, settings: SmsSettings, size: int) -> Iterator[list[str]]:
+    """The audience cut into batches of ``size`` numbers, in order; only one batch is held at a time."""
+    batch: list[str] = []
+    for phone in audience(session, item, settings):
+        batch.append(phone)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def audience_size(session: Session, item: Item, settings: SmsSettings) -> int:
+    return sum(1 for _ in audience(session, item, settings))
+
+
+def phones_of(session: Session, delivery_id: int) -> list[str]:
+    """The phones of one delivery, in the order approval wrote them."""
+    return list(
+        session.scalars(
+            select(RecipientRow.phone)
+            .where(RecipientRow.delivery_id == delivery_id)
+            .order_by(RecipientRow.id)
+        )
+    )
 
 
 def truncated_batches(session: Session, older_than: datetime) -> list[tuple[DeliveryRow, SmsBatchRow]]:

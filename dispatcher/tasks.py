@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from channels import REGISTRY, build_channel
 from channels.base import Channel
 from dispatcher import delivery, outbox, signing, watch
+from dispatcher.approval import URGENT, URGENT_BULK
 from dispatcher.ledger import Ledger, private_file, record
 from settings import Settings
 
@@ -37,8 +38,9 @@ WATCH = "dispatcher.watch"
 
 
 def queues() -> tuple[str, ...]:
-    """``urgent``, one queue per registered channel, and ``control``."""
-    return ("urgent", *REGISTRY, "control")
+    """``urgent``, ``urgent-bulk`` (a warning's batches to subscribers), one queue per registered
+    channel, and ``control``."""
+    return (URGENT, URGENT_BULK, *REGISTRY, "control")
 
 
 class Runtime:

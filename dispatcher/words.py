@@ -24,7 +24,9 @@ class Publication:
     revision: int
     slug: str
     link: str
-    recipients: tuple[str, ...] = ()  # SMS audience, resolved from the subscriber store by the core
+    #: how many subscribers the item reaches (counted by the core from the subscriber store); the
+    #: numbers themselves are streamed into the ledger at approval, never held here
+    audience: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Renderer(Protocol):
     def render(self, channel: str, kind: str, context: dict[str, Any]) -> str: ...
 
 
-def digest_of(body: dict[str, Any]) -> str:
+def digest_of(body: Any) -> str:
+    """The SHA-256 of a JSON value in its canonical form (sorted keys, no spaces)."""
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

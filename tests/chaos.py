@@ -329,6 +329,7 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
     or the policy chose not to repeat it (each its own column); a delivery that is not ``sent`` but whose
     effect landed is a *disagreement*; any second copy is a *duplicate*, except an SMS repeat the policy
     decided (at most one per decision, counted)."""
+    from dispatcher import subscribers
     from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, RecipientRow
 
     received = {name: state.received for name, state in box.states.items()}
@@ -357,6 +358,7 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
     texts = Counter((r["to"], r["text"]) for r in received["sms"])
     with ledger.session() as session:
         deliveries = session.query(DeliveryRow).all()
+        phones_of = {d.id: subscribers.phones_of(session, d.id) for d in deliveries if d.channel == "sms"}
         decisions = Counter(
             e.delivery_id
             for e in session.query(EventRow).filter(EventRow.name == "delivery.sent")
@@ -388,13 +390,13 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
             return d.payload["text"] in weibo_texts
         if d.channel == "microblog":
             return mastodon[d.idempotency_key] > 0
-        return any(texts[(phone, d.payload["text"])] for phone in d.payload["to"])
+        return any(texts[(phone, d.payload["text"])] for phone in phones_of[d.id])
 
     sms_owner = {}
     for d in deliveries:
         label = f"{d.channel}/{d.target}#{d.id}"
         if d.channel == "sms":
-            for phone in d.payload["to"]:
+            for phone in phones_of[d.id]:
                 sms_owner[(phone, d.payload["text"])] = d.id
         if d.state not in TERMINAL:
             outcome.lost.append(f"{label} never finished ({d.state.value})")
@@ -421,7 +423,7 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
         elif d.channel == "microblog" and d.target != "weibo" and d.provider_id not in mastodon_ids:
             outcome.disagreements.append(f"{label}: ledger says status {d.provider_id}")
         elif d.channel == "sms":
-            for phone in d.payload["to"]:
+            for phone in phones_of[d.id]:
                 if texts[(phone, d.payload["text"])] == 0:
                     outcome.lost.append(f"{label}: {phone} got nothing")
     outcome.duplicates += [f"website post for item {uid} ×{n}" for uid, n in posts_by_uid.items() if n > 1]

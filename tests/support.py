@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import update
 
 from channels.base import Channel, Health, Payload, Publication, Receipt, Renderer, Target
-from dispatcher import approval
+from dispatcher import approval, subscribers
 from dispatcher.errors import (
     ChannelError,
     OutcomeUnknownError,
@@ -144,6 +144,12 @@ def free_port() -> int:
 
 
 # -- the emulators ------------------------------------------------------------------------------
+
+
+def numbers(ledger: Ledger, delivery: DeliveryRow) -> list[str]:
+    """The phones of an SMS batch, as approval wrote them into the ledger."""
+    with ledger.session() as session:
+        return subscribers.phones_of(session, delivery.id)
 
 
 def received(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from channels import REGISTRY, build_channel
-from channels.base import Channel, Payload, Publication
+from channels.base import Channel, Payload, Publication, Target
 from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChannelError
 from dispatcher.items import parse_item
 from dispatcher.rendering import TemplateRenderer, publication_for
+from dispatcher.words import digest_of
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
 from tests.support import NOWHERE, inject, item_doc, merged, pointed_at, received, site_posts
@@ -30,14 +31,34 @@ def publication(settings: Settings) -> Publication:
         uid="a" * 32,
         revision=1,
         public_url=settings.website.public_url,
-        recipients=("+8613800138000", "+8613800138001"),
+        audience=len(PHONES),
     )
 
 
+PHONES = ["+8613800138000", "+8613800138001"]
+
+
 def payloads(channel: Channel, settings: Settings) -> list[Payload]:
+    """Every payload of the channel as the core makes them: a channel that reaches subscribers gets one
+    batch of the audience and its numbers at send time (``addressed``)."""
     renderer = TemplateRenderer(settings.templates_dir)
     pub = publication(settings)
+    if channel.reaches_subscribers:
+        batch = Target("batch-001", {"recipients": len(PHONES), "audience": digest_of(PHONES)})
+        return [channel.addressed(channel.prepare(pub, batch, renderer), PHONES)]
     return [channel.prepare(pub, target, renderer) for target in channel.targets(pub)]
+
+
+@pytest.mark.parametrize("name", [name for name in ALL if REGISTRY[name].reaches_subscribers])
+def test_numbers_other_than_the_approved_ones_are_refused(name: str, sandboxed: Settings) -> None:
+    channel = build_channel(name, sandboxed)
+    pub = publication(sandboxed)
+    batch = Target("batch-001", {"recipients": len(PHONES), "audience": digest_of(PHONES)})
+    payload = channel.prepare(pub, batch, TemplateRenderer(sandboxed.templates_dir))
+    assert channel.addressed(payload, PHONES) != payload
+    for altered in (PHONES[:1], [*PHONES, "+8613800138002"], PHONES[::-1]):
+        with pytest.raises(PermanentChannelError, match="approved"):
+            channel.addressed(payload, altered)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -20,7 +20,7 @@ from dispatcher.serving import Running, serve_in_thread
 from dispatcher.subscribers import recipient_counts
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
-from tests.support import item_doc, merged, pointed_at, wait_until
+from tests.support import item_doc, merged, numbers, pointed_at, wait_until
 
 
 @pytest.fixture
@@ -124,9 +124,11 @@ def test_delivery_reports_flow_back_from_the_gateway(wired: tuple[Settings, Sand
         delivery = session.scalars(select(DeliveryRow)).one()
     deliver(ledger, settings, delivery.id, "test-worker")
 
+    phones = numbers(ledger, delivery)
+
     def all_delivered() -> bool:
         with ledger.session() as session:
-            return recipient_counts(session, delivery.id) == {"delivered": len(delivery.payload["to"])}
+            return recipient_counts(session, delivery.id) == {"delivered": len(phones)}
 
     wait_until(all_delivered, what="a delivered report for every phone")
 
@@ -178,12 +180,13 @@ def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
     running = serve_in_thread(create_api(settings, impatient), "127.0.0.1", 0, "api")
     key = delivery.idempotency_key
     query = f"key={key}&sig={signed(settings, key)}&type=1"
+    phones = numbers(ledger, delivery)
     try:
         locker = sqlite3.connect(settings.ledger_url.removeprefix("sqlite:///"), isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")  # another process holds the ledger's write lock
         answers = [
             requests.get(url(running, f"/sms/dlr?{query}&to={phone}"), timeout=10)
-            for phone in delivery.payload["to"]
+            for phone in phones
         ]
         assert [a.status_code for a in answers] == [202] * len(answers)
         locker.execute("ROLLBACK")
@@ -194,7 +197,7 @@ def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
     finally:
         running.stop()
     with ledger.session() as session:
-        assert recipient_counts(session, delivery.id) == {"delivered": len(delivery.payload["to"])}
+        assert recipient_counts(session, delivery.id) == {"delivered": len(phones)}
     assert (
         subscribers.apply_kept_reports(ledger, subscribers.report_spool(settings.var_dir)) == 0
     )  # applied once, then forgotten
@@ -234,7 +237,7 @@ def test_a_split_text_is_proven_taken_only_when_every_part_reported(
     approval.approve(ledger, settings, item_id, "陈刚")
     with ledger.session() as session:
         delivery = session.scalars(select(DeliveryRow)).one()
-        phone = delivery.payload["to"][0]
+        phone = subscribers.phones_of(session, delivery.id)[0]
         apply_report(session, delivery.idempotency_key, phone, 8, part=1)
         assert reported(session, delivery.id) == 0  # part 2 may never have left
         apply_report(session, delivery.idempotency_key, phone, 8, part=2)
@@ -254,7 +257,7 @@ def test_a_report_after_the_policy_gave_up_records_the_text_as_sent(
         delivery.last_error = (
             "sms: the outcome of an earlier attempt is unknown and the policy … not to repeat it"
         )
-    key, phone = delivery.idempotency_key, delivery.payload["to"][0]
+    key, phone = delivery.idempotency_key, numbers(ledger, delivery)[0]
     answer = requests.get(
         url(api, f"/sms/dlr?key={key}&sig={signed(settings, key)}&type=8&to={phone}"), timeout=5
     )

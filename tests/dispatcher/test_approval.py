@@ -5,11 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher import approval, outbox, tasks
+from dispatcher import approval, outbox, subscribers, tasks
 from dispatcher.errors import ContentError, NotFoundError, RefusedError
 from dispatcher.items import parse_item
 from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
 from dispatcher.signing import payload_key, pin
+from dispatcher.words import digest_of
 from settings import Settings
 from tests.support import item_doc
 
@@ -52,9 +53,19 @@ def test_approval_pins_payloads_and_enqueues_one_task_per_delivery(
         d.payload_digest == pin(payload_key(settings), d.payload, d.idempotency_key) for d in deliveries
     )
     assert len({d.idempotency_key for d in deliveries}) == len(deliveries)
-    assert [p.body for p in result.payloads] == [d.payload for d in deliveries]
+    written = {(d.channel, d.target): d.payload for d in deliveries}
+    planned = {(p.channel, p.target): p.body for p in result.payloads}
+    batch = written.pop(("sms", "batch-001"))
+    sample = planned.pop(("sms", "batch-001"))
+    assert written == planned
+    # The batch is the plan's sample with the digest of the numbers written for it, in order.
+    with ledger.session() as session:
+        phones = subscribers.phones_of(session, next(d.id for d in deliveries if d.channel == "sms"))
+    assert len(phones) == 3
+    assert batch == {**sample, "audience": digest_of(phones)}
     assert all(d.enqueued_at is not None for d in deliveries)
-    assert queued(settings) == {"urgent": 5}  # a warning takes the urgent lane on every channel
+    # A warning takes the urgent lanes on every channel; its batches to subscribers have their own.
+    assert queued(settings) == {"urgent": 4, "urgent-bulk": 1}
     assert names[:2] == ["item.submitted", "item.approved"]
     assert names.count("delivery.pending") == 5
 
@@ -89,7 +100,7 @@ def test_approving_twice_does_not_fan_out_twice(ledger: Ledger, settings: Settin
     with ledger.session() as session:
         assert session.query(DeliveryRow).count() == 5
         assert session.query(ApprovalRow).count() == 1
-    assert queued(settings) == {"urgent": 5}
+    assert queued(settings) == {"urgent": 4, "urgent-bulk": 1}
 
 
 def test_an_expired_item_is_not_approved(ledger: Ledger, settings: Settings) -> None:
@@ -148,7 +159,7 @@ def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(
     with sqlite3.connect(path) as db:  # as kombu leaves them once a worker took two of them
         db.execute("UPDATE kombu_message SET visible = 0 WHERE id IN (SELECT id FROM kombu_message LIMIT 2)")
     assert broker.purge_acknowledged() == 2
-    assert queued(settings) == {"urgent": 3}
+    assert queued(settings) == {"urgent": 2, "urgent-bulk": 1}
 
 
 def test_the_sweeper_does_not_feed_a_backlog(

@@ -22,7 +22,7 @@ from dispatcher.tasks import broker_for
 from settings import Settings, load_settings
 from tests.e2e import kannel as kannel_module
 from tests.e2e.kannel import Kannel
-from tests.support import approved, holds_for, merged, wait_until
+from tests.support import approved, holds_for, merged, numbers, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -83,7 +83,7 @@ def test_a_warning_reaches_every_phone_and_the_reports_come_back(
     gateway: Kannel, via_kannel: Settings, ledger: Ledger
 ) -> None:
     delivery = sms_delivery(ledger, via_kannel)
-    phones = delivery.payload["to"]
+    phones = numbers(ledger, delivery)
     assert deliver(ledger, via_kannel, delivery.id, "test-worker") is DeliveryState.sent
     wait_until(lambda: len(gateway.received()) >= len(phones), 15, "a message for every phone")
     received = gateway.received()
@@ -103,7 +103,7 @@ def test_a_long_text_arrives_in_every_part(gateway: Kannel, via_kannel: Settings
     text = delivery.payload["text"]
     assert segments_of(text) == ("UCS-2", 2) and delivery.payload["segments"] == 2
     deliver(ledger, via_kannel, delivery.id, "test-worker")
-    phone = delivery.payload["to"][0]
+    phone = numbers(ledger, delivery)[0]
     wait_until(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2, 15, "both parts")
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
     assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
@@ -118,7 +118,7 @@ def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
     delivered. The dispatcher sends each part with its own concatenation header instead."""
     delivery = sms_delivery(ledger, via_kannel, short_text="雨" * 115)
     assert deliver(ledger, via_kannel, delivery.id, "test-worker") is DeliveryState.sent
-    phone = delivery.payload["to"][0]
+    phone = numbers(ledger, delivery)[0]
     wait_until(lambda: len([m for m in gateway.received() if m.receiver == phone]) >= 2, 15, "both parts")
     parts = sorted((m for m in gateway.received() if m.receiver == phone), key=lambda m: m.part or (0, 0, 0))
     assert [m.part[1:] for m in parts if m.part] == [(2, 1), (2, 2)]
@@ -137,7 +137,7 @@ def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
         ]
     assert any("max-messages of at least 2" in note for note in notes)
     deliver(ledger, left_to_the_gateway, delivery.id, "test-worker")
-    phone = delivery.payload["to"][0]
+    phone = numbers(ledger, delivery)[0]
 
     def shown() -> int:
         return len([m for m in gateway.received() if m.receiver == phone])
