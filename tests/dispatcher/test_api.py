@@ -184,10 +184,7 @@ def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
     try:
         locker = sqlite3.connect(settings.ledger_url.removeprefix("sqlite:///"), isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")  # another process holds the ledger's write lock
-        answers = [
-            requests.get(url(running, f"/sms/dlr?{query}&to={phone}"), timeout=10)
-            for phone in phones
-        ]
+        answers = [requests.get(url(running, f"/sms/dlr?{query}&to={phone}"), timeout=10) for phone in phones]
         assert [a.status_code for a in answers] == [202] * len(answers)
         locker.execute("ROLLBACK")
         locker.close()
