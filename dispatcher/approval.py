@@ -306,6 +306,7 @@ def approve(
                 digest=delivery.payload_digest,
             )
         work = [(d.id, d.queue) for d in deliveries]
+        bulk: list[tuple[int, str]] = []
         for adapter in result.adapters.values():
             if adapter.reaches_subscribers and result.audiences.get(adapter.name, (0, 0))[0]:
                 writer = AudienceWriter(session, key, adapter, revision.id, item_id, row.kind, approver)
@@ -313,11 +314,17 @@ def approve(
                     session, publication.item, settings.sms, adapter.recipients_per_target
                 ):
                     writer.add(adapter.prepare(publication, writer.next_target(phones), renderer), phones)
-                work += writer.flush()
+                bulk += writer.flush()
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
-    result.enqueued = outbox.enqueue(ledger, broker, work)
+    # The first batches to subscribers go with the rest; the others wait in the ledger for the
+    # sweeper, which publishes them within a sweep or two: publishing ten thousand tasks would keep
+    # the approver waiting (seconds on Redis, a minute on the embedded broker) for nothing.
+    result.enqueued = outbox.enqueue(ledger, broker, work + bulk[:PUBLISHED_AT_APPROVAL])
     return result
+
+
+PUBLISHED_AT_APPROVAL = 500
 
 
 class AudienceWriter:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import String, cast, false, func, insert, or_, select, update
+from sqlalchemy import Select, String, cast, false, func, insert, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -252,20 +253,28 @@ def _write(
             session.execute(update(SubscriberRow), updates)
 
 
-def _wanted(item: Item, settings: SmsSettings) -> Callable[[list[str], list[str], bool, bool], bool]:
-    """Whether a subscriber (areas, topics, consent, opted out) is in an item's audience."""
-    warning = item.kind is Kind.warning
-    topics = set(item.topics)
-    prefixes = tuple(area_prefix(area) for area in item.areas)
-
-    def wanted(areas: list[str], own_topics: list[str], consent: bool, opted_out: bool) -> bool:
-        if not any(own.startswith(prefixes) for own in areas):
-            return False
-        if warning:
-            return not opted_out or settings.warnings_ignore_opt_out
-        return not opted_out and consent and not topics.isdisjoint(own_topics)
-
-    return wanted
+def _audience_query(item: Item, settings: SmsSettings, *columns: Any) -> Select[Any]:
+    """Subscribers an item's SMS may reach, narrowed by the database: by area exactly (a code is in an
+    area when it starts with the area's prefix, and in the stored JSON every code follows a quote),
+    and by opt-out and consent; routine items also by a rough match of their topics, checked exactly
+    by the caller."""
+    table = SubscriberRow.__table__
+    areas = cast(table.c.areas, String)
+    query = select(*columns).where(
+        or_(*(areas.contains(f'"{area_prefix(area)}', autoescape=True) for area in item.areas))
+        if item.areas
+        else false()
+    )
+    if item.kind is Kind.warning:
+        return query if settings.warnings_ignore_opt_out else query.where(table.c.opted_out_at.is_(None))
+    topics = cast(table.c.topics, String)
+    return query.where(
+        table.c.opted_out_at.is_(None),
+        table.c.consent.is_(True),
+        or_(*(topics.contains(json.dumps(topic), autoescape=True) for topic in item.topics))
+        if item.topics
+        else false(),
+    )
 
 
 # Subscribers are read this many at a time: memory stays flat whatever the size of the store.
@@ -273,27 +282,27 @@ AUDIENCE_CHUNK = 5000
 
 
 def audience(session: Session, item: Item, settings: SmsSettings) -> Iterator[str]:
-    """The phone numbers an item's SMS goes to, in a stable order (by number), streamed.
-
-    The database narrows the rows by area (a subscriber's areas must mention one of the item's area
-    prefixes); the exact rule is applied here, a slice of rows at a time."""
-    wanted = _wanted(item, settings)
-    mentions = [cast(SubscriberRow.areas, String).like(f'%"{area_prefix(area)}%') for area in item.areas]
-    query = (
-        select(
-            SubscriberRow.phone,
-            SubscriberRow.areas,
-            SubscriberRow.topics,
-            SubscriberRow.consent,
-            SubscriberRow.opted_out_at,
-        )
-        .where(or_(*mentions) if mentions else false())
-        .order_by(SubscriberRow.phone)
-        .execution_options(yield_per=AUDIENCE_CHUNK)
+    """The phone numbers an item's SMS goes to, in a stable order (by number), streamed: a warning
+    reaches everyone in its areas; any other kind those who consented and follow one of its topics."""
+    table = SubscriberRow.__table__
+    query = _audience_query(item, settings, table.c.phone, cast(table.c.topics, String)).order_by(
+        table.c.phone
     )
-    for phone, areas, topics, consent, opted_out_at in session.execute(query):
-        if wanted(areas, topics, consent, opted_out_at is not None):
+    rows = session.connection().execution_options(yield_per=AUDIENCE_CHUNK).execute(query)
+    if item.kind is Kind.warning:
+        for phone, _ in rows:
             yield phone
+        return
+    wanted = set(item.topics)
+    for phone, topics in rows:
+        if not wanted.isdisjoint(json.loads(topics)):
+            yield phone
+
+
+def audience_size(session: Session, item: Item, settings: SmsSettings) -> int:
+    if item.kind is Kind.warning:  # the database's narrowing is exact for a warning
+        return session.scalar(_audience_query(item, settings, func.count())) or 0
+    return sum(1 for _ in audience(session, item, settings))
 
 
 def audience_batches(session: Session, item: Item, settings: SmsSettings, size: int) -> Iterator[list[str]]:
@@ -306,10 +315,6 @@ def audience_batches(session: Session, item: Item, settings: SmsSettings, size: 
             batch = []
     if batch:
         yield batch
-
-
-def audience_size(session: Session, item: Item, settings: SmsSettings) -> int:
-    return sum(1 for _ in audience(session, item, settings))
 
 
 def phones_of(session: Session, delivery_id: int) -> list[str]:

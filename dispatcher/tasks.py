@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,14 @@ log = logging.getLogger(__name__)
 DELIVER = "dispatcher.deliver"
 SWEEP = "dispatcher.sweep"
 WATCH = "dispatcher.watch"
+
+
+def broker_connection(path: str) -> sqlite3.Connection:
+    """A connection to the embedded broker's database: WAL, commits that do not wait for the disk."""
+    connection = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
 
 
 def queues() -> tuple[str, ...]:
@@ -150,7 +160,13 @@ def create_app(settings: Settings) -> Celery:
         # cannot travel as an option: it is a class attribute of the transport, set here, when a
         # process builds its app.
         sqlalchemy_transport.Transport.polling_interval = settings.broker_polling_interval
-        transport_options["connect_args"] = {"timeout": 30}
+        # Each published message is a commit; with SQLite's default rollback journal every commit
+        # waits for the disk (25 ms each here: 1,000 tasks took 26 s to publish). In WAL mode with
+        # synchronous=NORMAL a commit does not wait; a power cut may lose the last messages, which
+        # the ledger's sweeper publishes again (the ledger, not the broker, is the truth).
+        transport_options["creator"] = partial(
+            broker_connection, settings.broker_url.removeprefix("sqla+sqlite:///")
+        )
     elif settings.broker_url.startswith(("redis://", "rediss://")):
         # Redis hands an unacknowledged task to another worker after this long; keep it well above
         # any delivery's lease so a slow send is not run twice by the broker.
