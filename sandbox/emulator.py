@@ -3,7 +3,9 @@
 Each emulator is a Flask app built by :func:`emulator_app`. Besides its channel's real API it
 answers, under ``/_sandbox/``:
 
-- ``GET /_sandbox/received``: every state-changing request it accepted, in order, as JSON;
+- ``GET /_sandbox/received``: every state-changing request it accepted, in order, as JSON; an emulator
+  told to keep counts only (``state.summary`` set, ``state.received`` a bounded deque) answers its
+  counts instead, with the last entries under ``last``;
 - ``POST /_sandbox/faults``: queue faults, a JSON list (or one object) of
   ``{"mode": "status"|"delay"|"lost", "status": 503, "retry_after": 2, "seconds": 3,
   "count": 1, "method": "POST", "path": "/2/statuses/share.json"}``:
@@ -27,6 +29,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,13 +87,15 @@ class Clock:
 
 @dataclass
 class EmulatorState:
-    received: list[dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] | deque[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     chaos: Chaos | None = None
     clock: Clock = field(default_factory=Clock)
     #: what an emulator forgets besides the harness's record when ``/_sandbox/reset`` is posted
     on_reset: list[Callable[[], None]] = field(default_factory=list)
+    #: counts only: what ``/_sandbox/received`` answers instead of every entry
+    summary: Callable[[], dict[str, Any]] | None = None
 
     def keep(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -163,6 +168,8 @@ def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState
     @app.get("/_sandbox/received")
     def _received() -> Response:
         with state.lock:
+            if state.summary is not None:
+                return jsonify({**state.summary(), "last": list(state.received)})
             return jsonify(list(state.received))
 
     @app.post("/_sandbox/faults")
