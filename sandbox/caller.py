@@ -23,13 +23,17 @@ Restated from Kannel's source (the public SVN mirror github.com/pruiz/kannel) an
   connections may be open to one host. Redirects (301, 302, 303, 307) are followed up to
   ``HTTP_MAX_FOLLOW`` (5) times. ``http-timeout`` (default 240 s) is the socket timeout.
 
-How this emulation stands in for it: a pool of caller threads, never more than ``max_pending`` (started as
-work arrives, each leaving after a while idle), takes work from one FIFO queue; each thread has at most
-one request in flight, so the bound holds as the semaphore's does. Work is queued as batches (every phone
-of one sendsms request) and a phone's report URLs are filled only when a thread takes that phone, so a
-million queued reports cost a few bytes each. A phone's reports go out one after the other, in the order
-bearerbox made them; different phones' reports go out in parallel, so their order of arrival is not kept
-(nor is it by smsbox, whose calls are answered in any order).
+How this emulation stands in for it: as in ``gwlib/http.c`` (one ``write_request_thread`` starting
+requests, one ``fdset`` reading the answers), one thread runs an event loop that takes work from one FIFO
+queue while fewer than ``max_pending`` calls are in flight (an ``asyncio.Semaphore`` in the place of
+smsbox's) and makes them on non-blocking sockets. It starts with the first work and leaves after a while
+with nothing to do. A first version ran a pool of up to ``max_pending`` blocking threads: with 512 of them
+busy, the threads answering sendsms waited for Python's interpreter lock and answered 10 times slower;
+one loop thread leaves them the interpreter most of the time. Work is queued as batches (every phone of
+one sendsms request) and a phone's report URLs are filled only when that phone is taken, so a million
+queued reports cost a few bytes each. A phone's reports go out one after the other, in the order bearerbox
+made them; different phones' reports go out in parallel, so their order of arrival is not kept (nor is it
+by smsbox, whose calls are answered in any order).
 
 Not emulated: smsbox's semaphore is taken once per message but given back once per answer, retries
 included, so each retry raises its bound by one (here the bound stays fixed); the answer's body is not
@@ -39,10 +43,10 @@ default 100), which only moves the waiting from smsbox's memory to bearerbox's.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-import http.client
 import itertools
-import select
+import ssl
 import threading
 import time
 import urllib.parse
@@ -55,8 +59,11 @@ MAX_PENDING_REQUESTS = 512  # gw/smsbox.c HTTP_MAX_PENDING, the smsbox group's m
 HTTP_TIMEOUT = 240.0  # gwlib/http.c http_client_timeout, the group's http-timeout
 MAX_FOLLOW = 5  # gwlib/http.c HTTP_MAX_FOLLOW
 REDIRECTS = (301, 302, 303, 307)  # gwlib/http.c get_redirection_location
-IDLE_EXIT = 10.0  # seconds a caller thread waits for work before it leaves (an emulator's choice)
+IDLE_EXIT = 10.0  # seconds the loop thread waits for work before it leaves (an emulator's choice)
 LOG_ALL = None  # ``log_last`` meaning: keep every call
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+Pool = dict[tuple[str, str, int], list[Stream]]  # conn_pool: idle connections per scheme, host, port
 
 
 def wire_url(url: str) -> str:
@@ -66,10 +73,10 @@ def wire_url(url: str) -> str:
 
 @dataclass
 class Batch:
-    """Calls waiting in order: ``urls(item)`` makes each item's URLs when a caller thread takes it.
+    """Calls waiting in order: ``urls(item)`` makes each item's URLs when the caller takes it.
 
     ``kind`` names what the calls are (``report``, ``mo``) in the counts; ``size`` is how many calls the
-    whole batch makes; ``done`` hears each call's status and body.
+    whole batch makes; ``done`` hears each call's status and body (from the caller's thread).
     """
 
     kind: str
@@ -107,46 +114,55 @@ class Tally:
         }
 
 
-class ConnectionPool:
-    """``conn_pool``: idle keep-alive connections per scheme, host and port."""
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    keep_alive: bool
+    location: str | None
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
-        self.lock = threading.Lock()
-        self.opened = 0
 
-    def get(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        key = (scheme, host, port)
-        while True:
-            with self.lock:
-                conn = self.idle.get(key, []).pop() if self.idle.get(key) else None
-                if conn is None:
-                    self.opened += 1
-                    kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-                    return kind(host, port, timeout=self.timeout)
-            # conn_pool_get: a connection the server closed while it sat in the pool is readable (EOF)
-            if conn.sock is not None and not select.select([conn.sock], [], [], 0)[0]:
-                return conn
-            conn.close()
-
-    def put(self, scheme: str, host: str, port: int, conn: http.client.HTTPConnection) -> None:
-        with self.lock:
-            self.idle.setdefault((scheme, host, port), []).append(conn)
-
-    def close(self) -> None:
-        with self.lock:
-            for conns in self.idle.values():
-                for conn in conns:
-                    conn.close()
-            self.idle.clear()
+async def read_answer(reader: asyncio.StreamReader) -> Answer:
+    """An HTTP/1.x answer: status line, headers, then the body by length, by chunks or up to EOF."""
+    while True:
+        line = await reader.readline()
+        version, _, rest = line.decode("latin-1").strip().partition(" ")
+        if not version.startswith("HTTP/"):
+            raise ValueError(f"not an HTTP status line: {line!r}")
+        status = int(rest.split(" ", 1)[0])
+        headers: dict[str, str] = {}
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if status >= 200:
+            break  # handle_transaction: a provisional (1xx) answer is followed by the real one
+    # client_read_status: HTTP/1.1 is persistent, HTTP/1.0 not; then the Connection header decides
+    keep_alive = version.upper() != "HTTP/1.0"
+    connection = headers.get("connection", "").lower()
+    keep_alive = keep_alive if connection not in ("close", "keep-alive") else connection == "keep-alive"
+    if status in (204, 304):
+        body = b""
+    elif "chunked" in headers.get("transfer-encoding", "").lower():
+        chunks = []
+        while size := int((await reader.readline()).split(b";")[0].strip() or b"0", 16):
+            chunks.append(await reader.readexactly(size))
+            await reader.readline()
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass  # trailer
+        body = b"".join(chunks)
+    elif "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    else:
+        body, keep_alive = await reader.read(), False
+    return Answer(status, body, keep_alive, headers.get("location"))
 
 
 class Caller:
     """smsbox's outbound HTTP: at most ``max_pending`` calls in flight, the rest queued in order.
 
-    ``retries`` and ``delay`` are ``http-request-retry`` and ``http-queue-delay``; ``log_last`` keeps only
-    that many of the calls made (``None``: every one) while the counts cover them all.
+    ``retries`` and ``delay`` are ``http-request-retry`` and ``http-queue-delay``, ``timeout``
+    ``http-timeout``; ``log_last`` keeps only that many of the calls made (``None``: every one) while the
+    counts cover them all.
     """
 
     def __init__(
@@ -163,27 +179,29 @@ class Caller:
         self.max_pending = max_pending
         self.retries = retries
         self.delay = delay
+        self.timeout = timeout
         self.user_agent = user_agent
-        self.pool = ConnectionPool(timeout)
-        self.lock = threading.Condition()
+        self.lock = threading.Lock()
         self.ready: deque[Batch] = deque()
         self.later: list[tuple[float, int, Batch]] = []  # (due, order, batch): a heap
         self.order = itertools.count()
-        self.threads = 0
-        self.idle = 0
-        self.busy_high = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.wake: asyncio.Event | None = None
+        self.in_flight = 0
+        self.in_flight_high = 0
+        self.opened = 0
         self.tallies: dict[str, Tally] = {}
         self.log: list[dict[str, Any]] | deque[dict[str, Any]] = (
             [] if log_last is LOG_ALL else deque(maxlen=log_last)
         )
 
-    # -- queueing --------------------------------------------------------------------------------------
+    # -- queueing (any thread) -------------------------------------------------------------------------
 
     def tally(self, kind: str) -> Tally:
         return self.tallies.setdefault(kind, Tally())
 
     def enqueue(self, batch: Batch) -> None:
-        """Queue a batch's calls; never blocks on the calls already queued or in flight."""
+        """Queue a batch's calls; never waits for the calls already queued or in flight."""
         if not batch.items:
             return
         with self.lock:
@@ -196,7 +214,15 @@ class Caller:
                 heapq.heappush(self.later, (batch.due, next(self.order), batch))
             else:
                 self.ready.append(batch)
-            self._staff()
+            if self.loop is None:
+                ready = threading.Event()
+                threading.Thread(
+                    target=self._run_loop, args=(ready,), name="kannel-caller", daemon=True
+                ).start()
+                ready.wait()
+            else:
+                assert self.wake is not None
+                self.loop.call_soon_threadsafe(self.wake.set)
 
     def call(self, url: str, kind: str = "mo") -> tuple[int, str]:
         """One call through the queue, waited for: its first attempt's status and body."""
@@ -212,91 +238,101 @@ class Caller:
         answered.wait()
         return result[0]
 
-    def _staff(self) -> None:
-        """Wake an idle caller thread, or start one while fewer than the bound run (lock held)."""
-        if self.idle:
-            self.lock.notify()
-        elif self.threads < self.max_pending:
-            self.threads += 1
-            threading.Thread(target=self._work, name="kannel-caller", daemon=True).start()
+    # -- the loop thread -------------------------------------------------------------------------------
 
-    def _take(self) -> tuple[Batch, Any] | None:
-        """The next item to call for, in order; None when nothing came for ``IDLE_EXIT`` seconds."""
-        with self.lock:
-            idle_since = time.monotonic()
-            while True:
-                now = time.monotonic()
-                while self.later and self.later[0][0] <= now:
-                    self.ready.append(heapq.heappop(self.later)[2])
-                if self.ready:
-                    batch = self.ready[0]
-                    item = batch.items[batch.taken]
-                    batch.taken += 1
-                    if batch.taken == len(batch.items):
-                        self.ready.popleft()
-                    if self.ready:
-                        self._staff()
-                    return batch, item
-                if not self.later and now - idle_since >= IDLE_EXIT:
-                    self.threads -= 1
-                    return None
-                wait = self.later[0][0] - now if self.later else IDLE_EXIT - (now - idle_since)
-                self.idle += 1
-                self.lock.wait(max(wait, 0.001))
-                self.idle -= 1
+    def _run_loop(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop, self.wake = loop, asyncio.Event()
+        ready.set()
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            loop.close()
 
-    def _work(self) -> None:
-        while (taken := self._take()) is not None:
-            batch, item = taken
-            urls = batch.urls(item)
+    def _take(self) -> tuple[Batch, Any] | float:
+        """The next item, in order; else how long to wait for one (lock held)."""
+        now = time.monotonic()
+        while self.later and self.later[0][0] <= now:
+            self.ready.append(heapq.heappop(self.later)[2])
+        if self.ready:
+            batch = self.ready[0]
+            item = batch.items[batch.taken]
+            batch.taken += 1
+            if batch.taken == len(batch.items):
+                self.ready.popleft()
+            return batch, item
+        return self.later[0][0] - now if self.later else IDLE_EXIT
+
+    async def _serve(self) -> None:
+        slots = asyncio.Semaphore(self.max_pending)  # smsbox's max_pending_requests
+        running: set[asyncio.Task[None]] = set()
+        pool: Pool = {}
+        assert self.wake is not None
+        while True:
+            await slots.acquire()
             with self.lock:
-                tally = self.tally(batch.kind)
-                if batch.attempt:
-                    tally.retrying -= len(urls)
-                else:
-                    tally.queued -= len(urls)
-            for url in urls:
-                self._attempt(batch, url)
+                taken = self._take()
+                idle = not isinstance(taken, tuple) and not running and taken == IDLE_EXIT
+            while not isinstance(taken, tuple):
+                self.wake.clear()
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=max(taken, 0.001))
+                except TimeoutError:
+                    if idle:
+                        with self.lock:
+                            if not self.ready and not self.later:
+                                self.loop = None  # the next enqueue starts a new loop
+                                for streams in pool.values():
+                                    for _reader, writer in streams:
+                                        writer.close()
+                                return
+                with self.lock:
+                    taken = self._take()
+                    idle = not isinstance(taken, tuple) and not running and taken == IDLE_EXIT
+            task = asyncio.create_task(self._calls(*taken, pool))
+            running.add(task)
+            task.add_done_callback(running.discard)
+            task.add_done_callback(lambda _task: slots.release())
 
-    def _attempt(self, batch: Batch, url: str) -> None:
+    async def _calls(self, batch: Batch, item: Any, pool: Pool) -> None:
+        """One item's calls, one after the other, holding one slot."""
+        urls = batch.urls(item)
         with self.lock:
             tally = self.tally(batch.kind)
-            tally.in_flight += 1
-            tally.attempts += 1
-            busy = sum(t.in_flight for t in self.tallies.values())
-            self.busy_high = max(self.busy_high, busy)
-        try:
-            status, body = self.fetch(url)
-        finally:
+            if batch.attempt:
+                tally.retrying -= len(urls)
+            else:
+                tally.queued -= len(urls)
+        for url in urls:
             with self.lock:
-                tally.in_flight -= 1
-        # url_result_thread: only HTTP_OK and HTTP_ACCEPTED are success; 204 and 201 are retried too
-        success = status in (200, 202)
-        again = not success and batch.attempt < self.retries
-        with self.lock:
-            tally.by_status[status] += 1
-            if success:
-                tally.sent += 1
-            elif not again:
-                tally.failed += 1
-            self.log.append({"url": url, "status": status, "attempt": batch.attempt, "at": time.time()})
-        if batch.done is not None:
-            batch.done(status, body)
-        if again:
-            self.enqueue(
-                Batch(
-                    batch.kind,
-                    [url],
-                    lambda one: [one],
-                    1,
-                    attempt=batch.attempt + 1,
-                    due=time.monotonic() + self.delay,
-                )
-            )
+                tally.in_flight += 1
+                tally.attempts += 1
+                self.in_flight += 1
+                self.in_flight_high = max(self.in_flight_high, self.in_flight)
+            try:
+                status, body = await self._fetch(url, pool)
+            finally:
+                with self.lock:
+                    tally.in_flight -= 1
+                    self.in_flight -= 1
+            # url_result_thread: only HTTP_OK and HTTP_ACCEPTED are success; 204 and 201 are retried too
+            success = status in (200, 202)
+            again = not success and batch.attempt < self.retries
+            with self.lock:
+                tally.by_status[status] += 1
+                if success:
+                    tally.sent += 1
+                elif not again:
+                    tally.failed += 1
+                self.log.append({"url": url, "status": status, "attempt": batch.attempt, "at": time.time()})
+            if batch.done is not None:
+                batch.done(status, body)
+            if again:
+                retry = Batch(batch.kind, [url], lambda one: [one], 1, attempt=batch.attempt + 1)
+                retry.due = time.monotonic() + self.delay
+                self.enqueue(retry)
 
-    # -- one request -----------------------------------------------------------------------------------
-
-    def fetch(self, url: str) -> tuple[int, str]:
+    async def _fetch(self, url: str, pool: Pool) -> tuple[int, str]:
         """One GET as smsbox's HTTP caller makes it, following redirects; status -1 when nothing answered."""
         for _ in range(MAX_FOLLOW + 1):
             parts = urllib.parse.urlsplit(wire_url(url))
@@ -305,30 +341,46 @@ class Caller:
                 host, port = parts.hostname or "", parts.port or (443 if scheme == "https" else 80)
             except ValueError as error:
                 return -1, str(error)
-            path = parts.path or "/"
-            if parts.query:
-                path += "?" + parts.query
-            conn = self.pool.get(scheme, host, port)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            host_header = host if parts.port is None else f"{host}:{port}"
+            request = (
+                f"GET {path} HTTP/1.1\r\nConnection: keep-alive\r\nUser-Agent: {self.user_agent}\r\n"
+                f"Host: {host_header}\r\n\r\n"
+            ).encode("latin-1", errors="replace")
+            key = (scheme, host, port)
+            stream: Stream | None = None
             try:
-                conn.putrequest("GET", path, skip_accept_encoding=True)
-                conn.putheader("Connection", "keep-alive")
-                conn.putheader("User-Agent", self.user_agent)
-                conn.endheaders()
-                response = conn.getresponse()
-                body = response.read().decode("utf-8", errors="replace")
-            except (OSError, http.client.HTTPException, ValueError) as error:
-                conn.close()
-                return -1, str(error)
-            location = response.getheader("Location")
-            if response.will_close:
-                conn.close()
+                async with asyncio.timeout(self.timeout):
+                    stream = await self._connect(key, pool)
+                    stream[1].write(request)
+                    answer = await read_answer(stream[0])
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
+                if stream is not None:
+                    stream[1].close()
+                return -1, str(error) or type(error).__name__
+            if answer.keep_alive:
+                pool.setdefault(key, []).append(stream)  # conn_pool_put
             else:
-                self.pool.put(scheme, host, port, conn)
-            if response.status in REDIRECTS and location:
-                url = urllib.parse.urljoin(url, location)
+                stream[1].close()
+            if answer.status in REDIRECTS and answer.location:
+                url = urllib.parse.urljoin(url, answer.location)
                 continue
-            return response.status, body
+            return answer.status, answer.body.decode("utf-8", errors="replace")
         return -1, "too many redirects"
+
+    async def _connect(self, key: tuple[str, str, int], pool: Pool) -> Stream:
+        """``conn_pool_get``: an idle connection the server has not closed meanwhile, or a new one."""
+        idle = pool.get(key, [])
+        while idle:
+            reader, writer = idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        scheme, host, port = key
+        with self.lock:
+            self.opened += 1
+        context = ssl.create_default_context() if scheme == "https" else None
+        return await asyncio.open_connection(host, port, ssl=context)
 
     # -- what the sandbox shows ------------------------------------------------------------------------
 
@@ -337,9 +389,8 @@ class Caller:
             return {
                 **{kind: tally.as_dict() for kind, tally in sorted(self.tallies.items())},
                 "max_pending_requests": self.max_pending,
-                "in_flight_high": self.busy_high,
-                "caller_threads": self.threads,
-                "connections_opened": self.pool.opened,
+                "in_flight_high": self.in_flight_high,
+                "connections_opened": self.opened,
             }
 
     def calls(self) -> list[dict[str, Any]]:
