@@ -297,14 +297,13 @@ class Caller:
     async def _calls(self, batch: Batch, item: Any, pool: Pool) -> None:
         """One item's calls, one after the other, holding one slot."""
         urls = batch.urls(item)
-        with self.lock:
-            tally = self.tally(batch.kind)
-            if batch.attempt:
-                tally.retrying -= len(urls)
-            else:
-                tally.queued -= len(urls)
+        tally = self.tally(batch.kind)
         for url in urls:
             with self.lock:
+                if batch.attempt:
+                    tally.retrying -= 1
+                else:
+                    tally.queued -= 1
                 tally.in_flight += 1
                 tally.attempts += 1
                 self.in_flight += 1

@@ -4,8 +4,8 @@ Each emulator is a Flask app built by :func:`emulator_app`. Besides its channel'
 answers, under ``/_sandbox/``:
 
 - ``GET /_sandbox/received``: every state-changing request it accepted, in order, as JSON; an emulator
-  told to keep counts only (``state.summary`` set, ``state.received`` a bounded deque) answers its
-  counts instead, with the last entries under ``last``;
+  told to keep counts only (``state.summary`` set, ``state.received`` kept short) answers its counts
+  instead, with the entries it kept under ``last``;
 - ``POST /_sandbox/faults``: queue faults, a JSON list (or one object) of
   ``{"mode": "status"|"delay"|"lost", "status": 503, "retry_after": 2, "seconds": 3,
   "count": 1, "method": "POST", "path": "/2/statuses/share.json"}``:
@@ -29,7 +29,6 @@ import socket
 import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,7 +86,7 @@ class Clock:
 
 @dataclass
 class EmulatorState:
-    received: list[dict[str, Any]] | deque[dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
     chaos: Chaos | None = None

@@ -53,7 +53,10 @@ What is emulated, for ``GET /cgi-bin/sendsms`` (``POST`` with a ``text/plain`` o
   centre reports the delivery (type 1); an unroutable number gets type 16 ``NACK/no SMSC`` if the mask
   has 2 or 16. Every escape of ``urltrans_fill_escape_codes`` is filled as 1.4.5 fills it for a report.
   Only answers 200 and 202 count; anything else (or no answer) is retried ``http_request_retry`` times,
-  ``http_queue_delay`` seconds apart, then dropped — by default never retried;
+  ``http_queue_delay`` seconds apart, then dropped — by default never retried. Reports go out through
+  smsbox's HTTP caller (``sandbox/caller.py``): at most ``max_pending_requests`` (``max-pending-requests``,
+  default 512) calls in flight, over keep-alive connections, the rest waiting in memory in order, so a
+  slow ``dlr-url`` makes them queue, never the sendsms answers;
 - ``POST /_sandbox/mo`` ``{"from", "text", "to"?, "coding"?, "udh"?}`` plays a phone texting the gateway:
   ``mo_url`` is called as an ``sms-service`` ``get-url`` (``max-messages = 0``: no reply SMS). A text
   GSM cannot carry arrives as UCS-2: without ``mo-recode`` ``%a``/``%b`` are its UTF-16BE bytes,
@@ -64,8 +67,18 @@ phone shows: the parts joined, or the truncated text), ``coding`` (0, 1 or 2 as 
 ``dlr_mask`` (-1 when not given, Kannel's "undefined"), ``dlr_url``, ``parts``, ``truncated``, ``udh`` (hex),
 ``account``, ``smsc``, ``meta_data``. Sandbox-only: ``GET``/``POST /_sandbox/smsc`` ``{"online": bool}``
 takes the SMS centre down (requests are then queued) and back up (the queue is delivered); ``GET
-/_sandbox/callbacks`` lists every URL called back (``url``, ``status``, ``attempt``, ``at``).
-``/_sandbox/reset`` leaves both the queue and that list alone.
+/_sandbox/callbacks`` lists every URL called back (``url``, ``status``, ``attempt``, ``at``); ``GET
+/_sandbox/stats`` counts what was taken and sent: ``sendsms`` (``requests``, ``accepted``, ``refused``,
+``last_accepted_at``, a Unix time), ``phones`` (``reached``, ``parts``, ``queued_at_smsc``, ``unroutable``),
+``reports`` and ``mo`` (``queued``, ``in_flight``, ``retrying``, ``pending``, ``sent``, ``failed``,
+``attempts``, ``by_status``) and ``caller`` (``max_pending_requests``, ``in_flight_high``,
+``connections_opened``). ``/_sandbox/reset`` forgets the phones and the sendsms counts but leaves the SMS
+centre's queue, the calls and their counts alone (reports still in flight keep going).
+
+At a million phones every record costs gigabytes: ``record="counts"`` (``SANDBOX_SMS_RECORD=counts`` for the
+sandbox server) keeps counts and the last ``keep_last`` (100) entries only. ``/_sandbox/received`` then
+answers ``{"record": "counts", "reached", "parts", "queued_at_smsc", "unroutable", "last": [...]}`` and
+``/_sandbox/callbacks`` ``{"record": "counts", "calls", "by_status", "reports", "mo", "last": [...]}``.
 
 Not emulated: XML and HTML ``POST`` bodies (answered ``400 Invalid content-type`` here, parsed by the real
 one), ``sendota``, XML-RPC, white lists, ``faked-sender``/``default-sender``, replies to inbound texts,
@@ -79,7 +92,6 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -494,15 +506,12 @@ class Gateway:
             raise Rejected(400, "UDH field misformed, rejected")
         if udh is not None and len(udh) > MAX_SMS_OCTETS:
             raise Rejected(400, "UDH field is too long, rejected")
-        allowed: list[str] = []
-        denied: list[str] = []
+        legal = frozenset(self.sendsms_chars)
+        allowed: dict[str, None] = {}  # dicts: in order, each number once
+        denied: dict[str, None] = {}
         for number in to.split():
-            illegal = any(char not in self.sendsms_chars for char in number)
-            refused = illegal or any(number.startswith(prefix) for prefix in self.black_list)
-            target = denied if refused else allowed
-            if number not in target:
-                target.append(number)
-        allowed = [number for number in allowed if number not in denied]
+            refused = not legal.issuperset(number) or number.startswith(self.black_list)
+            (denied if refused else allowed)[number] = None
         if not allowed:
             raise Rejected(400, "Number(s) has/have been denied by white- and/or black-lists.")
         sender = text_of(fields.get("from")) or self.global_sender
@@ -537,8 +546,8 @@ class Gateway:
         return Submission(
             username=self.username,
             sender=sender,
-            receivers=allowed,
-            denied=denied,
+            receivers=list(allowed),
+            denied=list(denied),
             msgdata=msgdata,
             coding=coding,
             charset=charset,
@@ -709,6 +718,8 @@ def create_app(
         raise ValueError("max_messages must be at least 1")
     if record not in RECORDS:
         raise ValueError(f"record must be one of {RECORDS}, not {record!r}")
+    if keep_last < 0:
+        raise ValueError("keep_last must not be negative")
     app, state = emulator_app("kannel", injected)
     gateway = Gateway(
         username,
@@ -742,7 +753,6 @@ def create_app(
 
     state.on_reset.append(forget)
     if counts_only:
-        state.received = deque(maxlen=keep_last)
         state.summary = lambda: {"record": "counts", **traffic.as_dict()["phones"]}
 
     def report_kinds(sub: Submission, parts: int | None) -> tuple[int, ...]:
@@ -833,8 +843,10 @@ def create_app(
             "meta_data": sub.meta_data or None,
         }
         # counts only: the record keeps the last few phones, so the others are not written out at all
-        for phone in phones[-keep_last:] if counts_only else phones:
+        for phone in phones[max(len(phones) - keep_last, 0) :] if counts_only else phones:
             state.keep({"to": phone, **entry})
+        if counts_only:
+            del state.received[: max(len(state.received) - keep_last, 0)]
         traffic.reached += len(phones)
         traffic.parts += len(phones) * shown.parts
         return shown
