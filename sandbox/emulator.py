@@ -3,7 +3,9 @@
 Each emulator is a Flask app built by :func:`emulator_app`. Besides its channel's real API it
 answers, under ``/_sandbox/``:
 
-- ``GET /_sandbox/received``: every state-changing request it accepted, in order, as JSON;
+- ``GET /_sandbox/received``: every state-changing request it accepted, in order, as JSON; an emulator
+  told to keep counts only (``state.summary`` set, ``state.received`` kept short) answers its counts
+  instead, with the entries it kept under ``last``;
 - ``POST /_sandbox/faults``: queue faults, a JSON list (or one object) of
   ``{"mode": "status"|"delay"|"lost", "status": 503, "retry_after": 2, "seconds": 3,
   "count": 1, "method": "POST", "path": "/2/statuses/share.json"}``:
@@ -91,6 +93,8 @@ class EmulatorState:
     clock: Clock = field(default_factory=Clock)
     #: what an emulator forgets besides the harness's record when ``/_sandbox/reset`` is posted
     on_reset: list[Callable[[], None]] = field(default_factory=list)
+    #: counts only: what ``/_sandbox/received`` answers instead of every entry
+    summary: Callable[[], dict[str, Any]] | None = None
 
     def keep(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -163,6 +167,8 @@ def emulator_app(name: str, error_body: ErrorBody) -> tuple[Flask, EmulatorState
     @app.get("/_sandbox/received")
     def _received() -> Response:
         with state.lock:
+            if state.summary is not None:
+                return jsonify({**state.summary(), "last": list(state.received)})
             return jsonify(list(state.received))
 
     @app.post("/_sandbox/faults")

@@ -53,7 +53,10 @@ What is emulated, for ``GET /cgi-bin/sendsms`` (``POST`` with a ``text/plain`` o
   centre reports the delivery (type 1); an unroutable number gets type 16 ``NACK/no SMSC`` if the mask
   has 2 or 16. Every escape of ``urltrans_fill_escape_codes`` is filled as 1.4.5 fills it for a report.
   Only answers 200 and 202 count; anything else (or no answer) is retried ``http_request_retry`` times,
-  ``http_queue_delay`` seconds apart, then dropped — by default never retried;
+  ``http_queue_delay`` seconds apart, then dropped — by default never retried. Reports go out through
+  smsbox's HTTP caller (``sandbox/caller.py``): at most ``max_pending_requests`` (``max-pending-requests``,
+  default 512) calls in flight, over keep-alive connections, the rest waiting in memory in order, so a
+  slow ``dlr-url`` makes them queue, never the sendsms answers;
 - ``POST /_sandbox/mo`` ``{"from", "text", "to"?, "coding"?, "udh"?}`` plays a phone texting the gateway:
   ``mo_url`` is called as an ``sms-service`` ``get-url`` (``max-messages = 0``: no reply SMS). A text
   GSM cannot carry arrives as UCS-2: without ``mo-recode`` ``%a``/``%b`` are its UTF-16BE bytes,
@@ -64,8 +67,18 @@ phone shows: the parts joined, or the truncated text), ``coding`` (0, 1 or 2 as 
 ``dlr_mask`` (-1 when not given, Kannel's "undefined"), ``dlr_url``, ``parts``, ``truncated``, ``udh`` (hex),
 ``account``, ``smsc``, ``meta_data``. Sandbox-only: ``GET``/``POST /_sandbox/smsc`` ``{"online": bool}``
 takes the SMS centre down (requests are then queued) and back up (the queue is delivered); ``GET
-/_sandbox/callbacks`` lists every URL called back (``url``, ``status``, ``attempt``, ``at``).
-``/_sandbox/reset`` leaves both the queue and that list alone.
+/_sandbox/callbacks`` lists every URL called back (``url``, ``status``, ``attempt``, ``at``); ``GET
+/_sandbox/stats`` counts what was taken and sent: ``sendsms`` (``requests``, ``accepted``, ``refused``,
+``last_accepted_at``, a Unix time), ``phones`` (``reached``, ``parts``, ``queued_at_smsc``, ``unroutable``),
+``reports`` and ``mo`` (``queued``, ``in_flight``, ``retrying``, ``pending``, ``sent``, ``failed``,
+``attempts``, ``by_status``) and ``caller`` (``max_pending_requests``, ``in_flight_high``,
+``connections_opened``). ``/_sandbox/reset`` forgets the phones and the sendsms counts but leaves the SMS
+centre's queue, the calls and their counts alone (reports still in flight keep going).
+
+At a million phones every record costs gigabytes: ``record="counts"`` (``SANDBOX_SMS_RECORD=counts`` for the
+sandbox server) keeps counts and the last ``keep_last`` (100) entries only. ``/_sandbox/received`` then
+answers ``{"record": "counts", "reached", "parts", "queued_at_smsc", "unroutable", "last": [...]}`` and
+``/_sandbox/callbacks`` ``{"record": "counts", "calls", "by_status", "reports", "mo", "last": [...]}``.
 
 Not emulated: XML and HTML ``POST`` bodies (answered ``400 Invalid content-type`` here, parsed by the real
 one), ``sendota``, XML-RPC, white lists, ``faked-sender``/``default-sender``, replies to inbound texts,
@@ -76,17 +89,15 @@ from __future__ import annotations
 
 import codecs
 import re
-import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
+from sandbox.caller import HTTP_TIMEOUT, MAX_PENDING_REQUESTS, Batch, Caller
 from sandbox.emulator import EmulatorState, emulator_app
 
 SERVER = "Kannel/1.4.5"
@@ -403,48 +414,6 @@ def fill_escapes(pattern: str, msg: Message) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Calling URLs back (delivery reports and inbound texts), with smsbox's retry queue.
-
-
-def wire_url(url: str) -> str:
-    """Kannel writes the URL's bytes as they are; Python's client needs spaces and non-ASCII escaped."""
-    return urllib.parse.quote(url, safe=":/?#[]@!$&'()*+,;=%~")
-
-
-def fetch(url: str, timeout: float = 10.0) -> tuple[int, str]:
-    """One GET as smsbox's HTTP caller makes it; status -1 when nothing answered."""
-    call = urllib.request.Request(wire_url(url), headers={"User-Agent": SERVER})
-    try:
-        with urllib.request.urlopen(call, timeout=timeout) as answer:
-            return answer.status, answer.read().decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", errors="replace")
-    except (OSError, ValueError) as error:
-        return -1, str(error)
-
-
-@dataclass
-class Caller:
-    """smsbox's outbound HTTP: a call counts only if answered 200 or 202; others are queued for retry."""
-
-    retries: int = 0
-    delay: float = 10.0
-    log: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def call(self, url: str, attempt: int = 0) -> tuple[int, str]:
-        status, body = fetch(url)
-        with self.lock:
-            self.log.append({"url": url, "status": status, "attempt": attempt, "at": time.time()})
-        # url_result_thread: only HTTP_OK and HTTP_ACCEPTED are success; 204 and 201 are retried too.
-        if status not in (200, 202) and attempt < self.retries:
-            timer = threading.Timer(self.delay, self.call, args=(url, attempt + 1))
-            timer.daemon = True
-            timer.start()
-        return status, body
-
-
-# ---------------------------------------------------------------------------------------------------
 # The sendsms request.
 
 
@@ -537,15 +506,12 @@ class Gateway:
             raise Rejected(400, "UDH field misformed, rejected")
         if udh is not None and len(udh) > MAX_SMS_OCTETS:
             raise Rejected(400, "UDH field is too long, rejected")
-        allowed: list[str] = []
-        denied: list[str] = []
+        legal = frozenset(self.sendsms_chars)
+        allowed: dict[str, None] = {}  # dicts: in order, each number once
+        denied: dict[str, None] = {}
         for number in to.split():
-            illegal = any(char not in self.sendsms_chars for char in number)
-            refused = illegal or any(number.startswith(prefix) for prefix in self.black_list)
-            target = denied if refused else allowed
-            if number not in target:
-                target.append(number)
-        allowed = [number for number in allowed if number not in denied]
+            refused = not legal.issuperset(number) or number.startswith(self.black_list)
+            (denied if refused else allowed)[number] = None
         if not allowed:
             raise Rejected(400, "Number(s) has/have been denied by white- and/or black-lists.")
         sender = text_of(fields.get("from")) or self.global_sender
@@ -580,8 +546,8 @@ class Gateway:
         return Submission(
             username=self.username,
             sender=sender,
-            receivers=allowed,
-            denied=denied,
+            receivers=list(allowed),
+            denied=list(denied),
             msgdata=msgdata,
             coding=coding,
             charset=charset,
@@ -677,6 +643,38 @@ def header_fields() -> dict[str, bytes]:
     return fields
 
 
+@dataclass
+class Traffic:
+    """What the emulated gateway took: sendsms requests and the phones they reached (``/_sandbox/stats``)."""
+
+    requests: int = 0
+    accepted: int = 0
+    last_accepted_at: float | None = None
+    reached: int = 0
+    parts: int = 0
+    queued_at_smsc: int = 0
+    unroutable: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sendsms": {
+                "requests": self.requests,
+                "accepted": self.accepted,
+                "refused": self.requests - self.accepted,
+                "last_accepted_at": self.last_accepted_at,
+            },
+            "phones": {
+                "reached": self.reached,
+                "parts": self.parts,
+                "queued_at_smsc": self.queued_at_smsc,
+                "unroutable": self.unroutable,
+            },
+        }
+
+
+RECORDS = ("all", "counts")
+
+
 def create_app(
     username: str = "dispatch",
     password: str = "sandbox",
@@ -696,6 +694,10 @@ def create_app(
     http_queue_delay: float = 10.0,
     immediate_sendsms_reply: bool = False,
     mo_receiver: str = "12379",
+    max_pending_requests: int = MAX_PENDING_REQUESTS,
+    http_timeout: float = HTTP_TIMEOUT,
+    record: str = "all",
+    keep_last: int = 100,
 ) -> tuple[Flask, EmulatorState]:
     """The emulated smsbox, configured as its ``kannel.conf`` groups would be.
 
@@ -703,12 +705,21 @@ def create_app(
     false; this project's gateway sets concatenation); ``denied`` the SMS centre's ``denied-prefix``
     (bearerbox finds no route: 403 for the first receiver, type 16 reports); ``black_list`` prefixes
     smsbox drops (its ``black-list-regex`` ``^prefix``); ``mo_recode``, ``global_sender``,
-    ``sendsms_chars``, ``http_request_retry``, ``http_queue_delay`` and ``immediate_sendsms_reply`` the
-    ``smsbox`` group's; ``smsc_id`` the SMS centre's id (``%i``); ``mo_receiver`` the number phones text.
+    ``sendsms_chars``, ``http_request_retry``, ``http_queue_delay``, ``immediate_sendsms_reply``,
+    ``max_pending_requests`` and ``http_timeout`` (``http-timeout``) the ``smsbox`` group's; ``smsc_id``
+    the SMS centre's id (``%i``); ``mo_receiver`` the number phones text. ``report_delay`` is how long
+    the SMS centre takes to report (0: at once).
+
+    Sandbox-only: ``record="counts"`` keeps counts and the last ``keep_last`` entries instead of every
+    phone and every call (see the module's docstring).
     """
     if max_messages < 1:
         # smsbox then writes nothing to bearerbox and so never answers the client: not worth emulating.
         raise ValueError("max_messages must be at least 1")
+    if record not in RECORDS:
+        raise ValueError(f"record must be one of {RECORDS}, not {record!r}")
+    if keep_last < 0:
+        raise ValueError("keep_last must not be negative")
     app, state = emulator_app("kannel", injected)
     gateway = Gateway(
         username,
@@ -720,13 +731,46 @@ def create_app(
         global_sender,
         sendsms_chars,
     )
-    caller = Caller(http_request_retry, http_queue_delay)
+    counts_only = record == "counts"
+    caller = Caller(
+        max_pending_requests,
+        http_request_retry,
+        http_queue_delay,
+        http_timeout,
+        log_last=keep_last if counts_only else None,
+        user_agent=SERVER,
+    )
+    for kind in ("report", "mo"):
+        caller.tally(kind)  # counted from the start, at zero
     online = {"up": smsc_online}
     queue: list[tuple[Submission, str]] = []
+    traffic = Traffic()
+
+    def forget() -> None:
+        fresh = Traffic(queued_at_smsc=len(queue))
+        for name in vars(fresh):
+            setattr(traffic, name, getattr(fresh, name))
+
+    state.on_reset.append(forget)
+    if counts_only:
+        state.summary = lambda: {"record": "counts", **traffic.as_dict()["phones"]}
+
+    def report_kinds(sub: Submission, parts: int | None) -> tuple[int, ...]:
+        """The report types one phone gets, in the order they are made (``parts`` None: no route)."""
+        if not sub.dlr_url or sub.dlr_mask in (UNDEFINED, 0):
+            return ()
+        if parts is None:
+            # bb_smscconn_send_failed with "no SMSC"
+            return (DLR_SMSC_FAILED,) if sub.dlr_mask & (DLR_FAILED | DLR_SMSC_FAILED) else ()
+        # observed: a concatenated text's delivery (first part) is reported before the whole's success
+        concatenated = gateway.concatenation and parts > 1
+        order = (DLR_DELIVERED, DLR_SMSC_SUCCESS) if concatenated else (DLR_SMSC_SUCCESS, DLR_DELIVERED)
+        return tuple(kind for kind in order if sub.dlr_mask & kind)
 
     def reports_for(sub: Submission, phone: str, parts: int | None) -> list[Message]:
         """The delivery reports bearerbox and the SMS centre make for one phone (``parts`` None: no route)."""
-        if not sub.dlr_url or sub.dlr_mask in (UNDEFINED, 0):
+        kinds = report_kinds(sub, parts)
+        if not kinds:
             return []
         base = Message(
             sender=sub.sender,
@@ -738,86 +782,93 @@ def create_app(
             meta_data=f"?orig_msg?dlr_mask={sub.dlr_mask}&",
         )
         if parts is None:
-            if not sub.dlr_mask & (DLR_FAILED | DLR_SMSC_FAILED):
-                return []
-            # bb_smscconn_send_failed with "no SMSC": no SMS centre, hence no smsc-id
-            return [
-                replace(
-                    base,
-                    dlr_mask=DLR_SMSC_FAILED,
-                    msgdata=b"NACK/no SMSC",
-                    smsc_id=sub.smsc,
-                    meta_data=sub.meta_data + base.meta_data,
-                )
-            ]
+            # no SMS centre, hence no smsc-id
+            failed = replace(
+                base,
+                dlr_mask=DLR_SMSC_FAILED,
+                msgdata=b"NACK/no SMSC",
+                smsc_id=sub.smsc,
+                meta_data=sub.meta_data + base.meta_data,
+            )
+            return [failed]
         smsc_message_id = str(uuid.uuid4())
-        concatenated = gateway.concatenation and parts > 1
         made: dict[int, Message] = {
             # handle_split: the SMSC success of a concatenated text names the first part's SMSC id
             DLR_SMSC_SUCCESS: replace(
                 base,
                 dlr_mask=DLR_SMSC_SUCCESS,
                 msgdata=b"ACK/",
-                foreign_id=smsc_message_id if concatenated else "",
+                foreign_id=smsc_message_id if gateway.concatenation and parts > 1 else "",
                 meta_data=sub.meta_data + base.meta_data,
             ),
             # the fake SMS centre's report carries no text; sms_split asks it for the first part only
             DLR_DELIVERED: replace(base, dlr_mask=DLR_DELIVERED, foreign_id=smsc_message_id),
         }
-        # observed: a concatenated text's delivery (first part) is reported before the whole's success
-        order = (DLR_DELIVERED, DLR_SMSC_SUCCESS) if concatenated else (DLR_SMSC_SUCCESS, DLR_DELIVERED)
-        return [made[kind] for kind in order if sub.dlr_mask & kind]
+        return [made[kind] for kind in kinds]
 
-    def report(messages: list[Message]) -> None:
-        if not messages:
-            return
+    def report(sub: Submission, phones: list[str], parts: int) -> None:
+        """Hand the phones' reports to smsbox's caller; the routable ones were delivered in ``parts``."""
 
-        def run() -> None:
-            time.sleep(report_delay)
-            for msg in messages:
+        def parts_of(phone: str) -> int | None:
+            return parts if gateway.routable(phone) else None
+
+        def urls(phone: str) -> list[str]:
+            made = reports_for(sub, phone, parts_of(phone))
+            for msg in made:
                 msg.time, msg.id = int(time.time()), str(uuid.uuid4())
-                caller.call(fill_escapes(msg.dlr_url, msg))
+            return [fill_escapes(msg.dlr_url, msg) for msg in made]
 
-        threading.Thread(target=run, daemon=True).start()
-
-    def deliver(sub: Submission, phone: str) -> list[Message]:
-        """The SMS centre takes the text for one phone: record what the phone shows."""
-        shown = phone_text(sub.msgdata, sub.coding, sub.udh, gateway.concatenation, max_messages)
-        state.keep(
-            {
-                "to": phone,
-                "from": sub.sender,
-                "text": shown.shown,
-                "coding": sub.coding,
-                "charset": sub.charset,
-                "dlr_mask": sub.dlr_mask,
-                "dlr_url": sub.dlr_url or None,
-                "parts": shown.parts,
-                "truncated": shown.truncated,
-                "udh": sub.udh.hex(),
-                "account": sub.account,
-                "smsc": sub.smsc or None,
-                "meta_data": sub.meta_data or None,
-            }
+        unroutable = sum(not gateway.routable(phone) for phone in phones) if gateway.denied else 0
+        size = (len(phones) - unroutable) * len(report_kinds(sub, parts)) + unroutable * len(
+            report_kinds(sub, None)
         )
-        return reports_for(sub, phone, shown.parts)
+        if size:
+            caller.enqueue(Batch("report", phones, urls, size, due=time.monotonic() + report_delay))
+
+    def deliver(sub: Submission, phones: list[str]) -> PhoneText:
+        """The SMS centre takes the text for these phones: record what each phone shows (lock held)."""
+        shown = phone_text(sub.msgdata, sub.coding, sub.udh, gateway.concatenation, max_messages)
+        entry = {
+            "from": sub.sender,
+            "text": shown.shown,
+            "coding": sub.coding,
+            "charset": sub.charset,
+            "dlr_mask": sub.dlr_mask,
+            "dlr_url": sub.dlr_url or None,
+            "parts": shown.parts,
+            "truncated": shown.truncated,
+            "udh": sub.udh.hex(),
+            "account": sub.account,
+            "smsc": sub.smsc or None,
+            "meta_data": sub.meta_data or None,
+        }
+        # counts only: the record keeps the last few phones, so the others are not written out at all
+        for phone in phones[max(len(phones) - keep_last, 0) :] if counts_only else phones:
+            state.keep({"to": phone, **entry})
+        if counts_only:
+            del state.received[: max(len(state.received) - keep_last, 0)]
+        traffic.reached += len(phones)
+        traffic.parts += len(phones) * shown.parts
+        return shown
 
     def submit(sub: Submission) -> tuple[int, str]:
         """Hand every receiver's message to bearerbox; the first one's acknowledgement is the answer."""
-        outcomes: list[str] = []
-        reports: list[Message] = []
+        routable = [gateway.routable(phone) for phone in sub.receivers]
         with state.lock:
-            for phone in sub.receivers:
-                if not gateway.routable(phone):
-                    outcomes.append("failed")  # smsc2_rout: "Cannot find SMSCConn", discarded
-                    reports += reports_for(sub, phone, None)
-                elif not online["up"]:
-                    outcomes.append("buffered")  # smsc2_rout: no active SMS centre, queued
-                    queue.append((sub, phone))
-                else:
-                    outcomes.append("success")
-                    reports += deliver(sub, phone)
-        report(reports)
+            if online["up"]:
+                delivered = [phone for phone, ok in zip(sub.receivers, routable, strict=True) if ok]
+                reported = sub.receivers  # smsc2_rout: "Cannot find SMSCConn": a type 16 report, discarded
+            else:
+                # smsc2_rout: no active SMS centre, queued; the unroutable are reported at once
+                delivered = []
+                reported = [phone for phone, ok in zip(sub.receivers, routable, strict=True) if not ok]
+                queue.extend((sub, phone) for phone, ok in zip(sub.receivers, routable, strict=True) if ok)
+                traffic.queued_at_smsc = len(queue)
+            parts = deliver(sub, delivered).parts if delivered else 0
+            traffic.unroutable += routable.count(False)
+            traffic.accepted += 1
+            traffic.last_accepted_at = time.time()
+        report(sub, reported, parts)
         if immediate_sendsms_reply:
             text = "Sent."
             if sub.denied:
@@ -829,14 +880,16 @@ def create_app(
                 text += f" Message splits: {splits}"
             return 202, text
         # delayed_http_reply, for the first acknowledgement back
-        return {
-            "success": (202, "0: Accepted for delivery"),
-            "buffered": (202, "3: Queued for later delivery"),
-            "failed": (403, "Not routable. Do not try again."),
-        }[outcomes[0]]
+        if not routable[0]:
+            return 403, "Not routable. Do not try again."
+        if not online["up"]:
+            return 202, "3: Queued for later delivery"
+        return 202, "0: Accepted for delivery"
 
     @app.route("/cgi-bin/sendsms", methods=["GET", "POST"])
     def sendsms() -> Response:
+        with state.lock:
+            traffic.requests += 1
         try:
             if request.method == "POST":
                 return answer(*sendsms_post())
@@ -883,24 +936,60 @@ def create_app(
     @app.route("/_sandbox/smsc", methods=["GET", "POST"])
     def smsc() -> dict[str, Any]:
         """Take the SMS centre down (bearerbox queues) or up (the queue is delivered)."""
-        reports: list[Message] = []
         if request.method == "POST":
             wanted = bool((request.get_json(force=True) or {}).get("online", True))
+            batches: list[tuple[Submission, list[str], int]] = []
             with state.lock:
                 online["up"] = wanted
-                if wanted:
-                    while queue:
-                        sub, phone = queue.pop(0)
-                        reports += deliver(sub, phone)
-            report(reports)
+                while wanted and queue:
+                    # the queue in order, one batch per request its phones came from
+                    sub, phones = queue[0][0], []
+                    while queue and queue[0][0] is sub:
+                        phones.append(queue.pop(0)[1])
+                    batches.append((sub, phones, deliver(sub, phones).parts))
+                traffic.queued_at_smsc = len(queue)
+            for sub, phones, parts in batches:
+                report(sub, phones, parts)
         with state.lock:
             return {"online": online["up"], "queued": len(queue)}
 
     @app.get("/_sandbox/callbacks")
     def callbacks() -> Response:
-        """Every URL called back (reports and inbound texts), with the status it got."""
-        with caller.lock:
-            return jsonify(list(caller.log))
+        """Every URL called back (reports and inbound texts), with the status it got; or, counts only,
+        the counts and the last calls."""
+        if not counts_only:
+            return jsonify(caller.calls())
+        stats = caller.stats()
+        by_status: dict[str, int] = {}
+        for kind in ("report", "mo"):
+            for status, count in stats[kind]["by_status"].items():
+                by_status[status] = by_status.get(status, 0) + count
+        return jsonify(
+            {
+                "record": "counts",
+                "calls": stats["report"]["attempts"] + stats["mo"]["attempts"],
+                "by_status": by_status,
+                "reports": stats["report"],
+                "mo": stats["mo"],
+                "last": caller.calls(),
+            }
+        )
+
+    @app.get("/_sandbox/stats")
+    def stats() -> Response:
+        """Counts for a benchmark: requests taken, phones reached, reports queued, sent and failed."""
+        with state.lock:
+            taken = traffic.as_dict()
+        calls = caller.stats()
+        return jsonify(
+            {
+                "record": record,
+                **taken,
+                "reports": calls.pop("report"),
+                "mo": calls.pop("mo"),
+                "caller": calls,
+            }
+        )
 
     @app.post("/_sandbox/mo")
     def inbound() -> tuple[dict[str, Any], int]:
@@ -931,7 +1020,7 @@ def create_app(
             msg.msgdata = msgdata.decode("utf-16-be", errors="replace").encode("utf-8")
             msg.coding, msg.charset = 0, "UTF-8"
         url = fill_escapes(mo_url, msg)
-        status, body = caller.call(url)
+        status, body = caller.call(url, "mo")
         return {"status": status, "body": body, "url": url}, 200
 
     @app.route("/<path:anything>", methods=["GET", "POST"])

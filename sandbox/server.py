@@ -8,6 +8,7 @@ imports the dispatcher, so no emulator can borrow the adapters' beliefs.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class SandboxConfig:
     weibo_tokens: dict[str, int] = field(default_factory=lambda: {"sandbox-token": 1000001})
     weibo_safe_domains: tuple[str, ...] = ("127.0.0.1", "localhost")
     mastodon_tokens: dict[str, str] | None = None
+    #: the SMS emulator's record: ``all`` (every phone and call) or ``counts`` (counts and the last few, for
+    #: runs of a million phones); ``SANDBOX_SMS_RECORD`` in the environment sets it for ``dispatch sandbox``
+    sms_record: str = field(default_factory=lambda: os.environ.get("SANDBOX_SMS_RECORD", "all"))
     #: extra keyword arguments per emulator (``{"website": {"registered_meta": ("dispatch_uid",)}}``)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -89,7 +93,7 @@ class Sandbox:
                 c.kannel_user,
                 c.kannel_password,
                 mo_url=c.mo_url,
-                **{"max_messages": c.max_messages, **options.get("sms", {})},
+                **{"max_messages": c.max_messages, "record": c.sms_record, **options.get("sms", {})},
             ),
             "display": signs.create_app(read_signs(c.sign_registry), **options.get("display", {})),
             "microblog": weibo.create_app(
