@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import queue
 import re
+import threading
+from concurrent.futures import Future
 from urllib.parse import parse_qs
 
 from flask import Flask, Response, request
@@ -27,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from channels.sms import callback_signature
 from dispatcher import subscribers
 from dispatcher.ledger import Ledger
+from dispatcher.spool import Spool
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,9 +62,58 @@ def decode_text(raw: bytes, coding: str, charset: str) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
+class ReportApplier:
+    """Delivery reports written to the ledger in bulk, each request still answered with its outcome.
+
+    A gateway calls back once per phone, hundreds at a time (smsbox keeps up to 512 calls in flight):
+    one transaction per report would queue them all on the ledger's write lock, beside the workers.
+    Each request hands its report to one writer thread and waits; the writer applies every report
+    that arrived meanwhile (up to ``REPORTS_PER_TRANSACTION``) in one transaction, then answers them
+    all. A request whose lot could not be written gets the error, and keeps its report on disk.
+    """
+
+    def __init__(self, ledger: Ledger, spool: Spool) -> None:
+        self.ledger, self.spool = ledger, spool
+        self.waiting: queue.Queue[tuple[subscribers.Report, Future[str | None]]] = queue.Queue()
+        self.lock = threading.Lock()
+        self.writer: threading.Thread | None = None
+
+    def apply(self, report: subscribers.Report) -> str | None:
+        answer: Future[str | None] = Future()
+        self.waiting.put((report, answer))
+        with self.lock:
+            if self.writer is None or not self.writer.is_alive():
+                self.writer = threading.Thread(target=self._write, name="report-writer", daemon=True)
+                self.writer.start()
+        return answer.result(timeout=120)
+
+    def _write(self) -> None:
+        while True:
+            try:
+                lot = [self.waiting.get(timeout=30)]
+            except queue.Empty:
+                return  # idle: the next report starts a writer again
+            while len(lot) < subscribers.REPORTS_PER_TRANSACTION:
+                try:
+                    lot.append(self.waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                subscribers.apply_kept_reports(self.ledger, self.spool)
+                with self.ledger.session() as session:
+                    states = subscribers.apply_reports(session, [report for report, _ in lot])
+            except Exception as exc:  # noqa: BLE001 - every waiting request learns why
+                for _, answer in lot:
+                    answer.set_exception(exc)
+                continue
+            for (_, answer), state in zip(lot, states, strict=True):
+                answer.set_result(state)
+
+
 def create_api(settings: Settings, ledger: Ledger) -> Flask:
     app = Flask("dispatcher")
     spool = subscribers.report_spool(settings.var_dir)
+    applier = ReportApplier(ledger, spool)
     token = settings.api.token.get_secret_value()
     callback_secret = settings.sms.callback_token.get_secret_value()
 
@@ -100,9 +153,7 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
         except ValueError as exc:
             return _text(f"to: {exc}", 400)
         try:
-            subscribers.apply_kept_reports(ledger, spool)
-            with ledger.session() as session:
-                state = subscribers.apply_report(session, key, phone, int(raw_type), part)
+            state = applier.apply((key, phone, int(raw_type), part))
         except SQLAlchemyError as exc:
             # The ledger is locked, its disk full or its server gone: keep the report on disk (the
             # gateway will not call again) and apply it once the ledger answers.

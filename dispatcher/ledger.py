@@ -21,10 +21,12 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    insert,
 )
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import (
@@ -355,6 +357,27 @@ def open_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
+
+
+def insert_rows(session: Session, table: Table, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows of plain values (already in the database's form) through the driver's own
+    executemany. For a million phone numbers SQLAlchemy's per-row handling of parameters costs
+    several seconds; the driver alone a fraction of that."""
+    if not rows:
+        return
+    compiled = insert(table).compile(dialect=session.get_bind().dialect, column_keys=columns)
+    if compiled.positional:
+        order = [columns.index(name) for name in compiled.positiontup or []]
+        params: list[Any] = [tuple(row[i] for i in order) for row in rows]
+    else:
+        params = [dict(zip(columns, row, strict=True)) for row in rows]
+    session.connection().exec_driver_sql(str(compiled), params)
+
+
+def database_form(column: Any, value: Any, session: Session) -> Any:
+    """``value`` as the database stores it for ``column`` (a datetime as SQLite's text, for one)."""
+    processor = column.type.bind_processor(session.get_bind().dialect)
+    return processor(value) if processor else value
 
 
 def private_file(path: Path) -> None:

@@ -28,7 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import Select, String, cast, false, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -52,6 +65,8 @@ log = logging.getLogger(__name__)
 OPT_OUT_WORDS = frozenset({"TD", "T", "STOP", "退订"})
 REPORTS = {1: "delivered", 2: "failed", 4: "queued", 8: "accepted", 16: "rejected"}
 FINAL_REPORTS = frozenset({1, 2, 16})
+#: delivery reports applied together (the API gathers those that arrive while the last lot is written)
+REPORTS_PER_TRANSACTION = 2000
 _YES = {"yes", "y", "true", "1", "是"}
 _NO = {"no", "n", "false", "0", "否"}
 
@@ -350,30 +365,79 @@ def truncated_batches(session: Session, older_than: datetime) -> list[tuple[Deli
     return [(delivery, batch) for delivery, batch in rows]
 
 
+Report = tuple[str, str, int, "int | None"]  # (delivery key, phone, report type, part)
+
+
 def apply_report(
     session: Session, key: str, phone: str, report_type: int, part: int | None = None
 ) -> str | None:
     """Record a delivery report; returns the recipient's state, or None for an unknown delivery or phone."""
-    delivery = session.scalars(select(DeliveryRow).where(DeliveryRow.idempotency_key == key)).one_or_none()
-    if delivery is None:
-        return None
-    recipient = session.scalars(
-        select(RecipientRow).where(RecipientRow.delivery_id == delivery.id, RecipientRow.phone == phone)
-    ).one_or_none()
-    if recipient is None:
-        return None
-    confirmed_by_report(session, delivery, report_type, actor="delivery-report")
-    batch = session.get(SmsBatchRow, delivery.id)
-    if batch is not None:
-        if part is not None and part not in (batch.reported_parts or []):
-            batch.reported_parts = sorted({*(batch.reported_parts or []), part})
-        if report_type in FINAL_REPORTS:  # every part of a long text is reported on its own
-            batch.final_reports += 1
-    if recipient.report_type in FINAL_REPORTS or report_type not in REPORTS:
-        return recipient.state  # a duplicate, or a report older than the final one: nothing changes
-    recipient.report_type = report_type
-    recipient.state = REPORTS[report_type]
-    return recipient.state
+    return apply_reports(session, [(key, phone, report_type, part)])[0]
+
+
+def apply_reports(session: Session, reports: list[Report]) -> list[str | None]:
+    """Record many delivery reports in bulk, in their order: a handful of queries whatever their
+    number. Returns each recipient's state after its report, or None for an unknown delivery or
+    phone. A final report (delivered, failed, rejected) is never overwritten."""
+    if not reports:
+        return []
+    deliveries = {
+        row.idempotency_key: row
+        for row in session.scalars(
+            select(DeliveryRow).where(DeliveryRow.idempotency_key.in_({r[0] for r in reports}))
+        )
+    }
+    pairs = {(deliveries[key].id, phone) for key, phone, _, _ in reports if key in deliveries}
+    table: Table = RecipientRow.__table__  # type: ignore[assignment]
+    recipients: dict[tuple[int, str], dict[str, Any]] = {}
+    for chunk in _slices(sorted(pairs), 2000):
+        found = session.execute(
+            select(table.c.id, table.c.delivery_id, table.c.phone, table.c.report_type, table.c.state).where(
+                tuple_(table.c.delivery_id, table.c.phone).in_(chunk)
+            )
+        )
+        for row in found:
+            recipients[(row.delivery_id, row.phone)] = dict(row._mapping)
+    batches = {
+        batch.delivery_id: batch
+        for batch in session.scalars(
+            select(SmsBatchRow).where(SmsBatchRow.delivery_id.in_({d for d, _ in recipients}))
+        )
+    }
+    states: list[str | None] = []
+    changed: dict[int, dict[str, Any]] = {}
+    for key, phone, report_type, part in reports:
+        delivery = deliveries.get(key)
+        recipient = recipients.get((delivery.id, phone)) if delivery is not None else None
+        if delivery is None or recipient is None:
+            states.append(None)
+            continue
+        confirmed_by_report(session, delivery, report_type, actor="delivery-report")
+        batch = batches.get(delivery.id)
+        if batch is not None:
+            if part is not None and part not in (batch.reported_parts or []):
+                batch.reported_parts = sorted({*(batch.reported_parts or []), part})
+            if report_type in FINAL_REPORTS:  # every part of a long text is reported on its own
+                batch.final_reports += 1
+        if recipient["report_type"] not in FINAL_REPORTS and report_type in REPORTS:
+            recipient["report_type"], recipient["state"] = report_type, REPORTS[report_type]
+            changed[recipient["id"]] = recipient
+        states.append(recipient["state"])
+    if changed:
+        now = utcnow()
+        session.execute(
+            update(table).where(table.c.id == bindparam("rid")),
+            [
+                {"rid": r["id"], "report_type": r["report_type"], "state": r["state"], "updated_at": now}
+                for r in changed.values()
+            ],
+        )
+    return states
+
+
+def _slices(values: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def opt_out(session: Session, phone: str, text: str) -> bool:
@@ -456,18 +520,17 @@ def apply_kept_reports(ledger: Ledger, spool: Spool) -> int:
 
     def apply(entries: list[dict[str, Any]]) -> None:
         with ledger.session() as session:
+            reports: list[Report] = []
             for entry in entries:
                 if entry.get("kind") == "opt_out":
                     opt_out(session, str(entry["phone"]), str(entry["text"]))
                     continue
                 part = entry.get("part")
-                apply_report(
-                    session,
-                    str(entry["key"]),
-                    str(entry["phone"]),
-                    int(entry["type"]),
-                    int(part) if part else None,
+                reports.append(
+                    (str(entry["key"]), str(entry["phone"]), int(entry["type"]), int(part) if part else None)
                 )
+            for chunk in _slices(reports, REPORTS_PER_TRANSACTION):
+                apply_reports(session, chunk)
 
     try:
         return spool.drain(apply)

@@ -153,8 +153,9 @@ def test_a_wrong_password_is_a_permanent_error(
     from channels.base import Payload
 
     channel = build_channel("sms", through(values, api, gateway, password="wrong"))
+    payload = channel.addressed(Payload("sms", delivery.target, delivery.payload), numbers(ledger, delivery))
     with pytest.raises(PermanentChannelError, match="403.*Authorization failed"):
-        channel.send(Payload("sms", delivery.target, delivery.payload), delivery.idempotency_key)
+        channel.send(payload, delivery.idempotency_key)
 
 
 @pytest.mark.parametrize("options", [{"mo_recode": True}, {"mo_recode": False}])
