@@ -39,7 +39,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -391,13 +390,15 @@ def apply_reports(session: Session, reports: list[Report]) -> list[str | None]:
     table: Table = RecipientRow.__table__  # type: ignore[assignment]
     recipients: dict[tuple[int, str], dict[str, Any]] = {}
     for chunk in _slices(sorted(pairs), 2000):
+        # Two IN lists, not one of pairs: SQLite looks pairs up by scanning the whole index.
         found = session.execute(
             select(table.c.id, table.c.delivery_id, table.c.phone, table.c.report_type, table.c.state).where(
-                tuple_(table.c.delivery_id, table.c.phone).in_(chunk)
+                table.c.delivery_id.in_({d for d, _ in chunk}), table.c.phone.in_({p for _, p in chunk})
             )
         )
         for row in found:
-            recipients[(row.delivery_id, row.phone)] = dict(row._mapping)
+            if (row.delivery_id, row.phone) in pairs:
+                recipients[(row.delivery_id, row.phone)] = dict(row._mapping)
     batches = {
         batch.delivery_id: batch
         for batch in session.scalars(
