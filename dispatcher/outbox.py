@@ -62,6 +62,12 @@ def enqueue(ledger: Ledger, broker: Broker | None, deliveries: list[tuple[int, s
     return len(sent)
 
 
+# Deliveries one sweep publishes at most: a sweep takes a pool process while it publishes (a
+# millisecond or more a task on the embedded broker), and sweeps come every couple of seconds; a
+# million-phone warning's ten thousand batches are fed in over a few sweeps, faster than they are sent.
+SWEEP_LIMIT = 1000
+
+
 def due(ledger: Ledger, settings: Settings, broker: Broker) -> list[tuple[int, str]]:
     """Deliveries the sweeper must (re-)enqueue now.
 
@@ -97,10 +103,13 @@ def due(ledger: Ledger, settings: Settings, broker: Broker) -> list[tuple[int, s
             select(DeliveryRow.id, DeliveryRow.queue)
             .where(or_(never_sent, now_due, lapsed))
             .order_by(DeliveryRow.id)
-            .limit(5000)
+            .limit(SWEEP_LIMIT)
         ).all()
         waiting = session.execute(
-            select(DeliveryRow.id, DeliveryRow.queue).where(unclaimed).order_by(DeliveryRow.id).limit(5000)
+            select(DeliveryRow.id, DeliveryRow.queue)
+            .where(unclaimed)
+            .order_by(DeliveryRow.id)
+            .limit(SWEEP_LIMIT)
         ).all()
     work = [(row.id, row.queue) for row in rows]
     if waiting:
