@@ -343,6 +343,7 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="py-spy the pool during the last run")
+    parser.add_argument("--keep", action="store_true", help="keep the runs' ledgers and worker logs")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="dispatch-bench-"))
@@ -388,7 +389,10 @@ def main() -> int:
         box.stop()
         if redis_server is not None:
             stop(redis_server)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"ledgers and worker logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     def median(name: str) -> float:
         return round(statistics.median(r[name] for r in runs), 3)
