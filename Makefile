@@ -19,10 +19,13 @@ ITEMS ?= 300
 chaos: install test-packages
 	$(BIN)/python -m tests.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
 
-# On demand: fan-out throughput against a no-op baseline measured in the same run, and an import of
-# a million subscribers (QUICK=1: smaller runs of both).
+# On demand: fan-out throughput against a no-op baseline measured in the same run (the median of three
+# runs, on the embedded broker and on a redis-server of its own), and an import of a million
+# subscribers (QUICK=1: smaller runs of both).
 bench: install
-	$(BIN)/python bench/fanout.py $(if $(QUICK),--items 20)
+	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
+	$(BIN)/python bench/fanout.py --broker embedded $(if $(QUICK),--items 20)
+	$(BIN)/python bench/fanout.py --broker redis $(if $(QUICK),--items 20)
 	$(BIN)/python bench/subscribers.py --rows $(if $(QUICK),100000,1000000)
 
 lint: install

@@ -36,6 +36,7 @@ from dispatcher.ledger import (
     EventRow,
     ItemRow,
     Ledger,
+    RevisionRow,
     move,
     record,
     record_delivery,
@@ -55,7 +56,6 @@ class Claim:
     payload: Payload
     key: str
     kind: str
-    budget_start: datetime
     #: when the attempt now in doubt was claimed (its request left soon after), if one is
     doubt_since: datetime | None = None
     #: when this attempt was claimed
@@ -146,6 +146,19 @@ def expiry_of(row: DeliveryRow) -> datetime:
     return datetime.fromisoformat(str(row.revision.document["expires"]))
 
 
+def budget_start(session: Session, row: DeliveryRow) -> datetime:
+    """When the delivery's retry budget began: when it was written, or its latest re-drive or loss at its
+    target, each of which starts the budget afresh. Asked only when an attempt fails: the events it reads
+    cannot change while the delivery is claimed (a re-drive takes dead or failed deliveries, a loss sent
+    ones)."""
+    redriven = session.scalar(
+        select(func.max(EventRow.at)).where(
+            EventRow.delivery_id == row.id, EventRow.name.in_(["delivery.redriven", "delivery.lost"])
+        )
+    )
+    return max(row.created_at, redriven) if redriven else row.created_at
+
+
 def claim(
     ledger: Ledger,
     settings: Settings,
@@ -161,11 +174,20 @@ def claim(
     """
     now = ledger.now()
     with ledger.session() as session:
-        row = session.get(DeliveryRow, delivery_id, with_for_update=True)
-        if row is None:
+        # One query for the delivery and what its claim needs of its item and revision (the kind, the
+        # expiry); only the delivery's row is locked.
+        found = session.execute(
+            select(DeliveryRow, ItemRow.kind, RevisionRow.document["expires"].as_string())
+            .join(ItemRow, ItemRow.id == DeliveryRow.item_id)
+            .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
+            .where(DeliveryRow.id == delivery_id)
+            .with_for_update(of=DeliveryRow)
+        ).one_or_none()
+        if found is None:
             log.warning("delivery %s does not exist; task dropped", delivery_id)
             record(session, "task.unknown_delivery", actor=worker, delivery_id=None, requested=delivery_id)
             return None
+        row, kind, expires_at = found
         busy = row.state is DeliveryState.sending and row.lease_until and row.lease_until > now
         # Waiting states honour their time: a stray task must not cut a backoff, a circuit's rest
         # or a rate limit short (an unknown outcome waits too, before it is settled by lookup).
@@ -188,7 +210,7 @@ def claim(
         in_doubt = row.state is DeliveryState.unknown or (
             row.state is DeliveryState.sending and lapsed_in_doubt(session, row, marks_requests(row.channel))
         )
-        expires = expiry_of(row)
+        expires = datetime.fromisoformat(str(expires_at))
         if expires <= now:
             # Past its expiry nothing of an item goes out, however it was held up (a broker outage,
             # a sign showing a warning): the delivery ends as expired, on the record.
@@ -216,14 +238,7 @@ def claim(
             row.lease_until = None
             row.last_error = f"{reason}; next try at {resume_at:%H:%M:%S}Z"
             return None
-        kind = session.get_one(ItemRow, row.item_id).kind
         doubt_since = doubt_began(session, row) if in_doubt else None
-        # A re-drive, or a target that lost what it was sent, starts the retry budget afresh.
-        redriven = session.scalar(
-            select(func.max(EventRow.at)).where(
-                EventRow.delivery_id == row.id, EventRow.name.in_(["delivery.redriven", "delivery.lost"])
-            )
-        )
         row.attempts += 1
         move(
             session,
@@ -243,7 +258,6 @@ def claim(
             Payload(row.channel, row.target, dict(row.payload)),
             row.idempotency_key,
             kind,
-            max(row.created_at, redriven) if redriven else row.created_at,
             doubt_since,
             now,
         )
@@ -514,7 +528,7 @@ def retry_or_give_up(
     """A temporary failure: try again after a backoff, or end as dead once the budget is spent."""
     circuits.failed(session, settings, row.channel, row.target, str(error), worker, now)
     budget = settings.budget(row.channel)
-    spent = (now - taken.budget_start).total_seconds()
+    spent = (now - budget_start(session, row)).total_seconds()
     if row.attempts >= budget.attempts or spent >= budget.seconds:
         move(
             session,

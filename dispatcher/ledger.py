@@ -19,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
@@ -145,10 +146,13 @@ class DeliveryRow(Base):
     """One (revision, channel, target) unit of work with the exact payload that was approved."""
 
     __tablename__ = "deliveries"
+    # Whether an item still has deliveries on their way is one lookup here, whatever its size; the
+    # index also serves every query by item alone.
+    __table_args__ = (Index("ix_deliveries_item_id_state", "item_id", "state"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"), index=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     channel: Mapped[str] = mapped_column(String(20))
     target: Mapped[str] = mapped_column(String(100))
     queue: Mapped[str] = mapped_column(String(20))

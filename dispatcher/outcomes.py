@@ -19,9 +19,19 @@ from dispatcher.ledger import (
     utcnow,
 )
 
+#: The states a delivery is still on its way in.
+UNSETTLED = tuple(state for state in DeliveryState if state not in TERMINAL)
+
 
 def settle_item(session: Session, item_id: int, worker: str) -> None:
-    """Once every delivery of the item is terminal, mark it published, partially published or failed."""
+    """Once every delivery of the item is terminal, mark it published, partially published or failed.
+
+    Called after each delivery that ends: while any other delivery of the item is on its way, one
+    lookup in the index on (item, state) says so, and only the last one counts them all (counting
+    after every delivery made an item of thousands of deliveries quadratic)."""
+    unsettled = select(DeliveryRow.id).where(DeliveryRow.item_id == item_id, DeliveryRow.state.in_(UNSETTLED))
+    if session.scalar(unsettled.limit(1)) is not None:
+        return
     counts = dict(
         session.execute(
             select(DeliveryRow.state, func.count())

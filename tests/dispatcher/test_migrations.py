@@ -201,13 +201,16 @@ def test_the_comparison_sees_what_the_migrations_lack(tmp_path: Path) -> None:
     ledger.dispose()
 
 
-LATER_REVISION = '''"""A later revision that rebuilds a table others refer to (SQLite's batch operations)."""
+#: The number of a revision after this release's newest.
+LATER = f"{int(HEAD) + 1:04d}"
+
+LATER_REVISION = f'''"""A later revision that rebuilds a table others refer to (SQLite's batch operations)."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{LATER}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -228,15 +231,18 @@ def test_a_later_revision_reaches_a_ledger_of_release_0_1(tmp_path: Path) -> Non
     references intact, even when SQLite must copy a table that others refer to."""
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0002_summary.py").write_text(LATER_REVISION, encoding="utf-8")
+    (migrations / "versions" / f"{LATER}_summary.py").write_text(LATER_REVISION, encoding="utf-8")
     path = tmp_path / "ledger.sqlite"
     url = release_0_1(path)
     before = rows(path)
     engine = open_engine(url)
-    done = upgrade(engine, migrations=migrations, head="0002")
-    assert (done.before, done.after, done.adopted) == (None, "0002", True)
-    assert str(done) == "ledger of release 0.1 (no version) checked and stamped 0001, then migrated to 0002"
-    assert stored_version(engine) == "0002"
+    done = upgrade(engine, migrations=migrations, head=LATER)
+    assert (done.before, done.after, done.adopted) == (None, LATER, True)
+    assert (
+        str(done)
+        == f"ledger of release 0.1 (no version) checked and stamped {FIRST}, then migrated to {LATER}"
+    )
+    assert stored_version(engine) == LATER
     after = rows(path)
     assert after["items"] == [row + (None,) for row in before["items"]]
     assert {t: r for t, r in after.items() if t != "items"} == {
@@ -311,7 +317,10 @@ def test_dispatch_ledger_version_and_upgrade(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setenv("DISPATCH_LEDGER_URL", release_0_1(tmp_path / "old.sqlite"))
     assert run("ledger", "version").startswith("none: written by release 0.1, before migrations")
-    assert run("ledger", "upgrade") == f"ledger of release 0.1 (no version) checked and stamped {FIRST}"
+    assert (
+        run("ledger", "upgrade")
+        == f"ledger of release 0.1 (no version) checked and stamped {FIRST}, then migrated to {HEAD}"
+    )
     assert run("ledger", "version") == f"{HEAD} (this release's newest revision)"
 
 

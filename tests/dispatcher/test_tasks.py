@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from celery import Celery
+from kombu import Connection, Queue
+from kombu.message import Message
 from sqlalchemy.exc import OperationalError
 
 from dispatcher import tasks
@@ -109,3 +113,34 @@ def test_the_app_makes_the_var_dir_its_beat_needs_whatever_the_broker(tmp_path: 
     assert not (tmp_path / "var").exists()
     app = tasks.create_app(settings)
     assert (tmp_path / "var").is_dir() and app.conf.beat_schedule_filename.startswith(str(tmp_path / "var"))
+
+
+def test_the_embedded_broker_takes_the_next_task_once_one_is_acknowledged(tmp_path: Path) -> None:
+    """With prefetch 1 and late acknowledgement the consumer may take nothing while a task runs; once
+    it is acknowledged, the next is taken then, not at the next poll (here 30 s away)."""
+    transport = tasks.embedded_transport(polling_interval=30.0)
+    taken: list[Message] = []
+    with Connection(f"sqlite:///{tmp_path / 'broker.sqlite'}", transport=transport) as connection:
+        queue = Queue("work")
+        with connection.Producer() as producer:
+            for n in (1, 2):
+                producer.publish({"n": n}, routing_key="work", declare=[queue], serializer="json")
+        consumer = connection.Consumer(queue, callbacks=[lambda _body, message: taken.append(message)])
+        consumer.qos(prefetch_count=1)
+        with consumer:
+            connection.drain_events(timeout=10)
+            assert [m.payload for m in taken] == [{"n": 1}]
+            threading.Timer(0.2, taken[0].ack).start()
+            started = time.monotonic()
+            connection.drain_events(timeout=60)
+            assert [m.payload for m in taken] == [{"n": 1}, {"n": 2}]
+            assert time.monotonic() - started < 15, "the consumer slept until its next poll"
+
+
+def test_an_app_on_the_embedded_broker_uses_its_transport_at_the_configured_interval(
+    settings: Settings,
+) -> None:
+    app = tasks.create_app(settings.model_copy(update={"broker_polling_interval": 0.25}))
+    with app.connection_for_write() as connection:
+        assert isinstance(connection.transport, tasks.EmbeddedTransport)
+        assert connection.transport.polling_interval == 0.25
