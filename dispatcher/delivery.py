@@ -337,24 +337,26 @@ def deliver(
     doubt = taken.in_doubt  # an earlier attempt may have landed and nothing has said otherwise yet
     try:
         channel = adapter(taken.payload.channel)
-        if channel.reaches_subscribers:  # the batch's numbers, written at approval, checked by addressed
-            with ledger.session() as session:
-                phones = subscribers.phones_of(session, taken.delivery_id)
-            taken = replace(taken, payload=channel.addressed(taken.payload, phones))
         if doubt:
             receipt, how = settle(ledger, settings, channel, taken)
             doubt = how == "repeated"
         if receipt is None:
-            if not channel.can_look_up:
-                with ledger.session() as session:  # from here on, the request may have left
-                    record(
-                        session,
-                        "delivery.requesting",
-                        actor=worker,
-                        item_id=taken.item_id,
-                        delivery_id=taken.delivery_id,
-                        attempt=taken.attempt,
-                    )
+            if channel.reaches_subscribers or not channel.can_look_up:
+                # One transaction: the batch's numbers as approval wrote them (checked against the
+                # pin by ``addressed``), and the mark that from here on the request may have left.
+                with ledger.session() as session:
+                    if channel.reaches_subscribers:
+                        phones = subscribers.phones_of(session, taken.delivery_id)
+                        taken = replace(taken, payload=channel.addressed(taken.payload, phones))
+                    if not channel.can_look_up:
+                        record(
+                            session,
+                            "delivery.requesting",
+                            actor=worker,
+                            item_id=taken.item_id,
+                            delivery_id=taken.delivery_id,
+                            attempt=taken.attempt,
+                        )
             receipt = channel.send(taken.payload, taken.key)
         if receipt is not None and receipt.detail.get("duplicates"):
             receipt = remove_duplicates(ledger, channel, taken, worker, receipt)

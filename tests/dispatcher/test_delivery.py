@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 from pydantic import SecretStr
-from sqlalchemy import update
+from sqlalchemy import delete, insert, update
 
 from dispatcher import approval, outbox
 from dispatcher.delivery import claim, deliver
@@ -21,6 +21,7 @@ from dispatcher.ledger import (
     ItemRow,
     ItemState,
     Ledger,
+    RecipientRow,
     RevisionRow,
     record,
     utcnow,
@@ -637,6 +638,28 @@ def test_a_pinned_payload_copied_onto_another_delivery_is_refused(
         )
     assert deliver(ledger, settings, second.id, WORKER) is None
     assert "approval pin" in row(ledger, second.id).last_error
+
+
+@pytest.mark.parametrize("change", ["add a number", "remove a number", "swap a number"])
+def test_a_batch_whose_numbers_were_altered_in_the_ledger_is_refused(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox, change: str
+) -> None:
+    sms = approved(ledger, settings, channels=["sms"])[0]
+    phones = numbers(ledger, sms)
+    with ledger.session() as session:
+        table = RecipientRow.__table__
+        if change == "add a number":
+            session.execute(insert(table).values(delivery_id=sms.id, phone="+8613900000999", state="pending"))
+        elif change == "remove a number":
+            session.execute(delete(table).where(table.c.phone == phones[-1]))
+        else:
+            session.execute(update(table).where(table.c.phone == phones[0]).values(phone="+8613900000999"))
+    assert deliver(ledger, settings, sms.id, WORKER) is DeliveryState.failed
+    assert "approved" in row(ledger, sms.id).last_error
+    assert received(sandbox, "sms") == []
+    with ledger.session() as session:  # refused before the request could leave: nothing in doubt
+        names = [e.name for e in session.query(EventRow).filter_by(delivery_id=sms.id)]
+    assert "delivery.requesting" not in names
 
 
 def test_a_sign_message_with_under_a_minute_left_ends_expired(
