@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -37,14 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
+import common  # bench/, beside this file
+from common import PROJECT, SIGNS, start_redis, stop
 
-SIGNS = """\
-signs:
-  - {id: S1, area: "110105", lines: 2, chars_per_line: 12, max_pages: 6, address: S1}
-  - {id: S2, area: "110105", lines: 3, chars_per_line: 16, max_pages: 4, address: S2}
-"""
+sys.path.insert(0, str(PROJECT))
 
 DOCUMENT = {
     "kind": "warning",
@@ -58,46 +52,6 @@ DOCUMENT = {
     "urgency": "Expected",
     "certainty": "Possible",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A redis-server of the benchmark's own on 127.0.0.1, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is not installed (Debian: apt-get install redis-server)")
-    port = free_port()
-    (workdir / "redis").mkdir()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [*argv, "--dir", str(workdir / "redis")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return process, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            time.sleep(0.05)
-    stop(process)
-    sys.exit("redis-server did not answer PING within 10 s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def queue_depth(broker_url: str) -> int:
@@ -321,15 +275,8 @@ def one_run(
 
 
 def merge(key: str, figures: dict[str, Any]) -> Path:
-    """Merge ``fanout.<key>`` into var/bench/latest.json, keeping every other benchmark's figures."""
-    out = PROJECT / "var" / "bench" / "latest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    latest = json.loads(out.read_text()) if out.exists() else {}
-    latest.setdefault("fanout", {})[key] = figures
-    scratch = out.with_suffix(f".{os.getpid()}.tmp")
-    scratch.write_text(json.dumps(latest, indent=2, ensure_ascii=False) + "\n")
-    scratch.replace(out)
-    return out
+    """Keep ``fanout.<key>`` in var/bench/latest.json beside every other benchmark's figures."""
+    return common.merge(("fanout", key), figures)
 
 
 def main() -> int:

@@ -30,14 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
+import common  # bench/, beside this file
+from common import PROJECT, SIGNS, start_redis, stop
 
-SIGNS = """\
-signs:
-  - {id: S1, area: "110105", lines: 2, chars_per_line: 12, max_pages: 6, address: S1}
-  - {id: S2, area: "110105", lines: 3, chars_per_line: 16, max_pages: 4, address: S2}
-"""
+sys.path.insert(0, str(PROJECT))
 WARNING = {
     "kind": "warning",
     "title": "朝阳区暴雨红色预警",
@@ -104,7 +100,7 @@ def ledger_bytes(var_dir: Path) -> int:
     return sum(p.stat().st_size for p in var_dir.glob("ledger.sqlite*"))
 
 
-def run_once(subscribers: int, broker_url: str | None, bound: float) -> dict[str, Any]:
+def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="dispatch-mass-"))
     (workdir / "signs.yaml").write_text(SIGNS, encoding="utf-8")
     env = dict(os.environ)
@@ -113,10 +109,16 @@ def run_once(subscribers: int, broker_url: str | None, bound: float) -> dict[str
             "DISPATCH_VAR_DIR": str(workdir / "var"),
             "DISPATCH_DISPLAY__REGISTRY": str(workdir / "signs.yaml"),
             "DISPATCH_WORKER_CONCURRENCY": "2",
+            "DISPATCH_SMS__BATCH_SIZE": str(batch_size),
+            # The gateway emulator keeps counts, not a record of every phone.
+            "SANDBOX_SMS_RECORD": "counts",
         }
     )
-    if broker_url:
-        env["DISPATCH_BROKER_URL"] = broker_url
+    redis_server = None
+    if broker == "redis":
+        redis_server, env["DISPATCH_BROKER_URL"] = start_redis(workdir)
+    elif broker != "embedded":
+        env["DISPATCH_BROKER_URL"] = broker
     os.environ.update(env)
 
     from sqlalchemy import func, select
@@ -143,7 +145,7 @@ def run_once(subscribers: int, broker_url: str | None, bound: float) -> dict[str
         [*dispatch, "api", "--port", str(api_port)], env=env, stdout=api_log, stderr=subprocess.STDOUT
     )
     worker = start_worker(env, workdir / "worker.log", beat=True, concurrency=2)
-    result: dict[str, Any] = {"recipients": subscribers}
+    result: dict[str, Any] = {"recipients": subscribers, "batch_size": batch_size}
     try:
         time.sleep(3)  # the worker connects before the clock starts
         item_id = approval.submit(ledger, parse_item(WARNING))
@@ -193,9 +195,9 @@ def run_once(subscribers: int, broker_url: str | None, bound: float) -> dict[str
         applied = 0
         while time.monotonic() < deadline:
             with ledger.session() as session:
-                applied = session.scalar(
-                    select(func.count()).where(RecipientRow.report_type.is_not(None))
-                ) or 0
+                applied = (
+                    session.scalar(select(func.count()).where(RecipientRow.report_type.is_not(None))) or 0
+                )
             if applied >= subscribers:
                 break
             time.sleep(1)
@@ -217,6 +219,8 @@ def run_once(subscribers: int, broker_url: str | None, bound: float) -> dict[str
         api_log.close()
         box.stop()
         ledger.dispose()
+        if redis_server is not None:
+            stop(redis_server)
         if os.environ.get("DISPATCH_BENCH_KEEP"):
             print(f"kept {workdir}", file=sys.stderr)
         else:
@@ -227,18 +231,20 @@ def run_once(subscribers: int, broker_url: str | None, bound: float) -> dict[str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=1_000_000)
-    parser.add_argument("--broker", default=None, help="broker URL (default: the embedded one)")
+    parser.add_argument(
+        "--broker", default="embedded", help="embedded (default), redis (a redis-server of its own) or a URL"
+    )
     parser.add_argument("--bound", type=float, default=900, help="seconds to wait for the fan-out")
+    parser.add_argument("--batch-size", type=int, default=100, help="DISPATCH_SMS__BATCH_SIZE")
     args = parser.parse_args()
     # Each run in a process of its own: settings and emulators are per process.
     if os.environ.get("DISPATCH_BENCH_CHILD"):
-        print(json.dumps(run_once(args.subscribers, args.broker, args.bound)))
+        print(json.dumps(run_once(args.subscribers, args.broker, args.bound, args.batch_size)))
         return 0
     runs = {}
     for label, count in (("baseline", 50), ("mass", args.subscribers)):
         argv = [sys.executable, __file__, "--subscribers", str(count), "--bound", str(args.bound)]
-        if args.broker:
-            argv += ["--broker", args.broker]
+        argv += ["--broker", args.broker, "--batch-size", str(args.batch_size)]
         done = subprocess.run(
             argv, env={**os.environ, "DISPATCH_BENCH_CHILD": "1"}, capture_output=True, text=True, check=False
         )
@@ -247,8 +253,11 @@ def main() -> int:
             return 1
         runs[label] = json.loads(done.stdout.strip().splitlines()[-1])
     base, mass = runs["baseline"], runs["mass"]
-    broker = "redis" if (args.broker or "").startswith("redis") else "embedded"
-    print(f"broker: {broker}; one warning to every channel; SMS to {mass['recipients']:,} subscribers")
+    broker = "redis" if args.broker.startswith("redis") else "embedded"
+    print(
+        f"broker: {broker}; one warning to every channel; SMS to {mass['recipients']:,} subscribers "
+        f"in batches of {args.batch_size}"
+    )
     print(f"{'':28}{'50 subscribers':>16}{mass['recipients']:>14,}")
     for key, label in (
         ("approve_seconds", "approval (s)"),
@@ -261,11 +270,7 @@ def main() -> int:
         ("ledger_bytes_per_recipient", "ledger bytes/recipient"),
     ):
         print(f"{label:28}{base.get(key, '-')!s:>16}{mass.get(key, '-')!s:>14}")
-    out = PROJECT / "var" / "bench" / "latest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    latest = json.loads(out.read_text()) if out.exists() else {}
-    latest["mass_sms"] = {**mass, "broker": broker, "baseline": base}
-    out.write_text(json.dumps(latest, indent=2) + "\n")
+    common.merge(("mass_sms",), {**mass, "broker": broker, "baseline": base})
     return 0
 
 

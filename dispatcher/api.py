@@ -21,6 +21,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from concurrent.futures import Future
 from urllib.parse import parse_qs
 
@@ -72,8 +73,12 @@ class ReportApplier:
     all. A request whose lot could not be written gets the error, and keeps its report on disk.
     """
 
+    #: seconds between the starts of two lots
+    PAUSE = 0.25
+
     def __init__(self, ledger: Ledger, spool: Spool) -> None:
         self.ledger, self.spool = ledger, spool
+        self.next_lot = 0.0
         self.waiting: queue.Queue[tuple[subscribers.Report, Future[str | None]]] = queue.Queue()
         self.lock = threading.Lock()
         self.writer: threading.Thread | None = None
@@ -93,6 +98,11 @@ class ReportApplier:
                 lot = [self.waiting.get(timeout=30)]
             except queue.Empty:
                 return  # idle: the next report starts a writer again
+            # At most one lot per PAUSE: the reports that come meanwhile join the next one, and
+            # between lots the ledger's write lock is the workers'. Written as fast as they came,
+            # a stream of reports kept SQLite's lock taken and the workers' claims waiting for it.
+            time.sleep(max(0.0, self.next_lot - time.monotonic()))
+            self.next_lot = time.monotonic() + self.PAUSE
             while len(lot) < subscribers.REPORTS_PER_TRANSACTION:
                 try:
                     lot.append(self.waiting.get_nowait())
