@@ -14,7 +14,8 @@ of its own, and measures:
 - the ledger's growth per recipient, and how many delivery reports were applied by the end.
 
 The baseline printed beside it is the same warning to the 50 subscribers of a small store, in the
-same run. Run: ``.venv/bin/python bench/mass_sms.py [--subscribers 1000000] [--broker redis://…]``.
+same run. Run: ``.venv/bin/python bench/mass_sms.py [--subscribers 1000000] [--broker embedded|redis|URL]
+[--batch-size 100]`` (``redis`` starts a redis-server of its own on 127.0.0.1).
 """
 
 from __future__ import annotations

@@ -326,7 +326,7 @@ def approve(
     return result
 
 
-PUBLISHED_AT_APPROVAL = 200
+PUBLISHED_AT_APPROVAL = 100
 
 
 class AudienceWriter:

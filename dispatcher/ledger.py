@@ -198,7 +198,8 @@ class RecipientRow(Base):
     __table_args__ = (UniqueConstraint("delivery_id", "phone"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    # Found by the unique index on (delivery_id, phone): no index of its own.
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id"))
     phone: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(16), default="pending")
     report_type: Mapped[int | None] = mapped_column(Integer)
