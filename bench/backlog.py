@@ -370,9 +370,10 @@ def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    result = {
-        "baseline": summary(baseline.latencies),
-        "backlog": summary(behind.latencies),
+    before, behind_figures = summary(baseline.latencies), summary(behind.latencies)
+    result: dict[str, Any] = {
+        "baseline": before,
+        "backlog": behind_figures,
         "not_sent": baseline.not_sent + behind.not_sent,
         "backlog_size": size,
         "backlog_approve_seconds": round(tip_seconds, 1),
@@ -382,10 +383,10 @@ def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
         "warning_approve_median_ms": round(statistics.median(behind.approve_seconds) * 1000, 1),
     }
     print(
-        f"run {number}: baseline p50 {result['baseline']['p50_seconds']:.2f} s, "
-        f"p99 {result['baseline']['p99_seconds']:.2f} s | behind the backlog "
-        f"p50 {result['backlog']['p50_seconds']:.2f} s, p99 {result['backlog']['p99_seconds']:.2f} s, "
-        f"max {result['backlog']['max_seconds']:.2f} s | backlog {size} "
+        f"run {number}: baseline p50 {before['p50_seconds']:.2f} s, "
+        f"p99 {before['p99_seconds']:.2f} s | behind the backlog "
+        f"p50 {behind_figures['p50_seconds']:.2f} s, p99 {behind_figures['p99_seconds']:.2f} s, "
+        f"max {behind_figures['max_seconds']:.2f} s | backlog {size} "
         f"(approved in {tip_seconds:.0f} s), waiting {waiting_at_start} -> {waiting_at_end}, "
         f"routine {routine_rate:.0f}/s",
         flush=True,
