@@ -253,8 +253,11 @@ def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
         stop_worker(workers.pop())
 
 
-def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
-    """One run, in a fresh directory with its own broker, emulators, ledger and workers."""
+def run_once(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One run, in a fresh directory with its own broker, emulators, ledger and workers: the baseline
+    rounds, then the backlog, then the rounds behind it."""
+    setup: dict[str, Any] = {}
+    rounds: list[dict[str, Any]] = []
     workdir = Path(tempfile.mkdtemp(prefix="dispatch-backlog-"))
     saved = dict(os.environ)
     redis: RedisServer | None = None
@@ -313,13 +316,18 @@ def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
 
         reader = LedgerReader(Path(settings.ledger_url.removeprefix("sqlite:///")))
         workers = start_workers(args.workers, workdir)
-        # one warning first, so that neither phase pays the workers' start
+        # one warning first, so that no round pays the workers' start
         warnings_phase(1, 0, approve, submit, reader, "预热", timeout=120)
-        baseline = warnings_phase(args.warnings, args.gap, approve, submit, reader, "基线", 300)
-        # The backlog is queued while no worker runs: the warnings then start behind all of it, and
-        # no sweep re-publishes deliveries whose enqueue is still under way (see the README).
+        for n in range(args.rounds):
+            load = os.getloadavg()[0]
+            phase = warnings_phase(args.warnings, args.gap, approve, submit, reader, f"基线{n}", 300)
+            rounds.append({"phase": "baseline", **summary(phase.latencies), "not_sent": phase.not_sent})
+            rounds[-1]["load_average"] = round(max(load, os.getloadavg()[0]), 1)
+            report(rounds[-1])
+        # The backlog is queued while no worker runs, so the warnings start behind all of it. (Queued
+        # while the workers run, a sweep re-publishes every delivery whose enqueue is still under
+        # way: approval marks them enqueued only once the last one is published.)
         stop_workers(workers)
-
         tip = approval.submit(
             ledger,
             parse_item(
@@ -339,8 +347,9 @@ def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
         one_phone = settings.model_copy(update={"sms": settings.sms.model_copy(update={"batch_size": 1})})
         t0 = time.monotonic()
         approval.approve(ledger, one_phone, tip, "bench-approver", broker)
-        tip_seconds = time.monotonic() - t0
-        size = reader.progress([tip])[tip][0]
+        setup["backlog_approve_seconds"] = round(time.monotonic() - t0, 1)
+        size = setup["backlog_size"] = reader.progress([tip])[tip][0]
+        print(f"backlog: {size} deliveries approved in {setup['backlog_approve_seconds']:.0f} s", flush=True)
         workers = start_workers(args.workers, workdir)
         deadline = time.monotonic() + 120
         while reader.waiting(tip) > size - 20:  # the pool is taking the backlog
@@ -348,11 +357,23 @@ def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
                 raise RuntimeError("the workers did not start on the backlog within 120 s")
             time.sleep(0.1)
         warnings_phase(1, 0, approve, submit, reader, "预热", timeout=120)
-        waiting_at_start = reader.waiting(tip)
-        started = time.monotonic()
-        behind = warnings_phase(args.warnings, args.gap, approve, submit, reader, "积压", 600)
-        waiting_at_end = reader.waiting(tip)
-        routine_rate = (waiting_at_start - waiting_at_end) / (behind.finished_at - started)
+        for n in range(args.rounds):
+            load, waiting, started = os.getloadavg()[0], reader.waiting(tip), time.monotonic()
+            phase = warnings_phase(args.warnings, args.gap, approve, submit, reader, f"积压{n}", 600)
+            left = reader.waiting(tip)
+            rounds.append(
+                {
+                    "phase": "backlog",
+                    **summary(phase.latencies),
+                    "not_sent": phase.not_sent,
+                    "waiting_at_first_warning": waiting,
+                    "waiting_at_last_sent": left,
+                    "routine_per_second": round((waiting - left) / (phase.finished_at - started), 1),
+                    "approve_median_ms": round(statistics.median(phase.approve_seconds) * 1000, 1),
+                    "load_average": round(max(load, os.getloadavg()[0]), 1),
+                }
+            )
+            report(rounds[-1])
     finally:
         stop_workers(workers)
         if reader is not None:
@@ -366,42 +387,28 @@ def run_once(args: argparse.Namespace, number: int) -> dict[str, Any]:
         os.environ.clear()
         os.environ.update(saved)
         if args.keep:
-            print(f"run {number}: kept {workdir} (worker logs, ledger, broker)")
+            print(f"kept {workdir} (worker logs, ledger, broker)")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    before, behind_figures = summary(baseline.latencies), summary(behind.latencies)
-    result: dict[str, Any] = {
-        "baseline": before,
-        "backlog": behind_figures,
-        "not_sent": baseline.not_sent + behind.not_sent,
-        "backlog_size": size,
-        "backlog_approve_seconds": round(tip_seconds, 1),
-        "waiting_at_first_warning": waiting_at_start,
-        "waiting_at_last_sent": waiting_at_end,
-        "routine_per_second": round(routine_rate, 1),
-        "warning_approve_median_ms": round(statistics.median(behind.approve_seconds) * 1000, 1),
-    }
-    print(
-        f"run {number}: baseline p50 {before['p50_seconds']:.2f} s, "
-        f"p99 {before['p99_seconds']:.2f} s | behind the backlog "
-        f"p50 {behind_figures['p50_seconds']:.2f} s, p99 {behind_figures['p99_seconds']:.2f} s, "
-        f"max {behind_figures['max_seconds']:.2f} s | backlog {size} "
-        f"(approved in {tip_seconds:.0f} s), waiting {waiting_at_start} -> {waiting_at_end}, "
-        f"routine {routine_rate:.0f}/s",
-        flush=True,
+    return setup, rounds
+
+
+def report(round_: dict[str, Any]) -> None:
+    line = (
+        f"  {round_['phase']:8}  p50 {round_['p50_seconds']:5.2f} s  p99 {round_['p99_seconds']:5.2f} s  "
+        f"max {round_['max_seconds']:5.2f} s"
     )
-    return result
+    if round_["phase"] == "backlog":
+        line += (
+            f"  waiting {round_['waiting_at_first_warning']} -> {round_['waiting_at_last_sent']}, "
+            f"routine {round_['routine_per_second']:.0f}/s"
+        )
+    print(f"{line}  (load average {round_['load_average']})", flush=True)
 
 
-def median_of(runs: list[dict[str, Any]], *keys: str) -> float:
-    values = []
-    for run in runs:
-        value: Any = run
-        for key in keys:
-            value = value[key]
-        values.append(float(value))
-    return round(statistics.median(values), 3)
+def median_of(rounds: list[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(float(r[key]) for r in rounds), 3)
 
 
 def main() -> int:
@@ -410,7 +417,7 @@ def main() -> int:
     parser.add_argument("--backlog", type=int, default=20_000, help="routine SMS deliveries queued")
     parser.add_argument("--warnings", type=int, default=20, help="warnings in each phase")
     parser.add_argument("--gap", type=float, default=1.0, help="seconds between two warnings' approvals")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of warnings in each phase")
     parser.add_argument(
         "--workers", default="all:2", help="all:N (one worker, every queue) or urgent:N+rest:M"
     )
@@ -423,30 +430,30 @@ def main() -> int:
 
     print(
         f"broker: {args.broker}, workers {args.workers}, backlog {args.backlog} SMS deliveries, "
-        f"{args.warnings} warnings {args.gap:g} s apart, {args.runs} run(s)",
+        f"{args.rounds} rounds of {args.warnings} warnings {args.gap:g} s apart",
         flush=True,
     )
-    runs = [run_once(args, n + 1) for n in range(args.runs)]
+    setup, rounds = run_once(args)
+    base = [r for r in rounds if r["phase"] == "baseline"]
+    behind = [r for r in rounds if r["phase"] == "backlog"]
     figures: dict[str, Any] = {
         "workers": args.workers,
-        "runs": args.runs,
-        "warnings": args.warnings,
-        "backlog_size": int(median_of(runs, "backlog_size")),
-        "p50_seconds": median_of(runs, "backlog", "p50_seconds"),
-        "p99_seconds": median_of(runs, "backlog", "p99_seconds"),
-        "max_seconds": median_of(runs, "backlog", "max_seconds"),
-        "baseline": {
-            key: median_of(runs, "baseline", key) for key in ("p50_seconds", "p99_seconds", "max_seconds")
-        },
-        "waiting_at_first_warning": int(median_of(runs, "waiting_at_first_warning")),
-        "waiting_at_last_sent": int(median_of(runs, "waiting_at_last_sent")),
-        "drained_fraction": round(1 - median_of(runs, "waiting_at_last_sent") / args.backlog, 3),
-        "routine_per_second": median_of(runs, "routine_per_second"),
-        "not_sent": sum(run["not_sent"] for run in runs),
-        "per_run": runs,
+        "queue_order": os.environ.get("DISPATCH_QUEUE_ORDER", "urgent_first"),
+        "rounds": args.rounds,
+        "warnings_per_round": args.warnings,
+        **setup,
+        **{key: median_of(behind, key) for key in ("p50_seconds", "p99_seconds", "max_seconds")},
+        "baseline": {key: median_of(base, key) for key in ("p50_seconds", "p99_seconds", "max_seconds")},
+        "waiting_at_first_warning": behind[0]["waiting_at_first_warning"],
+        "waiting_at_last_sent": behind[-1]["waiting_at_last_sent"],
+        "drained_fraction": round(1 - behind[-1]["waiting_at_last_sent"] / setup["backlog_size"], 3),
+        "routine_per_second": median_of(behind, "routine_per_second"),
+        "not_sent": sum(r["not_sent"] for r in rounds),
+        "load_average_max": max(r["load_average"] for r in rounds),
+        "per_round": rounds,
     }
-    print(f"medians of {args.runs}:        p50      p99      max")
-    for label, source in (("no backlog", figures["baseline"]), (f"behind {args.backlog}", figures)):
+    print(f"medians of {args.rounds} rounds:  p50      p99      max")
+    for label, source in (("no backlog", figures["baseline"]), (f"behind {setup['backlog_size']}", figures)):
         print(
             f"  {label:16} {source['p50_seconds']:6.2f} s {source['p99_seconds']:6.2f} s "
             f"{source['max_seconds']:6.2f} s"

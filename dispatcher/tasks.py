@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 from celery import Celery, signals
@@ -20,6 +21,7 @@ from celery.worker.consumer import Consumer
 from kombu import Queue
 from kombu.serialization import register
 from kombu.transport import sqlalchemy as sqlalchemy_transport
+from kombu.utils.scheduling import FairCycle, round_robin_cycle
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -39,6 +41,39 @@ WATCH = "dispatcher.watch"
 def queues() -> tuple[str, ...]:
     """``urgent``, one queue per registered channel, and ``control``."""
     return ("urgent", *REGISTRY, "control")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Queue order: a worker takes from ``urgent`` whenever a message waits there, and from the other queues
+# in turn (kombu's default turns through every queue alike, so a warning waits behind one routine
+# message per busy queue at each step, and a dedicated worker only adds processes to share two cores).
+
+
+class UrgentFirst(round_robin_cycle):
+    """Redis (``queue_order_strategy``): ``urgent`` first in every BRPOP, the other queues in turn."""
+
+    def update(self, it: Any) -> None:
+        self.items[:] = sorted(it, key=lambda queue: queue != "urgent")
+
+    def rotate(self, last_used: Any) -> Any:
+        return last_used if last_used == "urgent" else super().rotate(last_used)
+
+
+class UrgentFirstPoll(FairCycle):  # type: ignore[misc]
+    """The embedded broker: each poll asks ``urgent`` first, then the other queues in turn."""
+
+    def get(self, callback: Any, **kwargs: Any) -> Any:
+        if "urgent" in self.resources:
+            try:
+                return self.fun("urgent", callback, **kwargs)
+            except self.predicate:
+                pass
+        return super().get(callback, **kwargs)
+
+
+class UrgentFirstChannel(sqlalchemy_transport.Channel):  # type: ignore[misc]
+    def _reset_cycle(self) -> None:
+        self._cycle = UrgentFirstPoll(self._get_and_deliver, self._active_queues, Empty)
 
 
 class Runtime:
@@ -148,11 +183,16 @@ def create_app(settings: Settings) -> Celery:
         # cannot travel as an option: it is a class attribute of the transport, set here, when a
         # process builds its app.
         sqlalchemy_transport.Transport.polling_interval = settings.broker_polling_interval
+        sqlalchemy_transport.Transport.Channel = (
+            UrgentFirstChannel if settings.queue_order == "urgent_first" else sqlalchemy_transport.Channel
+        )
         transport_options["connect_args"] = {"timeout": 30}
     elif settings.broker_url.startswith(("redis://", "rediss://")):
         # Redis hands an unacknowledged task to another worker after this long; keep it well above
         # any delivery's lease so a slow send is not run twice by the broker.
         transport_options["visibility_timeout"] = max(3600, settings.lease_seconds * 10)
+        if settings.queue_order == "urgent_first":
+            transport_options["queue_order_strategy"] = "dispatcher.tasks:UrgentFirst"
     app.conf.update(
         task_queues=[Queue(name) for name in queues()],
         task_default_queue="control",
