@@ -103,6 +103,75 @@ class RedisServer:
                 self.process.wait(timeout=10)
 
 
+class SandboxProcess:
+    """The emulators (``dispatch sandbox``) in a process of their own on five free ports of 127.0.0.1.
+
+    Not threads of this process: approving a warning here scans every subscriber in Python, and the
+    emulators would wait for the interpreter's lock meanwhile (a peer that stalls for as long as an
+    approval takes, which a real gateway or site does not)."""
+
+    def __init__(self, workdir: Path) -> None:
+        from sandbox.server import NAMES
+
+        self.ports = dict(zip(NAMES, free_ports(len(NAMES)), strict=True))
+        base = self.ports[NAMES[0]]
+        argv = [sys.executable, "-m", "dispatcher.cli", "sandbox", "--port-base", str(base)]
+        with open(workdir / "sandbox.log", "ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT)
+        deadline = time.monotonic() + 30
+        for port in self.ports.values():
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        self.stop()
+                        log_path = workdir / "sandbox.log"
+                        raise RuntimeError(f"the emulators did not start (see {log_path})") from None
+                    time.sleep(0.05)
+
+    def environment(self) -> dict[str, str]:
+        url = {name: f"http://127.0.0.1:{port}" for name, port in self.ports.items()}
+        return {
+            "DISPATCH_WEBSITE__BASE_URL": url["website"],
+            "DISPATCH_WEBSITE__PUBLIC_URL": url["website"],
+            "DISPATCH_SMS__SENDSMS_URL": f"{url['sms']}/cgi-bin/sendsms",
+            "DISPATCH_DISPLAY__HTTP_BASE_URL": url["display"],
+            "DISPATCH_MICROBLOG__API_BASE": url["microblog"],
+        }
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` consecutive free ports (``dispatch sandbox`` takes a base and the ports after it)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        probes = []
+        try:
+            for port in range(base, base + count):
+                probe = socket.socket()
+                probes.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
 def worker_specs(text: str) -> list[tuple[str, int]]:
     """``all:2`` or ``urgent:1+rest:2``: (queues, concurrency) of each worker."""
     specs = []
@@ -261,7 +330,7 @@ def run_once(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, A
     workdir = Path(tempfile.mkdtemp(prefix="dispatch-backlog-"))
     saved = dict(os.environ)
     redis: RedisServer | None = None
-    box: Any = None
+    box: SandboxProcess | None = None
     workers: list[subprocess.Popen[bytes]] = []
     ledger: Any = None
     reader: LedgerReader | None = None
@@ -283,12 +352,12 @@ def run_once(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, A
         from dispatcher import approval
         from dispatcher.items import parse_item
         from dispatcher.ledger import Ledger
-        from dispatcher.sandboxes import sandbox_for
         from dispatcher.subscribers import import_csv
         from dispatcher.tasks import broker_for
         from settings import load_settings
 
-        box = sandbox_for(load_settings()).start()
+        load_settings()  # makes the secrets in var/ the emulators and the workers then share
+        box = SandboxProcess(workdir)
         os.environ.update(box.environment())
         settings = load_settings()
         ledger = Ledger(settings.ledger_url)
