@@ -19,11 +19,15 @@ ITEMS ?= 300
 chaos: install test-packages
 	$(BIN)/python -m tests.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
 
-# On demand: fan-out throughput against a no-op baseline measured in the same run, and an import of
-# a million subscribers (QUICK=1: smaller runs of both).
+# On demand: fan-out throughput against a no-op baseline measured in the same run, an import of a
+# million subscribers, and warning latency behind 20,000 routine deliveries on both brokers against
+# the same warnings with no backlog (QUICK=1: smaller runs of each).
 bench: install
 	$(BIN)/python bench/fanout.py $(if $(QUICK),--items 20)
 	$(BIN)/python bench/subscribers.py --rows $(if $(QUICK),100000,1000000)
+	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
+	$(BIN)/python bench/backlog.py --broker embedded --backlog $(if $(QUICK),2000,20000)
+	$(BIN)/python bench/backlog.py --broker redis --backlog $(if $(QUICK),2000,20000)
 
 lint: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'

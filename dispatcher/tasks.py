@@ -44,34 +44,41 @@ def queues() -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Queue order: a worker takes from ``urgent`` whenever a message waits there, and from the other queues
-# in turn (kombu's default turns through every queue alike, so a warning waits behind one routine
-# message per busy queue at each step, and a dedicated worker only adds processes to share two cores).
+# Queue order: a worker takes from an urgent lane (``urgent``, or a name starting ``urgent-``) whenever
+# a message waits there, the lanes in the order consumed, and from the other queues in turn. kombu's
+# default turns through every queue alike: behind a routine backlog, a warning's deliveries took every
+# other turn, and a worker of its own only added processes to share two cores (see the README).
+
+
+def urgent_lane(queue: str) -> bool:
+    return queue == "urgent" or queue.startswith("urgent-")
 
 
 class UrgentFirst(round_robin_cycle):
-    """Redis (``queue_order_strategy``): ``urgent`` first in every BRPOP, the other queues in turn."""
+    """Redis (``queue_order_strategy``): the urgent lanes first in every BRPOP, the rest in turn."""
 
     def update(self, it: Any) -> None:
-        self.items[:] = sorted(it, key=lambda queue: queue != "urgent")
+        self.items[:] = sorted(it, key=lambda queue: not urgent_lane(queue))
 
     def rotate(self, last_used: Any) -> Any:
-        return last_used if last_used == "urgent" else super().rotate(last_used)
+        return last_used if urgent_lane(last_used) else super().rotate(last_used)
 
 
 class UrgentFirstPoll(FairCycle):  # type: ignore[misc]
-    """The embedded broker: each poll asks ``urgent`` first, then the other queues in turn."""
+    """The embedded broker: each poll asks the urgent lanes first, then the other queues in turn."""
 
     def get(self, callback: Any, **kwargs: Any) -> Any:
-        if "urgent" in self.resources:
+        for queue in [queue for queue in self.resources if urgent_lane(queue)]:
             try:
-                return self.fun("urgent", callback, **kwargs)
+                return self.fun(queue, callback, **kwargs)
             except self.predicate:
                 pass
         return super().get(callback, **kwargs)
 
 
 class UrgentFirstChannel(sqlalchemy_transport.Channel):  # type: ignore[misc]
+    """kombu's SQLAlchemy channel polling its queues in :class:`UrgentFirstPoll`'s order."""
+
     def _reset_cycle(self) -> None:
         self._cycle = UrgentFirstPoll(self._get_and_deliver, self._active_queues, Empty)
 
