@@ -19,14 +19,18 @@ ITEMS ?= 300
 chaos: install test-packages
 	$(BIN)/python -m tests.chaos --items $(ITEMS) --broker both $(if $(SEED),--seed $(SEED))
 
-# On demand: fan-out throughput against a no-op baseline measured in the same run (the median of three
-# runs, on the embedded broker and on a redis-server of its own), and an import of a million
-# subscribers (QUICK=1: smaller runs of both).
+# On demand, each figure beside a baseline from the same run (QUICK=1: smaller runs of each): fan-out
+# throughput against no-op tasks (the median of three runs, on the embedded broker and on a
+# redis-server of its own), an import of a million subscribers, warning latency behind 20,000 routine
+# deliveries, and one warning to a million subscribers.
 bench: install
 	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
 	$(BIN)/python bench/fanout.py --broker embedded $(if $(QUICK),--items 20)
 	$(BIN)/python bench/fanout.py --broker redis $(if $(QUICK),--items 20)
 	$(BIN)/python bench/subscribers.py --rows $(if $(QUICK),100000,1000000)
+	$(BIN)/python bench/backlog.py --broker embedded --backlog $(if $(QUICK),2000,20000)
+	$(BIN)/python bench/backlog.py --broker redis --backlog $(if $(QUICK),2000,20000)
+	$(BIN)/python bench/mass_sms.py --broker embedded --batch-size 1000 --subscribers $(if $(QUICK),100000,1000000)
 
 lint: install
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,dev]'

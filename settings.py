@@ -247,6 +247,11 @@ class Settings(BaseSettings):
         0.1, gt=0, description="Embedded broker: seconds between polls of an empty queue."
     )
     worker_concurrency: int = Field(4, ge=1)
+    queue_order: Literal["urgent_first", "fair"] = Field(
+        "urgent_first",
+        description="urgent_first: a worker takes a waiting warning before any routine message; fair: "
+        "kombu's turn through every queue alike.",
+    )
     lease_seconds: int = Field(60, ge=5, description="How long a claimed delivery stays claimed.")
     sweep_interval: float = Field(2.0, gt=0, description="Seconds between sweeps of the outbox.")
     max_attempts: int = Field(

@@ -10,11 +10,19 @@ from pathlib import Path
 
 
 def start_worker(
-    env: dict[str, str], log_path: Path, *, beat: bool = True, concurrency: int = 2
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    beat: bool = True,
+    concurrency: int = 2,
+    queues: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """A worker in its own process group, logging to ``log_path``."""
+    """A worker in its own process group, logging to ``log_path``; on ``queues`` (comma-separated)
+    or, by default, every queue."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "dispatcher.cli", "worker", "-c", str(concurrency)]
+    if queues:
+        argv += ["-Q", queues]
     if beat:
         argv.append("--beat")
     with open(log_path, "ab") as log:

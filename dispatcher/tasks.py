@@ -26,6 +26,7 @@ from kombu import Queue
 from kombu.serialization import register
 from kombu.transport import sqlalchemy as sqlalchemy_transport
 from kombu.transport import virtual
+from kombu.utils.scheduling import FairCycle, round_robin_cycle
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -55,6 +56,47 @@ def queues() -> tuple[str, ...]:
     """``urgent``, ``urgent-bulk`` (a warning's batches to subscribers), one queue per registered
     channel, and ``control``."""
     return (URGENT, URGENT_BULK, *REGISTRY, "control")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Queue order: a worker takes from an urgent lane (``urgent``, or a name starting ``urgent-``) whenever
+# a message waits there, the lanes in the order consumed, and from the other queues in turn. kombu's
+# default turns through every queue alike, so behind a routine backlog a warning's deliveries took every
+# other turn (bench/backlog.py, 2 cores, embedded broker: p99 3.3 s, urgent first 0.5 s); a worker of
+# its own for ``urgent`` only added processes to share the two cores (p99 18 s).
+
+
+def urgent_lane(queue: str) -> bool:
+    return queue == "urgent" or queue.startswith("urgent-")
+
+
+class UrgentFirst(round_robin_cycle):
+    """Redis (``queue_order_strategy``): the urgent lanes first in every BRPOP, the rest in turn."""
+
+    def update(self, it: Any) -> None:
+        self.items[:] = sorted(it, key=lambda queue: not urgent_lane(queue))
+
+    def rotate(self, last_used: Any) -> Any:
+        return last_used if urgent_lane(last_used) else super().rotate(last_used)
+
+
+class UrgentFirstPoll(FairCycle):  # type: ignore[misc]
+    """The embedded broker: each poll asks the urgent lanes first, then the other queues in turn."""
+
+    def get(self, callback: Any, **kwargs: Any) -> Any:
+        for queue in [queue for queue in self.resources if urgent_lane(queue)]:
+            try:
+                return self.fun(queue, callback, **kwargs)
+            except self.predicate:
+                pass
+        return super().get(callback, **kwargs)
+
+
+class UrgentFirstChannel(sqlalchemy_transport.Channel):  # type: ignore[misc]
+    """kombu's SQLAlchemy channel polling its queues in :class:`UrgentFirstPoll`'s order."""
+
+    def _reset_cycle(self) -> None:
+        self._cycle = UrgentFirstPoll(self._get_and_deliver, self._active_queues, Empty)
 
 
 class Runtime:
@@ -131,6 +173,10 @@ class _WakingChannel(sqlalchemy_transport.Channel):
     QoS = _SlotQoS
 
 
+class _WakingUrgentFirstChannel(UrgentFirstChannel):
+    QoS = _SlotQoS
+
+
 class EmbeddedTransport(sqlalchemy_transport.Transport):
     """kombu's SQLAlchemy transport, whose consumer wakes as soon as a task is acknowledged.
 
@@ -166,9 +212,13 @@ class EmbeddedTransport(sqlalchemy_transport.Transport):
                 self.slot_freed.wait(min(self.polling_interval, left))
 
 
-def embedded_transport(polling_interval: float) -> type[EmbeddedTransport]:
-    """The embedded broker's transport, polling an empty queue every ``polling_interval`` seconds."""
-    return type("EmbeddedTransport", (EmbeddedTransport,), {"polling_interval": polling_interval})
+def embedded_transport(polling_interval: float, urgent_first: bool = True) -> type[EmbeddedTransport]:
+    """The embedded broker's transport, polling an empty queue every ``polling_interval`` seconds, the
+    urgent lanes first (``urgent_first``) or every queue in turn."""
+    channel = _WakingUrgentFirstChannel if urgent_first else _WakingChannel
+    return type(
+        "EmbeddedTransport", (EmbeddedTransport,), {"polling_interval": polling_interval, "Channel": channel}
+    )
 
 
 def runtime_of(app: Any) -> Runtime | None:
@@ -219,7 +269,9 @@ def create_app(settings: Settings) -> Celery:
         # transport polls at the configured interval and wakes when a task is acknowledged. A URL's
         # prefix (sqla+) would override the transport given, so the app gets the bare database URL.
         broker_url = settings.broker_url.removeprefix("sqla+")
-        transport = embedded_transport(settings.broker_polling_interval)
+        transport = embedded_transport(
+            settings.broker_polling_interval, urgent_first=settings.queue_order == "urgent_first"
+        )
         # Each published message is a commit; with SQLite's default rollback journal every commit
         # waits for the disk (25 ms each here: 1,000 tasks took 26 s to publish). In WAL mode with
         # synchronous=NORMAL a commit does not wait; a power cut may lose the last messages, which
@@ -231,6 +283,8 @@ def create_app(settings: Settings) -> Celery:
         # Redis hands an unacknowledged task to another worker after this long; keep it well above
         # any delivery's lease so a slow send is not run twice by the broker.
         transport_options["visibility_timeout"] = max(3600, settings.lease_seconds * 10)
+        if settings.queue_order == "urgent_first":
+            transport_options["queue_order_strategy"] = "dispatcher.tasks:UrgentFirst"
     app = Celery("dispatcher", broker=broker_url)
     app.conf.update(
         broker_transport=transport,
