@@ -48,6 +48,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import common  # bench/, beside this file
+from common import RedisServer, free_port
 from sqlalchemy import delete
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -62,49 +64,6 @@ signs:
 """
 FINAL = ("sent", "failed", "dead", "expired")
 EXPIRES = "2099-01-01T00:00:00+08:00"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A ``redis-server`` on 127.0.0.1 in ``workdir``, configured as the README asks of a broker."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(workdir)]
-        argv += ["--appendonly", "yes", "--maxmemory-policy", "noeviction", "--save", ""]
-        with open(workdir / "redis.log", "ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
-                    connection.sendall(b"PING\r\n")
-                    if connection.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not start (see {workdir / 'redis.log'})")
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 class SandboxProcess:
@@ -576,11 +535,7 @@ def main() -> int:
     if figures["not_sent"]:
         print(f"  {figures['not_sent']} warning(s) not sent on every channel", file=sys.stderr)
 
-    out = PROJECT / "var" / "bench" / "latest.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    latest = json.loads(out.read_text()) if out.exists() else {}
-    latest.setdefault("backlog", {})[args.broker] = figures
-    out.write_text(json.dumps(latest, indent=2) + "\n")
+    common.merge(("backlog", args.broker), figures)
     return 1 if figures["not_sent"] else 0
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import common  # bench/, beside this file
-from common import PROJECT, SIGNS, start_redis, stop
+from common import PROJECT, SIGNS, RedisServer
 
 sys.path.insert(0, str(PROJECT))
 
@@ -297,7 +297,8 @@ def main() -> int:
     redis_server = None
     broker_url = None
     if args.broker == "redis":
-        redis_server, broker_url = start_redis(workdir)
+        redis_server = RedisServer(workdir)
+        broker_url = redis_server.url
     elif args.broker != "embedded":
         broker_url = args.broker
     key = "redis" if broker_url else "embedded"
@@ -335,7 +336,7 @@ def main() -> int:
     finally:
         box.stop()
         if redis_server is not None:
-            stop(redis_server)
+            redis_server.stop()
         if args.keep:
             print(f"ledgers and worker logs kept in {workdir}")
         else:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import common  # bench/, beside this file
-from common import PROJECT, SIGNS, start_redis, stop
+from common import PROJECT, SIGNS, RedisServer
 
 sys.path.insert(0, str(PROJECT))
 WARNING = {
@@ -117,7 +117,8 @@ def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> di
     )
     redis_server = None
     if broker == "redis":
-        redis_server, env["DISPATCH_BROKER_URL"] = start_redis(workdir)
+        redis_server = RedisServer(workdir)
+        env["DISPATCH_BROKER_URL"] = redis_server.url
     elif broker != "embedded":
         env["DISPATCH_BROKER_URL"] = broker
     os.environ.update(env)
@@ -221,7 +222,7 @@ def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> di
         box.stop()
         ledger.dispose()
         if redis_server is not None:
-            stop(redis_server)
+            redis_server.stop()
         if os.environ.get("DISPATCH_BENCH_KEEP"):
             print(f"kept {workdir}", file=sys.stderr)
         else:
