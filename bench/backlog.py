@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import common  # bench/, beside this file
-from common import RedisServer, free_port
+from common import RedisServer, free_port, stop_process
 from sqlalchemy import delete
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -120,13 +120,7 @@ class SandboxProcess:
         }
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def free_ports(count: int) -> list[int]:
