@@ -373,7 +373,8 @@ def insert_rows(session: Session, table: Table, columns: list[str], rows: list[t
     compiled = insert(table).compile(dialect=session.get_bind().dialect, column_keys=columns)
     if compiled.positional:
         order = [columns.index(name) for name in compiled.positiontup or []]
-        params: list[Any] = [tuple(row[i] for i in order) for row in rows]
+        reordered = order != list(range(len(columns)))
+        params: list[Any] = [tuple(row[i] for i in order) for row in rows] if reordered else rows
     else:
         params = [dict(zip(columns, row, strict=True)) for row in rows]
     session.connection().exec_driver_sql(str(compiled), params)
@@ -381,7 +382,8 @@ def insert_rows(session: Session, table: Table, columns: list[str], rows: list[t
 
 def database_form(column: Any, value: Any, session: Session) -> Any:
     """``value`` as the database stores it for ``column`` (a datetime as SQLite's text, for one)."""
-    processor = column.type.bind_processor(session.get_bind().dialect)
+    dialect = session.get_bind().dialect
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
     return processor(value) if processor else value
 
 
