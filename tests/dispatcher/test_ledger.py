@@ -13,8 +13,12 @@ from dispatcher.ledger import (
     ItemState,
     Ledger,
     RevisionRow,
+    SubscriberRow,
     _append_only,
+    database_form,
+    insert_rows,
     record,
+    utcnow,
 )
 
 
@@ -51,6 +55,29 @@ def test_timestamps_come_back_timezone_aware(tmp_path: Path) -> None:
         )
     with ledger.session() as session:
         assert session.query(ItemRow).one().created_at.tzinfo is not None
+
+
+def test_rows_written_by_the_driver_read_back_as_the_orms(tmp_path: Path) -> None:
+    """``insert_rows`` bypasses SQLAlchemy's handling of each row: values in ``database_form`` must read
+    back exactly as rows the ORM wrote, timestamps timezone-aware."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
+    now = utcnow()
+    with ledger.session() as session:
+        table = SubscriberRow.__table__
+        stamp = database_form(table.c.created_at, now, session)
+        assert isinstance(stamp, str)  # converted once, not by the driver for every row
+        insert_rows(
+            session,
+            table,  # type: ignore[arg-type]
+            ["phone", "areas", "topics", "consent", "source", "created_at", "updated_at"],
+            [("+8613800138000", '["110105"]', "[]", True, "test", stamp, stamp)],
+        )
+        session.add(SubscriberRow(phone="+8613800138001", areas=["110105"], topics=[], source="test"))
+    with ledger.session() as session:
+        driver, orm = session.query(SubscriberRow).order_by(SubscriberRow.phone).all()
+        assert driver.created_at == now and driver.created_at.tzinfo is not None
+        assert driver.areas == orm.areas == ["110105"]
+    ledger.dispose()
 
 
 def test_a_failed_transaction_writes_nothing(tmp_path: Path) -> None:
