@@ -23,16 +23,7 @@ import hmac
 from typing import Any
 from urllib.parse import urlencode
 
-from channels.base import (
-    Channel,
-    Findings,
-    Health,
-    Payload,
-    Publication,
-    Receipt,
-    Renderer,
-    Target,
-)
+from channels.base import Channel, Findings, Health, Payload, Publication, Receipt, Renderer, Target
 from dispatcher.errors import ChannelError, OutcomeUnknownError, PermanentChannelError
 from dispatcher.rendering import context_for
 from dispatcher.words import digest_of

@@ -56,9 +56,9 @@ class Plan:
     enqueued: int = 0
     #: the adapters that rendered the payloads, by channel name
     adapters: dict[str, Channel] = field(default_factory=dict)
-    #: for each channel that reaches subscribers: (recipients, batches); its one payload here is a
+    #: for each channel that reaches subscribers, how many recipients; its one payload here is a
     #: sample of its batches, which approval writes as it streams the audience
-    audiences: dict[str, tuple[int, int]] = field(default_factory=dict)
+    audiences: dict[str, int] = field(default_factory=dict)
 
 
 def idempotency_key(revision_id: int, channel: str, target: str) -> str:
@@ -76,6 +76,8 @@ def queue_for(kind: str, channel: str, bulk: bool = False) -> str:
 
 URGENT = "urgent"
 URGENT_BULK = "urgent-bulk"
+#: the lanes a worker takes from before any other queue
+URGENT_LANES = (URGENT, URGENT_BULK)
 
 
 def plan(
@@ -120,7 +122,7 @@ def _sample_batch(result: Plan, name: str, channel: Channel, publication: Public
     size = channel.recipients_per_target
     count = publication.audience
     batches = -(-count // size)
-    result.audiences[name] = (count, batches)
+    result.audiences[name] = count
     if not count:
         return []
     result.notes.append(f"{name}: {count} recipient(s) in {batches} batch(es) of up to {size}")
@@ -310,7 +312,7 @@ def approve(
         work = [(d.id, d.queue) for d in deliveries]
         bulk: list[tuple[int, str]] = []
         for adapter in result.adapters.values():
-            if adapter.reaches_subscribers and result.audiences.get(adapter.name, (0, 0))[0]:
+            if result.audiences.get(adapter.name):
                 writer = AudienceWriter(session, key, adapter, revision.id, item_id, row.kind, approver)
                 for phones in subscribers.audience_batches(
                     session, publication.item, settings.sms, adapter.recipients_per_target
@@ -320,8 +322,8 @@ def approve(
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
     # The first batches to subscribers go with the rest; the others wait in the ledger for the
-    # sweeper, which publishes them within a sweep or two: publishing ten thousand tasks would keep
-    # the approver waiting (seconds on Redis, a minute on the embedded broker) for nothing.
+    # sweeper, which publishes them outbox.SWEEP_LIMIT a sweep at most: publishing ten thousand tasks here
+    # would keep the approver waiting (seconds on Redis, a minute on the embedded broker) for nothing.
     result.enqueued = outbox.enqueue(ledger, broker, work + bulk[:PUBLISHED_AT_APPROVAL])
     return result
 

@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 from channels import REGISTRY, build_channel
 from channels.base import Channel
 from dispatcher import delivery, outbox, signing, watch
-from dispatcher.approval import URGENT, URGENT_BULK
+from dispatcher.approval import URGENT, URGENT_BULK, URGENT_LANES
 from dispatcher.ledger import Ledger, private_file, record
 from settings import Settings
 
@@ -59,7 +59,7 @@ def queues() -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Queue order: a worker takes from an urgent lane (``urgent``, or a name starting ``urgent-``) whenever
+# Queue order: a worker takes from an urgent lane (``urgent``, ``urgent-bulk``) whenever
 # a message waits there, the lanes in the order consumed, and from the other queues in turn. kombu's
 # default turns through every queue alike, so behind a routine backlog a warning's deliveries took every
 # other turn (bench/backlog.py, 2 cores, embedded broker: p99 3.3 s, urgent first 0.5 s); a worker of
@@ -67,7 +67,7 @@ def queues() -> tuple[str, ...]:
 
 
 def urgent_lane(queue: str) -> bool:
-    return queue == "urgent" or queue.startswith("urgent-")
+    return queue in URGENT_LANES
 
 
 class UrgentFirst(round_robin_cycle):

@@ -162,6 +162,25 @@ def test_the_sweeper_purges_consumed_messages_of_the_embedded_broker(
     assert queued(settings) == {"urgent": 2, "urgent-bulk": 1}
 
 
+def test_approval_publishes_the_first_batches_and_the_sweeper_the_rest(
+    ledger: Ledger, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    monkeypatch.setattr(approval, "PUBLISHED_AT_APPROVAL", 1)
+    settings.sms.batch_size = 1  # the three phones in Chaoyang: three batches
+    broker = tasks.broker_for(settings)
+    result = approval.approve(ledger, settings, submitted(ledger, channels=["sms"]), "陈刚", broker)
+    assert result.enqueued == 1
+    assert queued(settings) == {"urgent-bulk": 1}
+    with ledger.session() as session:
+        waiting = [d.id for d in session.query(DeliveryRow).filter(DeliveryRow.enqueued_at.is_(None))]
+    assert len(waiting) == 2
+    ledger.shift = timedelta(seconds=settings.sweep_interval + 5)  # no longer young
+    assert outbox.sweep(ledger, settings, broker) == 2
+    assert queued(settings) == {"urgent-bulk": 3}
+
+
 def test_the_sweeper_does_not_feed_a_backlog(
     ledger: Ledger, settings: Settings, broker: outbox.Broker
 ) -> None:

@@ -151,6 +151,32 @@ def test_reports_move_forward_only(ledger: Ledger, settings: Settings) -> None:
         assert subscribers.apply_report(session, key, "+8613999999999", 1) is None
 
 
+def test_reports_in_one_lot_are_applied_in_their_order(ledger: Ledger, settings: Settings) -> None:
+    """The API applies every report waiting as one lot: within it, as one after another."""
+    from dispatcher import approval
+    from dispatcher.ledger import DeliveryRow
+
+    item_id = approval.submit(ledger, parse_item(item_doc(channels=["sms"])))
+    approval.approve(ledger, settings, item_id, "陈刚")
+    with ledger.session() as session:
+        delivery = session.scalars(select(DeliveryRow)).one()
+        first, second, *_ = subscribers.phones_of(session, delivery.id)
+        key = delivery.idempotency_key
+        lot = [
+            (key, first, 8, None),
+            (key, first, 1, None),
+            (key, first, 8, None),  # late: the final report stands
+            (key, second, 8, None),
+            ("nope", first, 1, None),
+            (key, "+8613999999999", 1, None),
+        ]
+        states = subscribers.apply_reports(session, lot)
+        assert states == ["accepted", "delivered", "delivered", "accepted", None, None]
+    with ledger.session() as session:
+        counts = subscribers.recipient_counts(session, delivery.id)
+        assert counts["delivered"] == 1 and counts["accepted"] == 1
+
+
 def test_the_listing_is_by_phone_with_consent_and_opt_out(store: Ledger, tmp_path: Path) -> None:
     path = csv_file(
         tmp_path, "phone,areas,topics,consent\n13800138001,110105,flood,no\n13800138000,110108,,\n"
