@@ -75,6 +75,7 @@ class ItemState(enum.StrEnum):
     partially_published = "partially_published"
     failed = "failed"
     expired = "expired"  # nothing was sent before the item expired
+    withdrawn = "withdrawn"  # taken down everywhere it reached (``dispatch retract``)
 
 
 class DeliveryState(enum.StrEnum):
@@ -86,9 +87,34 @@ class DeliveryState(enum.StrEnum):
     failed = "failed"  # a permanent error
     dead = "dead"  # the retry budget ran out
     expired = "expired"  # the item expired before it could be sent: never sent late
+    superseded = "superseded"  # a later revision was approved before this one was sent
+    cancelled = "cancelled"  # the item was withdrawn before this was sent (or there was nothing to do)
 
 
-TERMINAL = frozenset({DeliveryState.sent, DeliveryState.failed, DeliveryState.dead, DeliveryState.expired})
+TERMINAL = frozenset(
+    {
+        DeliveryState.sent,
+        DeliveryState.failed,
+        DeliveryState.dead,
+        DeliveryState.expired,
+        DeliveryState.superseded,
+        DeliveryState.cancelled,
+    }
+)
+
+
+class Action(enum.StrEnum):
+    """What a delivery does at its target."""
+
+    publish = "publish"  # puts the item there for the first time
+    update = "update"  # a later revision replaces what the target shows, in place
+    follow_up = "follow_up"  # a later revision, sent after the earlier one (a channel that cannot edit)
+    withdraw = "withdraw"  # takes down what an earlier delivery put there (``replaces_id``)
+    notice = "notice"  # tells the recipients of an earlier text that the item was withdrawn
+
+
+#: Actions that put (a revision of) the item on a target
+SHOWING = frozenset({Action.publish, Action.update, Action.follow_up})
 
 
 class Base(DeclarativeBase):
@@ -105,6 +131,9 @@ class ItemRow(Base):
     author: Mapped[str] = mapped_column(String(100))
     department: Mapped[str] = mapped_column(String(200))
     state: Mapped[ItemState] = mapped_column(Enum(ItemState, native_enum=False, length=24))
+    #: the id of the latest approved revision: what every channel should show (a later one may await
+    #: review). No foreign key: items and revisions would refer to each other.
+    live_revision_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -156,6 +185,11 @@ class DeliveryRow(Base):
     channel: Mapped[str] = mapped_column(String(20))
     target: Mapped[str] = mapped_column(String(100))
     queue: Mapped[str] = mapped_column(String(20))
+    action: Mapped[Action] = mapped_column(
+        Enum(Action, native_enum=False, length=12), default=Action.publish, server_default="publish"
+    )
+    #: the earlier delivery on the same target this one updates, follows up, withdraws or notices
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"))
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     payload_digest: Mapped[str] = mapped_column(String(64))
@@ -173,6 +207,11 @@ class DeliveryRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
 
     revision: Mapped[RevisionRow] = relationship(back_populates="deliveries")
+
+    @property
+    def showing(self) -> bool:
+        """Whether this delivery puts (a revision of) the item on its target."""
+        return self.action in SHOWING
 
 
 class SubscriberRow(Base):
