@@ -81,6 +81,11 @@ class SmsSettings(BaseModel):
     sender: str = "12379"
     signature: str = Field("应急管理", description="Shown as 【signature】 in front of every text.")
     batch_size: int = Field(100, ge=1, le=1000)
+    withdrawal_notice: bool = Field(
+        True,
+        description="When an item is withdrawn, text everyone who received it that it no longer stands "
+        "(a text cannot be taken back).",
+    )
     default_region: str = Field(
         "CN", description="Region for numbers given without a country code (ISO 3166 code)."
     )
@@ -175,6 +180,12 @@ class MicroblogSettings(BaseModel):
     )
     max_length: int = 140
     timeout: float = 10.0
+    correction: Literal["follow_up", "replace"] = Field(
+        "follow_up",
+        description="How a correction reaches a microblog (neither Weibo nor Mastodon's share API edits "
+        "a post): follow_up posts a correction that quotes the original, which stays; replace posts the "
+        "corrected text, then deletes the original.",
+    )
 
     @model_validator(mode="after")
     def _real_address_for_weibo(self) -> MicroblogSettings:

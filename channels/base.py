@@ -16,7 +16,8 @@ pick its own queue:
 - ``describe(payload)``: the payload for a person, as the lines a preview prints.
 
 What a channel can or cannot do is declared on the class, and the core asks instead of naming
-channels: ``can_look_up``, ``can_update``, ``can_withdraw``, ``reaches_subscribers`` (with
+channels: ``can_look_up``, ``can_update``, ``can_withdraw`` (and ``replaces_on_correction``),
+``reaches_subscribers`` (with
 ``recipients_per_target`` and ``addressed``), ``reports_per_recipient`` (with ``reports_expected``),
 ``remarks`` for the approver, and, for targets that can lose what they were sent, ``forgets`` with
 ``rank`` and ``presence``.
@@ -222,6 +223,13 @@ class Channel(HttpApi, abc.ABC):
     def remarks(self, payload: Payload) -> list[str]:
         """What the approver should know about one payload (not a problem): shown and recorded."""
         return []
+
+    @property
+    def replaces_on_correction(self) -> bool:
+        """Whether a correction takes the place of what the target shows (the same post edited, a sign's
+        message replaced; or, where the channel cannot edit, the earlier send withdrawn once the
+        corrected one is out) rather than following it up."""
+        return self.can_update
 
     @property
     def recipients_per_target(self) -> int:

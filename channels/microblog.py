@@ -32,6 +32,10 @@ class MicroblogChannel(Channel):
             account.name: self._api(account) for account in settings.accounts
         }
 
+    @property
+    def replaces_on_correction(self) -> bool:
+        return self.settings.correction == "replace"
+
     def _api(self, account: MicroblogAccount) -> WeiboApi | MastodonApi:
         common: dict[str, Any] = {"timeout": self.settings.timeout, "session": self.http}
         if account.driver == "mastodon":

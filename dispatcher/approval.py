@@ -8,7 +8,6 @@ enqueues them later). The approver is never the author, and an item is approved 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -18,10 +17,12 @@ from sqlalchemy.orm import Session
 
 from channels import REGISTRY, build_channel, unknown
 from channels.base import Channel
-from dispatcher import outbox, people, signing, subscribers
+from dispatcher import corrections, outbox, people, signing, subscribers
+from dispatcher.corrections import idempotency_key
 from dispatcher.errors import ContentError, InvalidItemError, NotFoundError, RefusedError
 from dispatcher.items import Item, Kind
 from dispatcher.ledger import (
+    Action,
     ApprovalRow,
     DeliveryRow,
     DeliveryState,
@@ -59,10 +60,6 @@ class Plan:
     #: for each channel that reaches subscribers, how many recipients; its one payload here is a
     #: sample of its batches, which approval writes as it streams the audience
     audiences: dict[str, int] = field(default_factory=dict)
-
-
-def idempotency_key(revision_id: int, channel: str, target: str) -> str:
-    return hashlib.sha256(f"{revision_id}/{channel}/{target}".encode()).hexdigest()[:40]
 
 
 def queue_for(kind: str, channel: str, bulk: bool = False) -> str:
@@ -144,9 +141,20 @@ def channels_of(item: Item) -> list[str]:
     return names
 
 
-def _audience(session: Session, settings: Settings, item: Item) -> int:
-    if not any(REGISTRY[name].reaches_subscribers for name in channels_of(item)):
+def _subscriber_channel(item: Item) -> str | None:
+    return next((name for name in channels_of(item) if REGISTRY[name].reaches_subscribers), None)
+
+
+def _audience(session: Session, settings: Settings, item: Item, correcting: int | None = None) -> int:
+    """How many phones the item's texts go to; for a correction of item ``correcting``, the phones that
+    had an earlier revision and those newly in its audience."""
+    channel = _subscriber_channel(item)
+    if channel is None:
         return 0
+    if correcting is not None:
+        return sum(
+            1 for _ in subscribers.correction_audience(session, item, settings.sms, correcting, channel)
+        )
     return subscribers.audience_size(session, item, settings.sms)
 
 
@@ -163,15 +171,20 @@ def draft_publication(session: Session, settings: Settings, item: Item) -> Publi
 
 
 def stored_publication(session: Session, settings: Settings, row: ItemRow) -> Publication:
+    """The publication of an item's latest revision: a correction when an earlier one is live."""
     revision = row.current
     item = Item.model_validate(revision.document)
+    live = session.get(RevisionRow, row.live_revision_id) if row.live_revision_id else None
+    correcting = live is not None and live.id != revision.id
     return publication_for(
         item,
         item_id=row.id,
         uid=row.uid,
         revision=revision.number,
         public_url=settings.website.public_url,
-        audience=_audience(session, settings, item),
+        audience=_audience(session, settings, item, row.id if correcting else None),
+        stage="correction" if correcting else "publish",
+        previous_title=str(live.document["title"]) if correcting and live else None,
     )
 
 
@@ -228,30 +241,79 @@ def _load(session: Session, item_id: int) -> ItemRow:
 
 
 def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> ItemRow:
-    """The item, locked, if ``reviewer`` may ``action`` it now; a RefusedError saying why not otherwise."""
+    """The item, locked, if ``reviewer`` may ``action`` its latest revision now; a RefusedError saying
+    why not otherwise. A revision is reviewed once; its author never reviews it."""
     row = _load(session, item_id)
     if row.state is ItemState.draft:
         raise RefusedError(
             f"item {item_id} is a draft; submit it for review first (dispatch submit {item_id})"
         )
-    if row.state is not ItemState.submitted:
-        review = session.query(ApprovalRow).filter_by(revision_id=row.current.id).one_or_none()
+    if row.state is ItemState.withdrawn:
+        raise RefusedError(f"item {item_id} was withdrawn; nothing of it can be {action}")
+    revision = row.current
+    review = session.query(ApprovalRow).filter_by(revision_id=revision.id).one_or_none()
+    if review is not None or (row.live_revision_id is None and row.state is not ItemState.submitted):
         by = f" ({review.decision} by {review.approver} at {review.at:%Y-%m-%d %H:%M:%S}Z)" if review else ""
+        what = f"item {item_id}" if revision.number == 1 else f"revision {revision.number} of item {item_id}"
+        state = review.decision if review else row.state.value
         raise RefusedError(
-            f"item {item_id} is already {row.state.value}{by}; only a submitted item can be {action}, "
+            f"{what} is already {state}{by}; only a submitted revision can be {action}, "
             "and nothing was sent again"
         )
-    if people.same_person(reviewer, row.author):  # look-alike spellings of a name are the same person
+    author = str(revision.document.get("author") or row.author)
+    if people.same_person(reviewer, author):  # look-alike spellings of a name are the same person
         verb = "approve" if action == "approved" else "review"
-        raise RefusedError(f"item {item_id} was written by {row.author}; another person must {verb} it")
+        what = f"item {item_id}" if revision.number == 1 else f"revision {revision.number} of item {item_id}"
+        raise RefusedError(f"{what} was written by {author}; another person must {verb} it")
     return row
+
+
+def revise(ledger: Ledger, item_id: int, item: Item) -> int:
+    """Store a new revision of an item for review — a correction once an earlier one is out; return its
+    number. It is reviewed like any item (the same checks and limits, another person approves it); until
+    then the approved revision stands."""
+    channels_of(item)
+    document = item.model_dump(mode="json")
+    with ledger.session() as session:
+        row = _load(session, item_id)
+        if row.state is ItemState.withdrawn:
+            raise RefusedError(f"item {item_id} was withdrawn; submit a new item instead")
+        if item.kind.value != row.kind:
+            raise InvalidItemError(
+                item.title,
+                [("kind", f"item {item_id} is a {row.kind}; a revision cannot make it a {item.kind}")],
+            )
+        latest = row.current
+        number = latest.number + 1
+        session.add(
+            RevisionRow(
+                item_id=row.id,
+                number=number,
+                replaces_id=row.live_revision_id or latest.id,
+                document=document,
+                digest=digest_of(document),
+            )
+        )
+        if row.state is ItemState.rejected:
+            row.state = ItemState.submitted
+        record(
+            session,
+            "item.revised",
+            actor=item.author,
+            item_id=item_id,
+            revision=number,
+            replaces=latest.number,
+            digest=digest_of(document),
+        )
+        return number
 
 
 def approve(
     ledger: Ledger, settings: Settings, item_id: int, approver: str, broker: outbox.Broker | None = None
 ) -> Plan:
-    """Approve a submitted item, pin its payloads, write its deliveries and enqueue them on ``broker``
-    (without one, they wait in the ledger for the sweeper)."""
+    """Approve an item's submitted revision, pin its payloads, write its deliveries and enqueue them on
+    ``broker`` (without one, they wait in the ledger for the sweeper). A revision of an item already out
+    is a correction: see :mod:`dispatcher.corrections`."""
     approver = _person(approver, "an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
@@ -267,7 +329,7 @@ def approve(
             f"item {item_id} cannot be approved as written:\n"
             + "\n".join(f"  {problem}" for problem in result.problems)
         )
-    if not result.payloads:
+    if not result.payloads and publication.stage != "correction":
         raise RefusedError(f"item {item_id} reaches no target on any channel")
     key = signing.payload_key(settings)
     renderer = TemplateRenderer(settings.templates_dir)
@@ -276,26 +338,43 @@ def approve(
         revision = row.current
         if revision.id != revision_id:
             raise RefusedError(f"item {item_id} changed while it was being approved; approve it again")
+        correcting = row.live_revision_id is not None
         row.state = ItemState.approved
+        row.live_revision_id = revision.id
         session.add(ApprovalRow(revision_id=revision.id, approver=approver, decision="approved"))
         record(session, "item.approved", actor=approver, item_id=item_id, revision=revision.number)
-        fixed = [p for p in result.payloads if not result.adapters[p.channel].reaches_subscribers]
-        deliveries = [
-            DeliveryRow(
-                revision_id=revision.id,
-                item_id=item_id,
-                channel=payload.channel,
-                target=payload.target,
-                queue=queue_for(row.kind, payload.channel),
-                idempotency_key=idempotency_key(revision.id, payload.channel, payload.target),
-                payload=payload.body,
-                payload_digest=signing.pin(
-                    key, payload.body, idempotency_key(revision.id, payload.channel, payload.target)
-                ),
-                state=DeliveryState.pending,
+        earlier: dict[tuple[str, str], corrections.Reached] = {}
+        if correcting:
+            corrections.stop_earlier(
+                session,
+                item_id,
+                revision.id,
+                DeliveryState.superseded,
+                "delivery.superseded",
+                approver,
+                why=f"revision {revision.number} was approved before it was sent",
+                revision=revision.number,
             )
-            for payload in fixed
-        ]
+            fixed_channels = [name for name in REGISTRY if not REGISTRY[name].reaches_subscribers]
+            earlier = corrections.latest_per_target(
+                corrections.reached(session, item_id, fixed_channels, revision.id)
+            )
+        fixed = [p for p in result.payloads if not result.adapters[p.channel].reaches_subscribers]
+        deliveries = []
+        for payload in fixed:
+            before = earlier.pop((payload.channel, payload.target), None)
+            replaces = result.adapters[payload.channel].replaces_on_correction
+            queue = queue_for(row.kind, payload.channel)
+            delivery = corrections.pending(key, revision.id, item_id, queue, payload)
+            delivery.action = corrections.action_for(replaces, before)
+            delivery.replaces_id = before.id if before else None
+            deliveries.append(delivery)
+        # What the earlier revisions reached and this one does not (a sign outside its areas now) is
+        # taken down; a channel that cannot take anything back keeps it.
+        for before in earlier.values():
+            if REGISTRY[before.channel].can_withdraw:
+                queue = queue_for(row.kind, before.channel)
+                deliveries.append(corrections.withdrawal(key, revision.id, item_id, queue, before))
         session.add_all(deliveries)
         session.flush()
         for delivery in deliveries:
@@ -308,16 +387,25 @@ def approve(
                 channel=delivery.channel,
                 target=delivery.target,
                 digest=delivery.payload_digest,
+                **({"action": delivery.action.value} if delivery.action is not Action.publish else {}),
+                **({"replaces": delivery.replaces_id} if delivery.replaces_id else {}),
             )
         work = [(d.id, d.queue) for d in deliveries]
         bulk: list[tuple[int, str]] = []
         for adapter in result.adapters.values():
             if result.audiences.get(adapter.name):
-                writer = AudienceWriter(session, key, adapter, revision.id, item_id, row.kind, approver)
-                for phones in subscribers.audience_batches(
-                    session, publication.item, settings.sms, adapter.recipients_per_target
-                ):
-                    writer.add(adapter.prepare(publication, writer.next_target(phones), renderer), phones)
+                action = Action.follow_up if correcting else Action.publish
+                writer = AudienceWriter(
+                    session, key, adapter, revision.id, item_id, row.kind, approver, action
+                )
+                if correcting:
+                    phones = subscribers.correction_audience(
+                        session, publication.item, settings.sms, item_id, adapter.name
+                    )
+                else:
+                    phones = subscribers.audience(session, publication.item, settings.sms)
+                for batch in subscribers.batches_of(phones, adapter.recipients_per_target):
+                    writer.add(adapter.prepare(publication, writer.next_target(batch), renderer), batch)
                 bulk += writer.flush()
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
@@ -347,8 +435,10 @@ class AudienceWriter:
         item_id: int,
         kind: str,
         approver: str,
+        action: Action = Action.publish,
     ) -> None:
         self.session, self.key, self.adapter = session, key, adapter
+        self.action = action
         self.revision_id, self.item_id, self.approver = revision_id, item_id, approver
         self.queue = queue_for(kind, adapter.name, bulk=True)
         self.number = 0
@@ -384,6 +474,7 @@ class AudienceWriter:
                     "channel": payload.channel,
                     "target": payload.target,
                     "queue": self.queue,
+                    "action": self.action.value,
                     "idempotency_key": delivery_key,
                     "payload": payload.body,
                     "payload_digest": pin,
@@ -448,8 +539,17 @@ def reject(ledger: Ledger, item_id: int, reviewer: str, reason: str) -> None:
     reviewer = _person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, reviewer, "rejected")
-        row.state = ItemState.rejected
+        if row.live_revision_id is None:
+            row.state = ItemState.rejected
+        # else a correction was turned down: the approved revision stands, and so does the item's state
         session.add(
             ApprovalRow(revision_id=row.current.id, approver=reviewer, decision="rejected", reason=reason)
         )
-        record(session, "item.rejected", actor=reviewer, item_id=item_id, reason=reason)
+        record(
+            session,
+            "item.rejected",
+            actor=reviewer,
+            item_id=item_id,
+            reason=reason,
+            revision=row.current.number,
+        )

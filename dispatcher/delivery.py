@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Channel, Payload, Receipt
-from dispatcher import circuits, ratelimits, signing, subscribers
+from dispatcher import circuits, corrections, ratelimits, signing, subscribers
 from dispatcher.errors import (
     ChannelError,
     DispatchError,
@@ -30,11 +30,14 @@ from dispatcher.errors import (
     TooLateError,
 )
 from dispatcher.ledger import (
+    SHOWING,
     TERMINAL,
+    Action,
     DeliveryRow,
     DeliveryState,
     EventRow,
     ItemRow,
+    ItemState,
     Ledger,
     RevisionRow,
     move,
@@ -60,6 +63,13 @@ class Claim:
     doubt_since: datetime | None = None
     #: when this attempt was claimed
     claimed_at: datetime | None = None
+    #: what the delivery does at its target
+    action: Action = Action.publish
+    #: for a withdrawal: the receipt of the send it takes down
+    withdraws: Receipt | None = None
+    #: the state a delivery of a revision no longer live ends in unless its earlier attempt is found to
+    #: have landed (``superseded``, or ``cancelled`` once the item was withdrawn): it only settles
+    stale: DeliveryState | None = None
 
 
 def backoff(settings: Settings, attempt: int, retry_after: float | None) -> float:
@@ -159,25 +169,69 @@ def budget_start(session: Session, row: DeliveryRow) -> datetime:
     return max(row.created_at, redriven) if redriven else row.created_at
 
 
+def stale_state(
+    row: DeliveryRow, item_state: ItemState, live_revision_id: int | None
+) -> DeliveryState | None:
+    """How a delivery that shows the item ends when it must no longer be sent: ``cancelled`` once the
+    item was withdrawn, ``superseded`` when its revision is no longer the live one; None otherwise."""
+    if not row.showing:
+        return None
+    if item_state is ItemState.withdrawn:
+        return DeliveryState.cancelled
+    if live_revision_id is not None and row.revision_id != live_revision_id:
+        return DeliveryState.superseded
+    return None
+
+
+def earlier_in_flight(session: Session, row: DeliveryRow, whole_channel: bool) -> int | None:
+    """A delivery of the same item on the same target (on the same channel, for ``whole_channel``) that
+    went out before this one and whose outcome is not settled yet: a worker holds it, or its answer was
+    lost. A later revision, or a withdrawal, waits for it, so nothing older lands after it."""
+    earlier = DeliveryRow.revision_id < row.revision_id
+    if not row.showing:  # a withdrawal or a notice also waits for the sends of its own revision
+        earlier = or_(earlier, DeliveryRow.action.in_(list(SHOWING)))
+    query = select(DeliveryRow.id).where(
+        DeliveryRow.item_id == row.item_id,
+        DeliveryRow.state.in_([DeliveryState.sending, DeliveryState.unknown]),
+        DeliveryRow.channel == row.channel,
+        DeliveryRow.id != row.id,
+        earlier,
+    )
+    if not whole_channel:
+        query = query.where(DeliveryRow.target == row.target)
+    return session.scalar(query.order_by(DeliveryRow.id).limit(1))
+
+
 def claim(
     ledger: Ledger,
     settings: Settings,
     delivery_id: int,
     worker: str,
     marks_requests: Callable[[str], bool] = lambda _channel: False,
+    whole_channel: Callable[[str], bool] = lambda _channel: False,
 ) -> Claim | None:
     """Take the delivery under a lease, or return None when there is nothing to do now.
 
     ``marks_requests(channel)`` is True for channels that cannot look an earlier send up: for them an
     attempt records ``delivery.requesting`` just before its request leaves, so an attempt that died
     between claim and request is known never to have sent anything, and is not in doubt.
+    ``whole_channel(channel)`` is True for channels whose targets are not places but batches of people
+    (SMS): a later revision there waits for every earlier send of the item on the channel, not only
+    for the one on its own target.
     """
     now = ledger.now()
     with ledger.session() as session:
         # One query for the delivery and what its claim needs of its item and revision (the kind, the
         # expiry); only the delivery's row is locked.
         found = session.execute(
-            select(DeliveryRow, ItemRow.kind, RevisionRow.document["expires"].as_string())
+            select(
+                DeliveryRow,
+                ItemRow.kind,
+                RevisionRow.document["expires"].as_string(),
+                ItemRow.state,
+                ItemRow.live_revision_id,
+                RevisionRow.number,
+            )
             .join(ItemRow, ItemRow.id == DeliveryRow.item_id)
             .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
             .where(DeliveryRow.id == delivery_id)
@@ -187,7 +241,7 @@ def claim(
             log.warning("delivery %s does not exist; task dropped", delivery_id)
             record(session, "task.unknown_delivery", actor=worker, delivery_id=None, requested=delivery_id)
             return None
-        row, kind, expires_at = found
+        row, kind, expires_at, item_state, live_revision_id, revision_number = found
         busy = row.state is DeliveryState.sending and row.lease_until and row.lease_until > now
         # Waiting states honour their time: a stray task must not cut a backoff, a circuit's rest
         # or a rate limit short (an unknown outcome waits too, before it is settled by lookup).
@@ -207,9 +261,25 @@ def claim(
             move(session, row, DeliveryState.sent, "delivery.not_refilled", actor=worker, reason="withdrawn")
             settle_item(session, row.item_id, worker)
             return None
-        in_doubt = row.state is DeliveryState.unknown or (
-            row.state is DeliveryState.sending and lapsed_in_doubt(session, row, marks_requests(row.channel))
+        # A withdrawal may be repeated safely (taking down what is gone already is done): never in doubt.
+        in_doubt = row.action is not Action.withdraw and (
+            row.state is DeliveryState.unknown
+            or (
+                row.state is DeliveryState.sending
+                and lapsed_in_doubt(session, row, marks_requests(row.channel))
+            )
         )
+        stale = stale_state(row, item_state, live_revision_id)
+        if stale is not None and not in_doubt:
+            # Nothing of it left: it ends here, and nothing of an older revision lands after a newer one.
+            why = (
+                "the item was withdrawn before it was sent"
+                if stale is DeliveryState.cancelled
+                else "a later revision was approved before it was sent"
+            )
+            move(session, row, stale, f"delivery.{stale.value}", actor=worker, why=why)
+            settle_item(session, row.item_id, worker)
+            return None
         expires = datetime.fromisoformat(str(expires_at))
         if expires <= now:
             # Past its expiry nothing of an item goes out, however it was held up (a broker outage,
@@ -226,8 +296,24 @@ def claim(
             )
             settle_item(session, row.item_id, worker)
             return None
-        resume_at = circuits.admit(session, settings, row.channel, row.target, now)
-        reason = "the target's circuit is open"
+        withdraws = None
+        if row.action is Action.withdraw:
+            taken_down = session.get_one(DeliveryRow, row.replaces_id)
+            if taken_down.state in TERMINAL and taken_down.state is not DeliveryState.sent:
+                why = f"nothing to take down: delivery {taken_down.id} ended {taken_down.state.value}"
+                move(session, row, DeliveryState.cancelled, "delivery.cancelled", actor=worker, why=why)
+                return None
+            withdraws = Receipt(taken_down.provider_id, {"delivery": taken_down.id})
+        resume_at, reason = None, ""
+        if stale is None and (row.action is not Action.publish or revision_number > 1):
+            blocker = earlier_in_flight(session, row, whole_channel(row.channel))
+            if blocker is not None:
+                # An earlier send on this target may still land: this one goes after it is settled.
+                resume_at = now + timedelta(seconds=settings.sweep_interval)
+                reason = f"waits for delivery {blocker}, sent earlier, to settle"
+        if resume_at is None:
+            resume_at = circuits.admit(session, settings, row.channel, row.target, now)
+            reason = "the target's circuit is open"
         if resume_at is None:
             wait = ratelimits.take(session, settings.rate_limits, row.channel, row.target, now)
             resume_at, reason = (now + timedelta(seconds=wait), "rate limited") if wait else (None, "")
@@ -260,6 +346,9 @@ def claim(
             kind,
             doubt_since,
             now,
+            row.action,
+            withdraws,
+            stale,
         )
 
 
@@ -328,7 +417,14 @@ def deliver(
     its adapters (and their HTTP connections) between deliveries.
     """
     adapter = channel_for or (lambda name: build_channel(name, settings))
-    taken = claim(ledger, settings, delivery_id, worker, lambda name: not adapter(name).can_look_up)
+    taken = claim(
+        ledger,
+        settings,
+        delivery_id,
+        worker,
+        lambda name: not adapter(name).can_look_up,
+        lambda name: adapter(name).reaches_subscribers,
+    )
     if taken is None:
         return None
     error: DispatchError | None = None
@@ -337,27 +433,43 @@ def deliver(
     doubt = taken.in_doubt  # an earlier attempt may have landed and nothing has said otherwise yet
     try:
         channel = adapter(taken.payload.channel)
-        if doubt:
-            receipt, how = settle(ledger, settings, channel, taken)
-            doubt = how == "repeated"
-        if receipt is None:
-            if channel.reaches_subscribers or not channel.can_look_up:
-                # One transaction: the batch's numbers as approval wrote them (checked against the
-                # pin by ``addressed``), and the mark that from here on the request may have left.
-                with ledger.session() as session:
-                    if channel.reaches_subscribers:
-                        phones = subscribers.phones_of(session, taken.delivery_id)
-                        taken = replace(taken, payload=channel.addressed(taken.payload, phones))
-                    if not channel.can_look_up:
-                        record(
-                            session,
-                            "delivery.requesting",
-                            actor=worker,
-                            item_id=taken.item_id,
-                            delivery_id=taken.delivery_id,
-                            attempt=taken.attempt,
-                        )
-            receipt = channel.send(taken.payload, taken.key)
+        if taken.withdraws is not None:
+            channel.retract(taken.payload, taken.withdraws)
+            receipt, how = (
+                Receipt(taken.withdraws.provider_id, {"withdrew": taken.withdraws.detail}),
+                "withdrawn",
+            )
+        elif taken.stale is not None:
+            # Its revision is no longer live: find out whether the earlier attempt landed, never send.
+            try:
+                receipt, how = settle(ledger, settings, channel, taken)
+            except NotRepeatedError:
+                receipt = None
+            if receipt is None:
+                return end_stale(ledger, taken, worker)
+            doubt = False
+        else:
+            if doubt:
+                receipt, how = settle(ledger, settings, channel, taken)
+                doubt = how == "repeated"
+            if receipt is None:
+                if channel.reaches_subscribers or not channel.can_look_up:
+                    # One transaction: the batch's numbers as approval wrote them (checked against the
+                    # pin by ``addressed``), and the mark that from here on the request may have left.
+                    with ledger.session() as session:
+                        if channel.reaches_subscribers:
+                            phones = subscribers.phones_of(session, taken.delivery_id)
+                            taken = replace(taken, payload=channel.addressed(taken.payload, phones))
+                        if not channel.can_look_up:
+                            record(
+                                session,
+                                "delivery.requesting",
+                                actor=worker,
+                                item_id=taken.item_id,
+                                delivery_id=taken.delivery_id,
+                                attempt=taken.attempt,
+                            )
+                receipt = channel.send(taken.payload, taken.key)
         if receipt is not None and receipt.detail.get("duplicates"):
             receipt = remove_duplicates(ledger, channel, taken, worker, receipt)
     except DispatchError as exc:
@@ -366,6 +478,27 @@ def deliver(
         log.exception("delivery %s: unexpected error", delivery_id)
         error = TemporaryChannelError(f"{type(exc).__name__}: {exc}")
     return finish(ledger, settings, taken, worker, receipt, how, error, doubt)
+
+
+def end_stale(ledger: Ledger, taken: Claim, worker: str) -> DeliveryState | None:
+    """A delivery of a revision no longer live, whose earlier attempt was not found to have landed (or
+    nothing can tell): it ends without sending, on the record."""
+    assert taken.stale is not None
+    with ledger.session() as session:
+        row = session.get(DeliveryRow, taken.delivery_id, with_for_update=True)
+        if row is None or row.state is not DeliveryState.sending or row.attempts != taken.attempt:
+            return None
+        move(
+            session,
+            row,
+            taken.stale,
+            f"delivery.{taken.stale.value}",
+            actor=worker,
+            why="its revision is no longer live, and its earlier attempt was not found to have landed",
+            attempt=row.attempts,
+        )
+        settle_item(session, row.item_id, worker)
+    return taken.stale
 
 
 def remove_duplicates(
@@ -417,7 +550,7 @@ def finish(
             )
             return None
         if error is None and receipt is not None:
-            sent(session, row, receipt, how, worker, now)
+            sent(session, settings, row, receipt, how, worker, now)
         elif isinstance(error, TemporaryChannelError) and error.wait:
             wait(session, settings, row, error, doubt, worker, now)
         elif isinstance(error, TemporaryChannelError):
@@ -468,7 +601,15 @@ def alert(session: Session, row: DeliveryRow, worker: str, error: str) -> None:
     )
 
 
-def sent(session: Session, row: DeliveryRow, receipt: Receipt, how: str, worker: str, now: datetime) -> None:
+def sent(
+    session: Session,
+    settings: Settings,
+    row: DeliveryRow,
+    receipt: Receipt,
+    how: str,
+    worker: str,
+    now: datetime,
+) -> None:
     circuits.succeeded(session, row.channel, row.target, worker)
     # A delivery sent again (a sign that lost its message) keeps the time it was first sent.
     row.provider_id, row.sent_at = receipt.provider_id, row.sent_at or now
@@ -486,6 +627,39 @@ def sent(session: Session, row: DeliveryRow, receipt: Receipt, how: str, worker:
     )
     if receipt.alert:
         alert(session, row, worker, receipt.alert)
+    if row.action is Action.withdraw and row.replaces_id is not None:
+        taken_down = session.get_one(DeliveryRow, row.replaces_id)
+        record_delivery(session, taken_down, "delivery.withdrawn", actor=worker, by=row.id, target=row.target)
+    elif row.action is Action.update and row.replaces_id is not None:
+        replace_earlier(session, settings, row, worker)
+
+
+def replace_earlier(session: Session, settings: Settings, row: DeliveryRow, worker: str) -> None:
+    """A correction in place is out: what the earlier delivery put there goes, unless it was the same
+    thing (the same post, edited). A sign keeps the older message under the newer one, and would show it
+    again when the newer one ends; a microblog set to replace deletes the original once the correction
+    is posted. The taking down is a delivery of its own, with its own attempts and outcome."""
+    earlier = session.get_one(DeliveryRow, row.replaces_id)
+    if earlier.state is not DeliveryState.sent or earlier.provider_id == row.provider_id:
+        return
+    if withdrawn_on_record(session, earlier.id):
+        return
+    before = corrections.Reached(earlier.id, earlier.channel, earlier.target, dict(earlier.payload))
+    key = signing.payload_key(settings)
+    withdrawal = corrections.withdrawal(key, row.revision_id, row.item_id, row.queue, before)
+    session.add(withdrawal)
+    session.flush()
+    record_delivery(
+        session,
+        withdrawal,
+        "delivery.pending",
+        actor=worker,
+        channel=withdrawal.channel,
+        target=withdrawal.target,
+        digest=withdrawal.payload_digest,
+        action=withdrawal.action.value,
+        replaces=earlier.id,
+    )
 
 
 def wait(

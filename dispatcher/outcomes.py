@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatcher.ledger import (
+    SHOWING,
     TERMINAL,
     DeliveryRow,
     DeliveryState,
@@ -24,22 +25,30 @@ UNSETTLED = tuple(state for state in DeliveryState if state not in TERMINAL)
 
 
 def settle_item(session: Session, item_id: int, worker: str) -> None:
-    """Once every delivery of the item is terminal, mark it published, partially published or failed.
+    """Once every delivery of the item's live revision is terminal, mark it published, partially
+    published or failed. A withdrawn item stays withdrawn; deliveries of earlier revisions, and those
+    that take something down, do not count.
 
     Called after each delivery that ends: while any other delivery of the item is on its way, one
     lookup in the index on (item, state) says so, and only the last one counts them all (counting
     after every delivery made an item of thousands of deliveries quadratic)."""
-    unsettled = select(DeliveryRow.id).where(DeliveryRow.item_id == item_id, DeliveryRow.state.in_(UNSETTLED))
+    found = session.execute(
+        select(ItemRow.state, ItemRow.live_revision_id).where(ItemRow.id == item_id)
+    ).one()
+    if found.state is ItemState.withdrawn:
+        return
+    ours = [DeliveryRow.item_id == item_id, DeliveryRow.action.in_(list(SHOWING))]
+    if found.live_revision_id is not None:
+        ours.append(DeliveryRow.revision_id == found.live_revision_id)
+    unsettled = select(DeliveryRow.id).where(*ours, DeliveryRow.state.in_(UNSETTLED))
     if session.scalar(unsettled.limit(1)) is not None:
         return
     counts = dict(
         session.execute(
-            select(DeliveryRow.state, func.count())
-            .where(DeliveryRow.item_id == item_id)
-            .group_by(DeliveryRow.state)
+            select(DeliveryRow.state, func.count()).where(*ours).group_by(DeliveryRow.state)
         ).all()
     )
-    if any(state not in TERMINAL for state in counts):
+    if any(state not in TERMINAL for state in counts) or not counts:
         return
     sent = counts.get(DeliveryState.sent, 0)
     total = sum(counts.values())

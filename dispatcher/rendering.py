@@ -58,6 +58,9 @@ def context_for(publication: Publication) -> dict[str, Any]:
         "link": publication.link,
         "uid": publication.uid,
         "revision": publication.revision,
+        "stage": publication.stage,
+        "previous_title": publication.previous_title,
+        "reason": publication.reason,
     }
 
 
@@ -69,6 +72,9 @@ def publication_for(
     revision: int,
     public_url: str,
     audience: int = 0,
+    stage: str = "publish",
+    previous_title: str | None = None,
+    reason: str | None = None,
 ) -> Publication:
     """Identity and article link of an item; the link is known before the website post exists."""
     slug = f"{item.kind.value.replace('_', '-')}-{uid[:12]}"
@@ -80,4 +86,7 @@ def publication_for(
         slug=slug,
         link=f"{public_url.rstrip('/')}/{slug}/",
         audience=audience,
+        stage=stage,
+        previous_title=previous_title,
+        reason=reason,
     )

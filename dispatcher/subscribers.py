@@ -319,16 +319,94 @@ def audience_size(session: Session, item: Item, settings: SmsSettings) -> int:
     return sum(1 for _ in audience(session, item, settings))
 
 
-def audience_batches(session: Session, item: Item, settings: SmsSettings, size: int) -> Iterator[list[str]]:
-    """The audience cut into batches of ``size`` numbers, in order; only one batch is held at a time."""
+#: Delivery states in which a text may have reached its phones (sent, or its outcome still in doubt)
+MAY_HAVE_REACHED = ("sent", "sending", "unknown")
+#: Per-phone states that say the text did not reach the phone
+NOT_RECEIVED = ("failed", "rejected")
+
+
+def _earlier_phones(session: Session, item_id: int, channel: str, received: bool) -> Iterator[str]:
+    """Phones an earlier text of the item may have reached, by number, each once: with ``received``,
+    those no report says it failed for; otherwise every phone of a batch that went out."""
+    recipients, deliveries = RecipientRow.__table__, DeliveryRow.__table__
+    query = (
+        select(recipients.c.phone)
+        .distinct()
+        .join(deliveries, deliveries.c.id == recipients.c.delivery_id)
+        .where(
+            deliveries.c.item_id == item_id,
+            deliveries.c.channel == channel,
+            deliveries.c.state.in_(MAY_HAVE_REACHED),
+            deliveries.c.action.in_(("publish", "update", "follow_up")),
+        )
+        .order_by(recipients.c.phone)
+    )
+    if received:
+        query = query.where(recipients.c.state.not_in(NOT_RECEIVED))
+    rows = session.connection().execution_options(yield_per=AUDIENCE_CHUNK).execute(query)
+    for (phone,) in rows:
+        yield phone
+
+
+def received_earlier(session: Session, item_id: int, channel: str) -> Iterator[str]:
+    """The phones that received an earlier revision of the item (or may have: a report may be on its
+    way), by number: whom a withdrawal notice goes to."""
+    return _earlier_phones(session, item_id, channel, received=True)
+
+
+def correction_audience(
+    session: Session, item: Item, settings: SmsSettings, item_id: int, channel: str
+) -> Iterator[str]:
+    """Whom a correction goes to, by number, streamed: exactly the phones that received an earlier
+    revision, and the phones of the corrected item's audience that no earlier text went to (newly in
+    its areas, or whose batch never left); never everyone in the area again. Three ordered streams are
+    merged, so nothing is held whole."""
+    received = received_earlier(session, item_id, channel)
+    tried = _earlier_phones(session, item_id, channel, received=False)
+    fresh = _minus(audience(session, item, settings), tried)
+    yield from _union(received, fresh)
+
+
+def _minus(ordered: Iterator[str], removed: Iterator[str]) -> Iterator[str]:
+    """The numbers of ``ordered`` not in ``removed``; both ascending."""
+    gone = next(removed, None)
+    for phone in ordered:
+        while gone is not None and gone < phone:
+            gone = next(removed, None)
+        if phone != gone:
+            yield phone
+
+
+def _union(first: Iterator[str], second: Iterator[str]) -> Iterator[str]:
+    """The numbers of both, ascending and each once; both ascending."""
+    a, b = next(first, None), next(second, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a < b):
+            yield a  # type: ignore[misc]
+            a = next(first, None)
+        elif a is None or b < a:
+            yield b
+            b = next(second, None)
+        else:
+            yield a
+            a, b = next(first, None), next(second, None)
+
+
+def batches_of(phones: Iterator[str], size: int) -> Iterator[list[str]]:
+    """Numbers cut into batches of ``size``, in order; only one batch is held at a time."""
     batch: list[str] = []
-    for phone in audience(session, item, settings):
+    for phone in phones:
         batch.append(phone)
         if len(batch) == size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def audience_batches(session: Session, item: Item, settings: SmsSettings, size: int) -> Iterator[list[str]]:
+    """The audience cut into batches of ``size`` numbers, in order; only one batch is held at a time."""
+    return batches_of(audience(session, item, settings), size)
 
 
 def phones_of(session: Session, delivery_id: int) -> list[str]:

@@ -27,9 +27,12 @@ from dispatcher import outbox
 from dispatcher.errors import DispatchError
 from dispatcher.ledger import (
     TERMINAL,
+    Action,
     DeliveryRow,
     DeliveryState,
     EventRow,
+    ItemRow,
+    ItemState,
     Ledger,
     RevisionRow,
     move,
@@ -57,13 +60,19 @@ def wanted(ledger: Ledger, channel: Channel, now: datetime) -> list[DeliveryRow]
     refilled in between and end up showing. Deliveries rank by the channel's rank, then by when they
     were first sent (a refill keeps the first time)."""
     with ledger.session() as session:
+        # Only what the item's live revision put there: a sign a correction replaced, or an item that was
+        # withdrawn, is never refilled with what it showed before.
         rows = session.execute(
             select(DeliveryRow, RevisionRow.document)
             .join(RevisionRow, RevisionRow.id == DeliveryRow.revision_id)
+            .join(ItemRow, ItemRow.id == DeliveryRow.item_id)
             .where(
                 DeliveryRow.channel == channel.name,
                 DeliveryRow.sent_at.is_not(None),
                 DeliveryRow.state.not_in(TERMINAL - {DeliveryState.sent}),
+                DeliveryRow.action.in_([Action.publish, Action.update]),
+                DeliveryRow.revision_id == ItemRow.live_revision_id,
+                ItemRow.state != ItemState.withdrawn,
             )
         ).all()
         withdrawn = set(

@@ -27,6 +27,13 @@ class Publication:
     #: how many subscribers the item reaches (counted by the core from the subscriber store); the
     #: numbers themselves are streamed into the ledger at approval, never held here
     audience: int = 0
+    #: what this publication does: ``publish`` (the first approved revision), ``correction`` (a later
+    #: revision of an item already out) or ``withdrawal`` (a notice that the item was withdrawn)
+    stage: str = "publish"
+    #: the title of the revision a correction replaces, for channels that quote it
+    previous_title: str | None = None
+    #: why the item was withdrawn (``stage == "withdrawal"``)
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,169 @@
+"""What a later revision does to the earlier ones: corrections (and the withdrawals they imply).
+
+When a revision of an item already out is approved, in the approval's transaction:
+
+- every delivery of an earlier revision that has not left yet (pending, or waiting to retry) is
+  ``superseded``, on the record; one whose outcome is in doubt, or that a worker holds, is left to
+  settle, and nothing of the new revision goes to its target until it has (``delivery.claim``);
+- each target the earlier revisions reached gets the new revision as an ``update`` where the channel
+  replaces in place (the same post, the sign's message at its priority) and as a ``follow_up``
+  otherwise (a correction post on a microblog, a text to the phones that had the earlier one);
+- targets the new revision no longer covers (a sign outside its areas now) get a ``withdraw``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.orm import Session
+
+from dispatcher import signing
+from dispatcher.ledger import (
+    SHOWING,
+    Action,
+    DeliveryRow,
+    DeliveryState,
+    EventRow,
+    utcnow,
+)
+from dispatcher.words import Payload
+
+#: states in which a delivery may have reached its target (sent, or its outcome not settled yet)
+MAY_HAVE_REACHED = (DeliveryState.sent, DeliveryState.sending, DeliveryState.unknown)
+#: states of a delivery that has not left and can be stopped outright
+NOT_LEFT = (DeliveryState.pending, DeliveryState.retrying)
+
+
+@dataclass(frozen=True)
+class Reached:
+    """A delivery of an earlier revision that may have put the item on its target."""
+
+    id: int
+    channel: str
+    target: str
+    payload: dict[str, Any]
+
+
+def stop_earlier(
+    session: Session,
+    item_id: int,
+    revision_id: int | None,
+    state: DeliveryState,
+    event: str,
+    actor: str,
+    **detail: Any,
+) -> int:
+    """End every delivery of the item (of revisions before ``revision_id``, or of every revision when it
+    is None) that has not left yet, as ``state``, each with its event; return how many. In bulk: a
+    warning's ten thousand SMS batches end in one statement."""
+    deliveries: Table = DeliveryRow.__table__  # type: ignore[assignment]
+    where = [
+        deliveries.c.item_id == item_id,
+        deliveries.c.state.in_([s.value for s in NOT_LEFT]),
+    ]
+    if revision_id is not None:
+        where.append(deliveries.c.revision_id < revision_id)
+    if state is DeliveryState.superseded:
+        where.append(deliveries.c.action.in_([a.value for a in SHOWING]))
+    ids = list(session.scalars(select(deliveries.c.id).where(*where).order_by(deliveries.c.id)))
+    if not ids:
+        return 0
+    now = utcnow()
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        session.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(chunk), deliveries.c.state.in_([s.value for s in NOT_LEFT]))
+            .values(state=state.value, lease_until=None, next_attempt_at=None, updated_at=now)
+        )
+        session.execute(
+            insert(EventRow.__table__),  # type: ignore[arg-type]
+            [
+                {
+                    "at": now,
+                    "name": event,
+                    "actor": actor,
+                    "item_id": item_id,
+                    "delivery_id": d,
+                    "detail": detail,
+                }
+                for d in chunk
+            ],
+        )
+    return len(ids)
+
+
+def reached(
+    session: Session, item_id: int, channels: list[str], before_revision_id: int | None = None
+) -> list[Reached]:
+    """Deliveries of the item on ``channels`` that may have put (a revision of) it on their targets and
+    were not taken down since, oldest first; of revisions before ``before_revision_id`` when given."""
+    withdrawn = select(EventRow.delivery_id).where(
+        EventRow.item_id == item_id, EventRow.name == "delivery.withdrawn", EventRow.delivery_id.is_not(None)
+    )
+    query = (
+        select(DeliveryRow.id, DeliveryRow.channel, DeliveryRow.target, DeliveryRow.payload)
+        .where(
+            DeliveryRow.item_id == item_id,
+            DeliveryRow.channel.in_(channels),
+            DeliveryRow.action.in_(list(SHOWING)),
+            DeliveryRow.state.in_(list(MAY_HAVE_REACHED)),
+            DeliveryRow.id.not_in(withdrawn),
+        )
+        .order_by(DeliveryRow.id)
+    )
+    if before_revision_id is not None:
+        query = query.where(DeliveryRow.revision_id < before_revision_id)
+    return [Reached(*row) for row in session.execute(query)]
+
+
+def latest_per_target(found: list[Reached]) -> dict[tuple[str, str], Reached]:
+    """The latest of ``found`` on each (channel, target)."""
+    latest: dict[tuple[str, str], Reached] = {}
+    for delivery in found:
+        latest[(delivery.channel, delivery.target)] = delivery
+    return latest
+
+
+def action_for(replaces: bool, earlier: Reached | None) -> Action:
+    """A new revision's action on a target: a first publication where nothing reached it, else an
+    update in place or a follow-up, as the channel corrects."""
+    if earlier is None:
+        return Action.publish
+    return Action.update if replaces else Action.follow_up
+
+
+def idempotency_key(revision_id: int, channel: str, target: str) -> str:
+    return hashlib.sha256(f"{revision_id}/{channel}/{target}".encode()).hexdigest()[:40]
+
+
+def pending(
+    key: bytes, revision_id: int, item_id: int, queue: str, payload: Payload, name: str = ""
+) -> DeliveryRow:
+    """A pending delivery of ``payload``, pinned under its own idempotency key (``name`` tells apart
+    deliveries of one revision on one target: a withdrawal beside a publication)."""
+    delivery_key = idempotency_key(revision_id, payload.channel, payload.target + name)
+    return DeliveryRow(
+        revision_id=revision_id,
+        item_id=item_id,
+        channel=payload.channel,
+        target=payload.target,
+        queue=queue,
+        action=Action.publish,
+        idempotency_key=delivery_key,
+        payload=payload.body,
+        payload_digest=signing.pin(key, payload.body, delivery_key),
+        state=DeliveryState.pending,
+    )
+
+
+def withdrawal(key: bytes, revision_id: int, item_id: int, queue: str, before: Reached) -> DeliveryRow:
+    """A delivery that takes down what ``before`` put on its target: its payload is what was sent there
+    (the channel's ``retract`` is given it, with the receipt ``before`` has once settled)."""
+    payload = Payload(before.channel, before.target, before.payload)
+    row = pending(key, revision_id, item_id, queue, payload, f"#withdraw-{before.id}")
+    row.action, row.replaces_id = Action.withdraw, before.id
+    return row
