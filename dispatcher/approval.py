@@ -126,8 +126,8 @@ def _sample_batch(result: Plan, name: str, channel: Channel, publication: Public
     return [Target(batch_name(1), {"recipients": min(count, size), "audience": ""})]
 
 
-def batch_name(number: int) -> str:
-    return f"batch-{number:03d}"
+def batch_name(number: int, kind: str = "batch") -> str:
+    return f"{kind}-{number:03d}"
 
 
 def channels_of(item: Item) -> list[str]:
@@ -448,7 +448,8 @@ class AudienceWriter:
 
     def next_target(self, phones: list[str]) -> Target:
         self.number += 1
-        return Target(batch_name(self.number), {"recipients": len(phones), "audience": digest_of(phones)})
+        name = batch_name(self.number, "notice" if self.action is Action.notice else "batch")
+        return Target(name, {"recipients": len(phones), "audience": digest_of(phones)})
 
     def add(self, payload: Payload, phones: list[str]) -> None:
         self.waiting.append((payload, phones))

@@ -45,6 +45,7 @@ class Reached:
     channel: str
     target: str
     payload: dict[str, Any]
+    provider_id: str | None = None
 
 
 def stop_earlier(
@@ -66,8 +67,8 @@ def stop_earlier(
     ]
     if revision_id is not None:
         where.append(deliveries.c.revision_id < revision_id)
-    if state is DeliveryState.superseded:
-        where.append(deliveries.c.action.in_([a.value for a in SHOWING]))
+    # Only what would show the item: a pending withdrawal still takes down what it must.
+    where.append(deliveries.c.action.in_([a.value for a in SHOWING]))
     ids = list(session.scalars(select(deliveries.c.id).where(*where).order_by(deliveries.c.id)))
     if not ids:
         return 0
@@ -105,7 +106,13 @@ def reached(
         EventRow.item_id == item_id, EventRow.name == "delivery.withdrawn", EventRow.delivery_id.is_not(None)
     )
     query = (
-        select(DeliveryRow.id, DeliveryRow.channel, DeliveryRow.target, DeliveryRow.payload)
+        select(
+            DeliveryRow.id,
+            DeliveryRow.channel,
+            DeliveryRow.target,
+            DeliveryRow.payload,
+            DeliveryRow.provider_id,
+        )
         .where(
             DeliveryRow.item_id == item_id,
             DeliveryRow.channel.in_(channels),

@@ -1,6 +1,6 @@
 """The ``dispatch`` command line: one group, and one small module per family of commands.
 
-- ``items``: submit, preview, approve, reject, status;
+- ``items``: submit, update, preview, approve, reject, retract, status;
 - ``deliveries``: redrive;
 - ``channels``: channels (probe every channel, list the circuits not closed);
 - ``subscribers``: subscribers import, subscribers list;
@@ -48,8 +48,10 @@ def cli() -> None:
 
 for command in (
     items.submit,
+    items.update,
     items.approve,
     items.reject,
+    items.retract,
     items.preview,
     items.status,
     deliveries.redrive,

@@ -1,4 +1,5 @@
-"""Items through review: ``submit``, ``preview``, ``approve``, ``reject`` and ``status``."""
+"""Items through review and after: ``submit``, ``update``, ``preview``, ``approve``, ``reject``, ``retract``
+and ``status``."""
 
 from __future__ import annotations
 
@@ -53,11 +54,15 @@ def approve(item_id: int, approver: str) -> None:
         per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
     summary = ", ".join(f"{name} {count}" for name, count in per_channel.items())
     total = len(result.payloads)
+    publication = result.publication
+    what = f"item {item_id}"
+    if publication.stage == "correction":
+        what = f"revision {publication.revision} of item {item_id} (a correction)"
     if result.enqueued == total:
-        click.echo(f"item {item_id} approved by {approver}: {total} deliveries queued ({summary})")
+        click.echo(f"{what} approved by {approver}: {total} deliveries queued ({summary})")
     else:
         click.echo(
-            f"item {item_id} approved by {approver}: {total} deliveries written ({summary}); "
+            f"{what} approved by {approver}: {total} deliveries written ({summary}); "
             f"{total - result.enqueued} of them are waiting for the broker, which did not take them — the "
             "sweeper hands them over once it answers"
         )
@@ -75,6 +80,61 @@ def reject(item_id: int, approver: str, reason: str) -> None:
 
     reject_item(open_ledger(), item_id, approver, reason)
     click.echo(f"item {item_id} rejected by {approver}")
+
+
+@click.command()
+@click.argument("item_id", type=int)
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the revision as JSON.")
+def update(item_id: int, source: Path, as_json: bool) -> None:
+    """Submit a new revision of an item (a correction) for review; print its number.
+
+    It is checked and approved like any item (dispatch approve ID --as NAME, by someone other than its
+    author); until then the approved revision stands."""
+    from dispatcher import approval
+    from dispatcher.items import load_item
+
+    number = approval.revise(open_ledger(), item_id, load_item(source))
+    if as_json:
+        print_json({"id": item_id, "revision": number, "state": "submitted"})
+    else:
+        click.echo(f"revision {number} of item {item_id} submitted for review")
+
+
+@click.command()
+@click.argument("item_id", type=int)
+@click.option("--as", "actor", required=True, help="Name of who withdraws it (recorded).")
+@click.option("--reason", required=True, help="Why it is withdrawn (recorded, and said in the SMS notice).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was set in motion as JSON.")
+def retract(item_id: int, actor: str, reason: str, as_json: bool) -> None:
+    """Withdraw an item from every channel it reached, at once.
+
+    Deliveries not yet sent are cancelled; the post goes to the trash (or to draft), microblog posts are
+    deleted, signs cleared, and a notice is texted to everyone who received the item (settings say)."""
+    from dispatcher.withdrawals import retract as retract_item
+
+    done = retract_item(open_ledger(), get_settings(), item_id, actor, reason, broker())
+    if as_json:
+        print_json(
+            {
+                "id": item_id,
+                "state": "withdrawn",
+                "cancelled": done.cancelled,
+                "taking_down": done.taking_down,
+                "notified": done.notified,
+                "enqueued": done.enqueued,
+            }
+        )
+        return
+    parts = (
+        ", ".join(f"{name} {count}" for name, count in done.taking_down.items())
+        or "nothing had reached a target"
+    )
+    click.echo(
+        f"item {item_id} withdrawn by {actor}: {done.cancelled} unsent deliveries cancelled; taking down: {parts}"
+    )
+    if done.notified:
+        click.echo(f"a withdrawal notice goes to {done.notified} phone(s) that received it")
 
 
 @click.command()
