@@ -131,7 +131,8 @@ def retract(item_id: int, actor: str, reason: str, as_json: bool) -> None:
         or "nothing had reached a target"
     )
     click.echo(
-        f"item {item_id} withdrawn by {actor}: {done.cancelled} unsent deliveries cancelled; taking down: {parts}"
+        f"item {item_id} withdrawn by {actor}: {done.cancelled} unsent deliveries cancelled; "
+        f"taking down: {parts}"
     )
     if done.notified:
         click.echo(f"a withdrawal notice goes to {done.notified} phone(s) that received it")
