@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
@@ -60,6 +60,17 @@ class Plan:
     #: for each channel that reaches subscribers, how many recipients; its one payload here is a
     #: sample of its batches, which approval writes as it streams the audience
     audiences: dict[str, int] = field(default_factory=dict)
+    #: for a correction: the (channel, target) pairs an earlier revision reached, rendered as corrections
+    #: (a channel that reaches subscribers is one pair, with target ``*``); the others as publications
+    corrected: frozenset[tuple[str, str]] = frozenset()
+
+    def publication_for(self, channel: str, target: str) -> Publication:
+        """The publication as one target gets it: a correction only where an earlier revision reached."""
+        if self.publication.stage != "correction":
+            return self.publication
+        if (channel, target) in self.corrected or (channel, "*") in self.corrected:
+            return self.publication
+        return replace(self.publication, stage="publish", previous_title=None)
 
 
 def queue_for(kind: str, channel: str, bulk: bool = False) -> str:
@@ -78,14 +89,21 @@ URGENT_LANES = (URGENT, URGENT_BULK)
 
 
 def plan(
-    settings: Settings, publication: Publication, only: str | None = None, *, ask_peers: bool = True
+    settings: Settings,
+    publication: Publication,
+    only: str | None = None,
+    *,
+    ask_peers: bool = True,
+    corrected: frozenset[tuple[str, str]] = frozenset(),
 ) -> Plan:
     """Render every wanted channel for every target; collect every limit problem, not only the first.
 
     With ``ask_peers`` each channel also asks its peer whether it will take the payloads (``check``).
+    A correction is rendered as one only for the targets in ``corrected`` (those an earlier revision
+    reached); elsewhere it is the item's first publication.
     """
     renderer = TemplateRenderer(settings.templates_dir)
-    result = Plan(publication)
+    result = Plan(publication, corrected=corrected)
     for name in channels_of(publication.item):
         if only and name != only:
             continue
@@ -99,7 +117,7 @@ def plan(
         prepared = []
         for target in targets:
             try:
-                payload = channel.prepare(publication, target, renderer)
+                payload = channel.prepare(result.publication_for(name, target.name), target, renderer)
             except ContentError as exc:
                 result.problems.append(str(exc))
                 continue
@@ -139,6 +157,13 @@ def channels_of(item: Item) -> list[str]:
                 item.title, [("channels", f"{unknown(name)}; known: {', '.join(REGISTRY)}")]
             )
     return names
+
+
+def _corrected(session: Session, item_id: int) -> frozenset[tuple[str, str]]:
+    """The targets an earlier revision of the item reached; a channel that reaches subscribers as one."""
+    found = corrections.reached_targets(session, item_id)
+    whole = {(channel, "*") for channel, _ in found if REGISTRY[channel].reaches_subscribers}
+    return frozenset(found | whole)
 
 
 def _subscriber_channel(item: Item) -> str | None:
@@ -319,11 +344,12 @@ def approve(
         row = _reviewable(session, item_id, approver, "approved")
         publication = stored_publication(session, settings, row)
         revision_id = row.current.id
+        corrected = _corrected(session, item_id) if publication.stage == "correction" else frozenset()
     if publication.item.is_expired(ledger.now()):
         raise RefusedError(f"item {item_id} expired at {publication.item.expires.isoformat()}")
     # Rendering (every SMS batch, every sign) happens outside the write transaction, so a large
     # fan-out does not hold the ledger's lock; the item is checked again under the lock below.
-    result = plan(settings, publication)
+    result = plan(settings, publication, corrected=corrected)
     if result.problems:
         raise ContentError(
             f"item {item_id} cannot be approved as written:\n"
@@ -394,7 +420,8 @@ def approve(
         bulk: list[tuple[int, str]] = []
         for adapter in result.adapters.values():
             if result.audiences.get(adapter.name):
-                action = Action.follow_up if correcting else Action.publish
+                sms_reached = (adapter.name, "*") in result.corrected
+                action = Action.follow_up if correcting and sms_reached else Action.publish
                 writer = AudienceWriter(
                     session, key, adapter, revision.id, item_id, row.kind, approver, action
                 )
@@ -404,8 +431,9 @@ def approve(
                     )
                 else:
                     phones = subscribers.audience(session, publication.item, settings.sms)
+                shown = result.publication_for(adapter.name, "*")
                 for batch in subscribers.batches_of(phones, adapter.recipients_per_target):
-                    writer.add(adapter.prepare(publication, writer.next_target(batch), renderer), batch)
+                    writer.add(adapter.prepare(shown, writer.next_target(batch), renderer), batch)
                 bulk += writer.flush()
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)

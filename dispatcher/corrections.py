@@ -127,6 +127,24 @@ def reached(
     return [Reached(*row) for row in session.execute(query)]
 
 
+def reached_targets(session: Session, item_id: int) -> set[tuple[str, str]]:
+    """The (channel, target) pairs some delivery of the item may have reached and not taken down."""
+    withdrawn = select(EventRow.delivery_id).where(
+        EventRow.item_id == item_id, EventRow.name == "delivery.withdrawn", EventRow.delivery_id.is_not(None)
+    )
+    found = session.execute(
+        select(DeliveryRow.channel, DeliveryRow.target)
+        .distinct()
+        .where(
+            DeliveryRow.item_id == item_id,
+            DeliveryRow.action.in_(list(SHOWING)),
+            DeliveryRow.state.in_(list(MAY_HAVE_REACHED)),
+            DeliveryRow.id.not_in(withdrawn),
+        )
+    )
+    return {(channel, target) for channel, target in found}
+
+
 def latest_per_target(found: list[Reached]) -> dict[tuple[str, str], Reached]:
     """The latest of ``found`` on each (channel, target)."""
     latest: dict[tuple[str, str], Reached] = {}
