@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from channels import REGISTRY, build_channel
 from dispatcher.circuits import not_closed
 from dispatcher.errors import DispatchError, NotFoundError
-from dispatcher.ledger import ApprovalRow, CircuitRow, DeliveryRow, ItemRow, Ledger
+from dispatcher.ledger import ApprovalRow, CircuitRow, DeliveryRow, EventRow, ItemRow, Ledger
 from dispatcher.subscribers import counts_by_delivery
 from dispatcher.words import Payload
 from settings import Settings
@@ -29,6 +29,8 @@ def delivery_view(row: DeliveryRow) -> dict[str, Any]:
         "last_error": row.last_error,
         "sent_at": row.sent_at.isoformat() if row.sent_at else None,
         "payload_digest": row.payload_digest,
+        "action": row.action.value,
+        "replaces": row.replaces_id,
     }
 
 
@@ -37,9 +39,31 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         item = session.get(ItemRow, item_id)
         if item is None:
             raise NotFoundError(f"no item {item_id}")
-        approval = session.scalars(
-            select(ApprovalRow).where(ApprovalRow.revision_id == item.current.id)
-        ).one_or_none()
+        reviews = {
+            review.revision_id: review
+            for review in session.scalars(
+                select(ApprovalRow).where(ApprovalRow.revision_id.in_([r.id for r in item.revisions]))
+            )
+        }
+        shown = item.live_revision_id or item.current.id
+        approval = reviews.get(shown)
+        numbers = {r.id: r.number for r in item.revisions}
+        revisions = [
+            {
+                "number": r.number,
+                "title": r.document.get("title"),
+                "author": r.document.get("author"),
+                "state": "live"
+                if r.id == item.live_revision_id
+                else (reviews[r.id].decision if r.id in reviews else "submitted"),
+                "reviewer": reviews[r.id].approver if r.id in reviews else None,
+                "reviewed_at": reviews[r.id].at.isoformat() if r.id in reviews else None,
+            }
+            for r in item.revisions
+        ]
+        withdrawn = session.scalars(
+            select(EventRow).where(EventRow.item_id == item_id, EventRow.name == "item.withdrawn")
+        ).first()
         deliveries = session.scalars(
             select(DeliveryRow).where(DeliveryRow.item_id == item_id).order_by(DeliveryRow.id)
         ).all()
@@ -48,6 +72,7 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         views = []
         for delivery in deliveries:
             view = delivery_view(delivery)
+            view["revision"] = numbers.get(delivery.revision_id)
             if delivery.id in counts:
                 view["recipients"] = counts[delivery.id]
             views.append(view)
@@ -60,6 +85,15 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
             "author": item.author,
             "approver": approval.approver if approval and approval.decision == "approved" else None,
             "approved_at": approval.at.isoformat() if approval else None,
+            "live_revision": numbers.get(item.live_revision_id) if item.live_revision_id else None,
+            "revisions": revisions,
+            "withdrawn": {
+                "by": withdrawn.actor,
+                "at": withdrawn.at.isoformat(),
+                "reason": withdrawn.detail.get("reason"),
+            }
+            if withdrawn
+            else None,
             "deliveries": views,
         }
 

@@ -207,9 +207,18 @@ def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -
         return
     click.echo(f"item {report['id']} ({report['kind']}) {report['state']}: {report['title']}")
     click.echo(f"author {report['author']}, approver {report['approver'] or '-'}")
+    if len(report["revisions"]) > 1:
+        for r in report["revisions"]:
+            by = f" by {r['reviewer']}" if r["reviewer"] else ""
+            click.echo(f"revision {r['number']} ({r['author']}): {r['state']}{by} — {r['title']}")
+    if report["withdrawn"]:
+        w = report["withdrawn"]
+        click.echo(f"withdrawn by {w['by']} at {w['at']}: {w['reason']}")
     rows = [
         [
             d["id"],
+            d["revision"],
+            d["action"],
             d["channel"],
             d["target"],
             d["state"],
@@ -221,5 +230,18 @@ def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -
     ]
     if rows:
         click.echo(
-            table(rows, ["delivery", "channel", "target", "state", "attempts", "provider id", "last error"])
+            table(
+                rows,
+                [
+                    "delivery",
+                    "rev",
+                    "action",
+                    "channel",
+                    "target",
+                    "state",
+                    "attempts",
+                    "provider id",
+                    "last error",
+                ],
+            )
         )

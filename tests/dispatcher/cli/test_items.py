@@ -150,3 +150,42 @@ def test_reject_says_who_and_a_rejected_item_cannot_be_approved(tmp_path: Path, 
     later = run("approve", "1", "--as", "陈刚")
     assert later.exit_code == 1 and "already rejected" in later.stderr
     assert count(ledger, DeliveryRow) == 0
+
+
+def test_update_submits_a_correction_that_is_approved_like_any_item(tmp_path: Path, ledger: Ledger) -> None:
+    run("submit", str(write(tmp_path)))
+    run("approve", "1", "--as", "陈刚")
+    result = run("update", "1", str(write(tmp_path, "fix.yaml", author="李娜", body="更正后的正文。")))
+    assert result.exit_code == 0 and result.stdout.strip() == "revision 2 of item 1 submitted for review"
+    refused = run("approve", "1", "--as", "李娜")
+    assert refused.exit_code == 1 and "revision 2 of item 1 was written by 李娜" in refused.stderr
+    approved = run("approve", "1", "--as", "陈刚")
+    assert approved.exit_code == 0, approved.stderr
+    assert approved.stdout.startswith("revision 2 of item 1 (a correction) approved by 陈刚")
+    status = json.loads(run("status", "1", "--json").stdout)
+    assert status["live_revision"] == 2
+    assert [r["state"] for r in status["revisions"]] == ["approved", "live"]
+    assert {d["state"] for d in status["deliveries"] if d["revision"] == 1} == {"superseded"}
+    bad = run("update", "1", str(write(tmp_path, "bad.yaml", areas=["99"])))
+    assert bad.exit_code == 2 and "areas" in bad.stderr
+
+
+def test_retract_withdraws_at_once_and_says_what_it_set_in_motion(tmp_path: Path, ledger: Ledger) -> None:
+    run("submit", str(write(tmp_path)))
+    run("approve", "1", "--as", "陈刚")
+    missing = run("retract", "1", "--as", "李娜", "--reason", " ")
+    assert missing.exit_code == 1 and "reason" in missing.stderr
+    result = run("retract", "1", "--as", "李娜", "--reason", "预警发布有误", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "id": 1,
+        "state": "withdrawn",
+        "cancelled": 5,
+        "taking_down": {},
+        "notified": 0,
+        "enqueued": 0,
+    }
+    status = run("status", "1")
+    assert "withdrawn by 李娜" in status.stdout and "预警发布有误" in status.stdout
+    again = run("retract", "1", "--as", "李娜", "--reason", "again")
+    assert again.exit_code == 1 and "withdrawn already" in again.stderr
