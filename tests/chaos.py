@@ -5,13 +5,18 @@
 a Mastodon account; safety tips to website, SMS and microblogs — while the emulators answer at random
 (from the printed seed) with 5xx, 429 + Retry-After, answers that come too late (before or after the
 emulator acted), and dropped connections (before or after acting); the whole worker process group is
-killed with SIGKILL at random moments and restarted; on Redis, the broker is restarted once.
+killed with SIGKILL at random moments and restarted; on Redis, the broker is restarted once. Meanwhile
+items are corrected (a new revision approved) and withdrawn at random moments, whatever their
+deliveries are doing.
 
 Then it checks, from the emulators' own records and the ledger: every delivery terminal; none lost
 (every ``sent`` delivery's effect is at the emulator, every other has its reason); no duplicate on a
 channel that can look up or takes an idempotency key; SMS duplicates only where the ledger records a
-repeat the policy allowed; ledger and emulators agree item by item. It prints one table per broker and
-exits 1, printing the seed, if an invariant failed.
+repeat the policy allowed; ledger and emulators agree item by item; what each target shows in the end is
+the item's latest approved revision, or nothing once it was withdrawn (unless the ledger records why a
+takedown could not be done); and nothing of an older revision landed on a target (a post, a sign, an
+account, a phone) after a newer one. It prints one table per broker and exits 1, printing the seed, if
+an invariant failed.
 """
 
 from __future__ import annotations
@@ -70,13 +75,27 @@ class Outcome:
     reports_refused: int = 0
     reports_applied: int = 0
     disagreements: list[str] = field(default_factory=list)
+    corrections: int = 0
+    withdrawals: int = 0
+    stopped: int = 0
+    #: a target showing an older revision, or anything of a withdrawn item, at the end
+    stale: list[str] = field(default_factory=list)
+    #: an older revision landing on a target after a newer one
+    out_of_order: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
     drain_seconds: float = 0.0
     timed_out: bool = False
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicates or self.disagreements or self.timed_out)
+        return not (
+            self.lost
+            or self.duplicates
+            or self.disagreements
+            or self.stale
+            or self.out_of_order
+            or self.timed_out
+        )
 
 
 def refusing(app: Any, rng: random.Random, outcome: Outcome, rate: float = 0.05) -> Any:
@@ -240,6 +259,7 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     cleanup.append(lambda: stop_worker(worker["process"]))
     started = time.monotonic()
     expires = "2099-01-01T00:00:00+08:00"
+    documents: dict[int, dict[str, Any]] = {}
     for n in range(items):
         warning = n % 2 == 0
         doc: dict[str, Any] = {
@@ -260,7 +280,14 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
             doc["topics"] = ["safety"]
         item_id = approval.submit(ledger, parse_item(doc))
         approval.approve(ledger, settings, item_id, "演练审批", broker)
+        documents[item_id] = doc
     outcome.items = items
+    # Corrections (about one item in three) and withdrawals (one in seven) at random moments of the drain
+    span = max(10.0, items * 0.2)
+    changes = sorted(
+        [(rng.uniform(0.3, span), "correct") for _ in range(max(1, items * 3 // 10))]
+        + [(rng.uniform(0.3, span), "withdraw") for _ in range(max(1, items // 7))]
+    )
 
     stop = threading.Event()
 
@@ -284,15 +311,19 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     deadline = started + timeout
+    drain_started = time.monotonic()
     while True:
+        while changes and time.monotonic() - drain_started >= changes[0][0]:
+            _, change = changes.pop(0)
+            change_one(change, rng, documents, ledger, settings, broker, outcome)
         with ledger.session() as session:
             states = [s for (s,) in session.query(DeliveryRow.state)]
-        if states and all(s in TERMINAL for s in states) and not thread.is_alive():
+        if states and all(s in TERMINAL for s in states) and not thread.is_alive() and not changes:
             break
         if time.monotonic() > deadline:
             outcome.timed_out = True
             break
-        time.sleep(0.5)
+        time.sleep(0.2 if changes else 0.5)
     outcome.drain_seconds = time.monotonic() - started
     stop.set()
     thread.join(timeout=30)
@@ -323,14 +354,87 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     return outcome
 
 
+def change_one(
+    change: str,
+    rng: random.Random,
+    documents: dict[int, dict[str, Any]],
+    ledger: Any,
+    settings: Any,
+    broker: Any,
+    outcome: Outcome,
+) -> None:
+    """Correct or withdraw one item still standing, picked at random."""
+    from dispatcher import approval
+    from dispatcher.errors import RefusedError
+    from dispatcher.items import parse_item
+    from dispatcher.withdrawals import retract
+
+    standing = sorted(documents)
+    if not standing:
+        return
+    item_id = rng.choice(standing)
+    try:
+        if change == "withdraw":
+            retract(ledger, settings, item_id, "演练撤回", f"演练撤回{item_id}", broker)
+            del documents[item_id]
+            outcome.withdrawals += 1
+            return
+        outcome.corrections += 1
+        doc = dict(documents[item_id])
+        doc.update(author="演练更正", body=f"{doc['body']}（第{outcome.corrections}次更正）")
+        doc["title"] = f"{doc['title'].split('·')[0]}·更正{outcome.corrections}"
+        documents[item_id] = doc
+        approval.revise(ledger, item_id, parse_item(doc))
+        approval.approve(ledger, settings, item_id, "演练审批", broker)
+    except RefusedError as exc:  # an item that expired, say: the suite's own slip, reported
+        print(f"  {change} of item {item_id} refused: {exc}", flush=True)
+
+
+def order_violations(sequences: dict[str, list[tuple[int, int]]]) -> list[str]:
+    """Per target, what landed there in order, as (item, revision): an older revision of an item after a
+    newer one is a violation. A pure function, so a test can plant one."""
+    found = []
+    for target, landed in sequences.items():
+        newest: dict[int, int] = {}
+        for item, revision in landed:
+            if revision < newest.get(item, 0):
+                found.append(
+                    f"{target}: revision {revision} of item {item} landed after revision {newest[item]}"
+                )
+            newest[item] = max(newest.get(item, 0), revision)
+    return found
+
+
+def showing_violations(
+    showing: dict[str, list[tuple[int, int]]],
+    live: dict[int, int | None],
+    excused: set[tuple[str, int]],
+) -> list[str]:
+    """What each target shows at the end, as (item, revision): anything of a withdrawn item (``live`` None)
+    or of a revision older than the live one is stale — unless the ledger excuses it (``excused``: the
+    (target, item) pairs whose takedown failed or died on the record). Pure, so a test can plant one."""
+    found = []
+    for target, shown in showing.items():
+        for item, revision in shown:
+            if (target, item) in excused or item not in live:
+                continue
+            if live[item] is None:
+                found.append(f"{target} still shows revision {revision} of withdrawn item {item}")
+            elif revision < live[item]:  # type: ignore[operator]
+                found.append(f"{target} shows revision {revision} of item {item}, not revision {live[item]}")
+    return found
+
+
 def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
     """Check the invariants from the emulators' own records (every attempt, absorbed ones included) and
     the ledger. A delivery is *lost* when its effect is absent, unless the channel refused it for good
     or the policy chose not to repeat it (each its own column); a delivery that is not ``sent`` but whose
-    effect landed is a *disagreement*; any second copy is a *duplicate*, except an SMS repeat the policy
-    decided (at most one per decision, counted)."""
+    effect landed is a *disagreement* (a superseded or cancelled one included); any second copy is a
+    *duplicate*, except an SMS repeat the policy decided (at most one per decision, counted). Then what
+    each target shows in the end, and the order revisions landed in (``showing_violations``,
+    ``order_violations``)."""
     from dispatcher import subscribers
-    from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, RecipientRow
+    from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, ItemState, RecipientRow
 
     received = {name: state.received for name, state in box.states.items()}
     posts = requests.get(f"{box.urls['website']}/_sandbox/posts", timeout=10).json()
@@ -343,21 +447,42 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
 
     live_posts = [p for p in posts if p["status"] != "trash"]
     posts_by_uid = Counter(uid_of(p) for p in live_posts)
-    shown = Counter((r["sign"], r["id"]) for r in received["display"] if "multi" in r)
+    web_writes = [
+        r
+        for r in received["website"]
+        if r["method"] == "POST"
+        and r["status"] < 300
+        and isinstance(r.get("body"), dict)
+        and r["body"].get("content")
+    ]
+    web_contents = Counter(r["body"]["content"] for r in web_writes)
+    web_takedowns = {
+        str(r["post_id"])
+        for r in received["website"]
+        if r["method"] == "DELETE" or (isinstance(r.get("body"), dict) and r["body"].get("status") == "draft")
+    }
+    activations = [r for r in received["display"] if "multi" in r]
+    shown = Counter((r["sign"], r["id"]) for r in activations)
+    cleared = {(r["sign"], r["id"]) for r in received["display"] if r.get("cleared")}
     weibo_shares = [r for r in received["microblog"] if r.get("action") == "share"]
     weibo_attempts = Counter(
         r["status"] for r in received["microblog"] if r.get("action") in ("share", "repeat_refused")
     )
     weibo_ids = {r["id"] for r in weibo_shares}
     weibo_texts = {r["status"] for r in weibo_shares}
-    mastodon = Counter(r["key"] for r in received["mastodon"] if r.get("action") == "post")
-    mastodon_ids = {r["id"] for r in received["mastodon"] if r.get("action") == "post"}
+    weibo_deleted = {r["id"] for r in received["microblog"] if r.get("action") == "destroy"}
+    mastodon_posts = [r for r in received["mastodon"] if r.get("action") == "post"]
+    mastodon = Counter(r["key"] for r in mastodon_posts)
+    mastodon_ids = {r["id"] for r in mastodon_posts}
+    mastodon_deleted = {r["id"] for r in received["mastodon"] if r.get("action") == "delete"}
     outcome.absorbed_repeats = sum(1 for r in received["mastodon"] if r.get("action") == "replayed") + sum(
         1 for r in received["display"] if r.get("repeat")
     )
     texts = Counter((r["to"], r["text"]) for r in received["sms"])
     with ledger.session() as session:
         deliveries = session.query(DeliveryRow).all()
+        by_id = {d.id: d for d in deliveries}
+        revision_of = {d.id: d.revision.number for d in deliveries}
         phones_of = {d.id: subscribers.phones_of(session, d.id) for d in deliveries if d.channel == "sms"}
         decisions = Counter(
             e.delivery_id
@@ -365,6 +490,13 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
             if e.detail.get("how") == "repeated"
         )
         uids = {d.id: d.revision.item.uid for d in deliveries if d.channel == "website"}
+        item_of_uid = {item.uid: item.id for item in session.query(ItemRow)}
+        live = {
+            item.id: None
+            if item.state is ItemState.withdrawn
+            else next(r.number for r in item.revisions if r.id == item.live_revision_id)
+            for item in session.query(ItemRow)
+        }
         outcome.reports_applied = (
             session.query(RecipientRow).filter(RecipientRow.report_type.is_not(None)).count()
         )
@@ -381,9 +513,22 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
             )
     outcome.allowed_sms_repeats = sum(decisions.values())
 
-    def landed(d: Any) -> bool:
+    def taken_down(d: Any) -> bool:
+        """Whether what a withdrawal takes down was taken down (by it, or by another withdrawal of it)."""
+        gone = by_id[d.replaces_id]
         if d.channel == "website":
-            return posts_by_uid[uids[d.id]] > 0
+            return str(gone.provider_id) in web_takedowns
+        if d.channel == "display":
+            return (d.target, gone.idempotency_key) in cleared
+        if d.target == "weibo":
+            return str(gone.provider_id) in weibo_deleted
+        return str(gone.provider_id) in mastodon_deleted
+
+    def landed(d: Any) -> bool:
+        if d.action.value == "withdraw":
+            return taken_down(d)
+        if d.channel == "website":
+            return web_contents[d.payload["content"]] > 0
         if d.channel == "display":
             return shown[(d.target, d.idempotency_key)] > 0
         if d.channel == "microblog" and d.target == "weibo":
@@ -403,8 +548,10 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
             continue
         effect = landed(d)
         if d.state.value != "sent":
-            if effect:
+            if effect and d.action.value != "withdraw":
                 outcome.disagreements.append(f"{label} is {d.state.value} but it landed: {d.last_error}")
+            elif d.state.value in ("superseded", "cancelled"):
+                outcome.stopped += 1
             elif "not to repeat" in (d.last_error or ""):
                 outcome.not_sent_by_policy.append(label)
             elif d.state.value == "failed":
@@ -414,8 +561,10 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
             continue
         if not effect:
             outcome.lost.append(f"{label}: sent, but nothing arrived")
+        elif d.action.value == "withdraw":
+            continue
         elif d.channel == "website" and str(d.provider_id) not in {
-            str(p["id"]) for p in live_posts if uid_of(p) == uids[d.id]
+            str(p["id"]) for p in posts if uid_of(p) == uids[d.id]
         }:
             outcome.disagreements.append(f"{label}: ledger says post {d.provider_id}")
         elif d.channel == "microblog" and d.target == "weibo" and d.provider_id not in weibo_ids:
@@ -442,6 +591,70 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
                 f"{' → '.join(history.get(owner or 0, []))})"
             )
 
+    # What each revision looks like at each peer, to read the emulators' records by revision
+    showing_delivery = [d for d in deliveries if d.action.value in ("publish", "update", "follow_up")]
+    web_rev = {
+        d.payload["content"]: (d.item_id, revision_of[d.id])
+        for d in showing_delivery
+        if d.channel == "website"
+    }
+    key_rev = {d.idempotency_key: (d.item_id, revision_of[d.id]) for d in showing_delivery}
+    weibo_rev = {
+        d.payload["text"]: (d.item_id, revision_of[d.id]) for d in showing_delivery if d.target == "weibo"
+    }
+    sms_rev = {d.payload["text"]: (d.item_id, revision_of[d.id]) for d in deliveries if d.channel == "sms"}
+    sequences: dict[str, list[tuple[int, int]]] = {}
+    for r in web_writes:
+        if r["body"]["content"] in web_rev:
+            sequences.setdefault(f"website/post {r['post_id']}", []).append(web_rev[r["body"]["content"]])
+    for r in activations:
+        if r["id"] in key_rev:
+            sequences.setdefault(f"display/{r['sign']}", []).append(key_rev[r["id"]])
+    for r in weibo_shares:
+        if r["status"] in weibo_rev:
+            sequences.setdefault("microblog/weibo", []).append(weibo_rev[r["status"]])
+    for r in mastodon_posts:
+        if r["key"] in key_rev:
+            sequences.setdefault("microblog/fedi", []).append(key_rev[r["key"]])
+    for r in received["sms"]:
+        if r["text"] in sms_rev:
+            sequences.setdefault(f"sms/{r['to']}", []).append(sms_rev[r["text"]])
+    outcome.out_of_order += order_violations(sequences)
+
+    # What each target shows in the end: the site's posts, what each sign holds, and on each microblog
+    # account the newest post of each item (a correction follows the original up; the original stays)
+    final: dict[str, list[tuple[int, int]]] = {"website/site": []}
+    for post in live_posts:
+        content = post["content"]["raw"]
+        item = item_of_uid.get(uid_of(post) or "")
+        found = next((rev for text, rev in web_rev.items() if text == content), None)
+        if item is not None:
+            final["website/site"].append(found or (item, 0))
+    for sign, key in set(shown) - cleared:
+        if key in key_rev:
+            final.setdefault(f"display/{sign}", []).append(key_rev[key])
+    for account, shares in (
+        (
+            "microblog/weibo",
+            [(r["id"], weibo_rev.get(r["status"])) for r in weibo_shares if r["id"] not in weibo_deleted],
+        ),
+        (
+            "microblog/fedi",
+            [(r["id"], key_rev.get(r["key"])) for r in mastodon_posts if r["id"] not in mastodon_deleted],
+        ),
+    ):
+        newest: dict[int, tuple[int, int]] = {}
+        for _, rev in shares:
+            if rev is not None:
+                newest[rev[0]] = rev  # records are in the order the posts were made
+        final[account] = list(newest.values())
+    excused = {
+        (f"{d.channel}/{d.target}", d.item_id)
+        for d in deliveries
+        if d.state.value in ("failed", "dead", "expired") and d.channel != "sms"
+    }
+    outcome.stale += showing_violations(final, live, excused)
+
 
 def table(outcomes: list[Outcome]) -> str:
     rows = [
@@ -466,6 +679,10 @@ def table(outcomes: list[Outcome]) -> str:
         ("repeats absorbed by idempotency", lambda o: o.absorbed_repeats),
         ("delivery reports refused / applied", lambda o: f"{o.reports_refused} / {o.reports_applied}"),
         ("ledger/emulator disagreements", lambda o: len(o.disagreements)),
+        ("corrections / withdrawals made", lambda o: f"{o.corrections} / {o.withdrawals}"),
+        ("  deliveries superseded or cancelled", lambda o: o.stopped),
+        ("  stale at the end", lambda o: len(o.stale)),
+        ("  older revision after a newer", lambda o: len(o.out_of_order)),
         ("time to drain", lambda o: f"{o.drain_seconds:.1f}s" + (" (timed out)" if o.timed_out else "")),
     ]
     width = max(len(label) for label, _ in rows)
@@ -495,7 +712,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {outcome.broker}: {count} not sent — {reason}")
     failed = [o for o in outcomes if not o.ok]
     for outcome in failed:
-        for problem in (outcome.lost + outcome.duplicates + outcome.disagreements)[:20]:
+        problems = (
+            outcome.lost + outcome.duplicates + outcome.disagreements + outcome.stale + outcome.out_of_order
+        )
+        for problem in problems[:20]:
             print(f"  {outcome.broker}: {problem}")
     if failed:
         print(f"FAILED: invariants broken; rerun with --seed {seed}")

@@ -48,3 +48,29 @@ def test_nothing_is_lost_or_doubled_under_faults(broker: str, seed: int) -> None
     assert result.returncode == 0, result.stdout[-2000:]
     assert "all invariants hold" in result.stdout
     assert "worker kills (SIGKILL)" in result.stdout
+
+
+def test_the_order_check_catches_an_older_revision_landing_after_a_newer() -> None:
+    from tests.chaos import order_violations
+
+    assert (
+        order_violations({"display/CH-1": [(1, 1), (2, 1), (1, 2), (1, 2)], "sms/+86139": [(1, 1), (1, 2)]})
+        == []
+    )
+    planted = order_violations({"display/CH-1": [(1, 1), (1, 2), (2, 1), (1, 1)]})
+    assert planted == ["display/CH-1: revision 1 of item 1 landed after revision 2"]
+
+
+def test_the_final_state_check_catches_a_stale_revision_and_a_withdrawn_item_still_showing() -> None:
+    from tests.chaos import showing_violations
+
+    live = {1: 2, 2: None, 3: 1}
+    clean = {"website/site": [(1, 2), (3, 1)], "display/CH-1": [(1, 2)]}
+    assert showing_violations(clean, live, excused=set()) == []
+    planted = {"website/site": [(1, 2)], "display/CH-1": [(1, 1)], "microblog/weibo": [(2, 1)]}
+    assert showing_violations(planted, live, excused=set()) == [
+        "display/CH-1 shows revision 1 of item 1, not revision 2",
+        "microblog/weibo still shows revision 1 of withdrawn item 2",
+    ]
+    # a takedown that failed on the record excuses what it could not take down
+    assert showing_violations(planted, live, excused={("display/CH-1", 1), ("microblog/weibo", 2)}) == []
