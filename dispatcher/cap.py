@@ -106,6 +106,9 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")  # xs:decimal
 _NOT_IN_NAMES = re.compile(r"[\s,<&]")
 # A DOCTYPE in the prolog, after an optional byte order mark, declaration, comments and spaces.
 _DOCTYPE = re.compile(rb"(?:\xef\xbb\xbf)?(?:\s|<\?.*?\?>|<!--.*?-->)*<!DOCTYPE", re.DOTALL)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//([^/?#]*)")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _DIVISION = re.compile(r"[0-9]{6}(?:[0-9]{6})?")
 
 
@@ -291,7 +294,9 @@ def _check_sequence(
     """The schema's ``sequence``: each element in its place, as often as allowed, none missing."""
     position = {name: index for index, (name, _, _) in enumerate(model)}
     present = {_split(child.tag)[1] for child in children if _split(child.tag)[0] == NS}
-    signature_allowed = parent.tag == f"{{{NS}}}alert"  # the schema's xmldsig wildcard, at the end
+    # The schema's xmldsig wildcard closes the alert's sequence. (libxml2 lets an info block follow
+    # a signature; the schema does not, and neither does this reader.)
+    signature_allowed = parent.tag == f"{{{NS}}}alert"
     counts = [0] * len(model)
     misplaced: set[str] = set()  # reported out of order once, so never reported missing too
     at = 0
@@ -359,8 +364,13 @@ def _check_value(element: Any, local: str, path: str, problems: Problems) -> Non
             parse_references(text)
         except ValueError as exc:
             _add(problems, element, path, str(exc))
-    elif local == "language" and not _LANGUAGE.fullmatch(text.strip()):
+    elif local == "language" and text.strip() and not _LANGUAGE.fullmatch(text.strip()):
+        # An empty language is the schema's default, en-US.
         _add(problems, element, path, f"{text!r} is not a language tag like zh-CN")
+    elif local in ("web", "uri"):
+        message = _uri_problem(" ".join(text.split()))
+        if message:
+            _add(problems, element, path, message)
     elif local == "size" and not _INTEGER.fullmatch(text.strip()):
         _add(problems, element, path, f"{text!r} is not a whole number of bytes")
     elif local in ("altitude", "ceiling") and not _DECIMAL.fullmatch(text.strip()):
@@ -375,6 +385,24 @@ def _check_value(element: Any, local: str, path: str, problems: Problems) -> Non
             geometry.parse_circle(text)
         except geometry.GeometryError as exc:
             _add(problems, element, path, str(exc))
+
+
+def _uri_problem(text: str) -> str | None:
+    """What makes ``text`` no xs:anyURI, as libxml2 reads one: a URI reference (RFC 3986) once
+    characters URIs may not hold are set aside, so a colon before any slash must end a scheme, and
+    a percent sign starts an escape, and brackets enclose an IPv6 host."""
+    head = re.split(r"[/?#]", text, maxsplit=1)[0]
+    if ":" in head and not _SCHEME.fullmatch(head.partition(":")[0]):
+        return f"{text!r} is not a URI: {head.partition(':')[0]!r} before ':' is not a scheme"
+    if _BAD_ESCAPE.search(text):
+        return f"{text!r} is not a URI: '%' must start an escape like %20"
+    if text.count("#") > 1:
+        return f"{text!r} is not a URI: it has two '#'"
+    authority = _AUTHORITY.match(text)
+    outside = text[: authority.start(1)] + text[authority.end(1) :] if authority else text
+    if "[" in outside or "]" in outside:
+        return f"{text!r} is not a URI: brackets belong around an IPv6 host only"
+    return None
 
 
 def _name_problem(text: str) -> str | None:
@@ -553,7 +581,7 @@ def _read_block(info: Any, sender: str, names: Collection[str]) -> _Block:
     document: dict[str, Any] = {
         "kind": "warning",
         "title": headline or event,
-        "event": event,
+        "event": event or None,
         "severity": _child_text(info, "severity"),
         "urgency": _child_text(info, "urgency"),
         "certainty": _child_text(info, "certainty"),
