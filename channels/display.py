@@ -48,7 +48,8 @@ from dispatcher.errors import (
     TemporaryChannelError,
     TooLateError,
 )
-from dispatcher.items import Kind, covers
+from dispatcher.geometry import inside_circle, inside_polygon
+from dispatcher.items import Item, Kind, covers
 from dispatcher.rendering import context_for
 from settings import DisplaySettings
 
@@ -100,10 +101,13 @@ class DisplayChannel(Channel):
         return f"{self.settings.http_base_url.rstrip('/')}/signs/{sign.address}"
 
     def targets(self, publication: Publication) -> list[Target]:
+        """The signs in the item's areas, and those whose coordinates lie inside its polygons or circles."""
+        item = publication.item
         return [
             Target(sign.id, sign.model_dump())
             for sign in self.signs.values()
-            if any(covers(area, sign.area) for area in publication.item.areas)
+            if any(covers(area, sign.area) for area in item.areas)
+            or (sign.lat is not None and sign.lon is not None and inside(item, (sign.lat, sign.lon)))
         ]
 
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
@@ -262,3 +266,10 @@ class DisplayChannel(Channel):
             *(f"  page {number}: " + " / ".join(page) for number, page in enumerate(body["pages"], 1)),
             f"  MULTI: {body['multi']}",
         ]
+
+
+def inside(item: Item, point: tuple[float, float]) -> bool:
+    """Whether ``point`` lies inside one of the item's polygons or circles."""
+    return any(inside_polygon(point, polygon) for polygon in item.polygons) or any(
+        inside_circle(point, circle) for circle in item.circles
+    )

@@ -25,6 +25,9 @@ class Sign(BaseModel):
     id: str = Field(min_length=1, max_length=100)
     name: str = ""
     area: str = Field(pattern=r"^\d{6}$")
+    #: where the sign stands (WGS 84): an item placed by a polygon or circle reaches the signs inside it
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
     group: str | None = None
     lines: int = Field(ge=1, le=32)
     chars_per_line: int = Field(ge=1, le=200)

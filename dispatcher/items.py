@@ -21,10 +21,12 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from dispatcher import geometry
 from dispatcher.errors import InvalidItemError
 from dispatcher.people import checked_name
 
@@ -84,7 +86,12 @@ class Item(BaseModel):
     short_text: str | None = Field(None, min_length=1, max_length=SHORT_TEXT_MAX)
     #: channel names (checked against the channel registry when the item is submitted); none: every one
     channels: list[str] | None = Field(None, min_length=1)
-    areas: list[str] = Field(min_length=1)
+    #: where the item applies, as shapes (WGS 84 latitude, longitude): closed polygons of at least four
+    #: points, and circles (centre and radius in km); signs with coordinates inside them are reached
+    polygons: list[list[tuple[float, float]]] = Field(default_factory=list)
+    circles: list[tuple[float, float, float]] = Field(default_factory=list)
+    #: administrative division codes (GB/T 2260); may be left out only when shapes place the item
+    areas: list[str] = Field(default_factory=list, validate_default=True)
     author: str = Field(min_length=1, max_length=100)
     department: str = Field(min_length=1, max_length=200)
     expires: AwareDatetime
@@ -98,9 +105,34 @@ class Item(BaseModel):
         default_factory=list, description="Subscription topics; routine SMS reach their subscribers only."
     )
 
+    @field_validator("polygons")
+    @classmethod
+    def _polygons(cls, polygons: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
+        for number, polygon in enumerate(polygons, 1):
+            try:
+                geometry.polygon_text(polygon)
+            except geometry.GeometryError as exc:
+                raise ValueError(f"polygon {number} {exc}") from None
+        return polygons
+
+    @field_validator("circles")
+    @classmethod
+    def _circles(cls, circles: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+        for number, circle in enumerate(circles, 1):
+            try:
+                geometry.circle_text(circle)
+            except geometry.GeometryError as exc:
+                raise ValueError(f"circle {number}: {exc}") from None
+        return circles
+
     @field_validator("areas")
     @classmethod
-    def _area_codes(cls, areas: list[str]) -> list[str]:
+    def _area_codes(cls, areas: list[str], info: ValidationInfo) -> list[str]:
+        if not areas and not (info.data.get("polygons") or info.data.get("circles")):
+            raise ValueError(
+                "must list at least 1 item (an administrative division code), unless a polygon or circle "
+                "places the item"
+            )
         bad = []
         for code in areas:
             if not ASCII_AREA.fullmatch(code):  # ASCII digits only: \d would take ١ or ０ too

@@ -365,7 +365,7 @@ def change_one(
 ) -> None:
     """Correct or withdraw one item still standing, picked at random."""
     from dispatcher import approval
-    from dispatcher.errors import RefusedError
+    from dispatcher.errors import ContentError, RefusedError
     from dispatcher.items import parse_item
     from dispatcher.withdrawals import retract
 
@@ -382,11 +382,11 @@ def change_one(
         outcome.corrections += 1
         doc = dict(documents[item_id])
         doc.update(author="演练更正", body=f"{doc['body']}（第{outcome.corrections}次更正）")
-        doc["title"] = f"{doc['title'].split('·')[0]}·更正{outcome.corrections}"
+        doc["title"] = f"{doc['title'].split('更正')[0]}更正{outcome.corrections}"
         documents[item_id] = doc
         approval.revise(ledger, item_id, parse_item(doc))
         approval.approve(ledger, settings, item_id, "演练审批", broker)
-    except RefusedError as exc:  # an item that expired, say: the suite's own slip, reported
+    except (RefusedError, ContentError) as exc:  # the suite's own slip (an expired item), reported
         print(f"  {change} of item {item_id} refused: {exc}", flush=True)
 
 

@@ -20,7 +20,14 @@ from settings import PROJECT_DIR
 PACKAGES = ("dispatcher", "channels", "sandbox")
 TOP_LEVEL = ("settings.py", "worker.py")
 # The core words: what adapters may import from the dispatcher.
-CORE = {"dispatcher.errors", "dispatcher.words", "dispatcher.items", "dispatcher.rendering", "settings"}
+CORE = {
+    "dispatcher.errors",
+    "dispatcher.words",
+    "dispatcher.items",
+    "dispatcher.geometry",
+    "dispatcher.rendering",
+    "settings",
+}
 # Where Celery and kombu may be named: the task module and the worker process's entry.
 QUEUE_AWARE = {"dispatcher.tasks", "worker"}
 # Faces over the sandbox may name channels and emulators: they describe what a person sees.
