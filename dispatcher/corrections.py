@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from dispatcher import signing
 from dispatcher.ledger import (
@@ -102,9 +102,7 @@ def reached(
 ) -> list[Reached]:
     """Deliveries of the item on ``channels`` that may have put (a revision of) it on their targets and
     were not taken down since, oldest first; of revisions before ``before_revision_id`` when given."""
-    withdrawn = select(EventRow.delivery_id).where(
-        EventRow.item_id == item_id, EventRow.name == "delivery.withdrawn", EventRow.delivery_id.is_not(None)
-    )
+    withdrawn = taken_down(item_id)
     query = (
         select(
             DeliveryRow.id,
@@ -127,11 +125,24 @@ def reached(
     return [Reached(*row) for row in session.execute(query)]
 
 
-def reached_targets(session: Session, item_id: int) -> set[tuple[str, str]]:
-    """The (channel, target) pairs some delivery of the item may have reached and not taken down."""
-    withdrawn = select(EventRow.delivery_id).where(
+def taken_down(item_id: int) -> Any:
+    """The deliveries of the item withdrawn on the record, or with a withdrawal of their own on its way
+    (one is enough: a second would take down the same thing, under the same key)."""
+    recorded = select(EventRow.delivery_id).where(
         EventRow.item_id == item_id, EventRow.name == "delivery.withdrawn", EventRow.delivery_id.is_not(None)
     )
+    withdrawal = aliased(DeliveryRow)
+    pending = select(withdrawal.replaces_id).where(
+        withdrawal.item_id == item_id,
+        withdrawal.action == Action.withdraw,
+        withdrawal.replaces_id.is_not(None),
+    )
+    return recorded.union(pending)
+
+
+def reached_targets(session: Session, item_id: int) -> set[tuple[str, str]]:
+    """The (channel, target) pairs some delivery of the item may have reached and not taken down."""
+    withdrawn = taken_down(item_id)
     found = session.execute(
         select(DeliveryRow.channel, DeliveryRow.target)
         .distinct()

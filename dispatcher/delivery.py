@@ -642,8 +642,12 @@ def replace_earlier(session: Session, settings: Settings, row: DeliveryRow, work
     earlier = session.get_one(DeliveryRow, row.replaces_id)
     if earlier.state is not DeliveryState.sent or earlier.provider_id == row.provider_id:
         return
-    if withdrawn_on_record(session, earlier.id):
-        return
+    if withdrawn_on_record(session, earlier.id) or session.scalar(
+        select(DeliveryRow.id)
+        .where(DeliveryRow.replaces_id == earlier.id, DeliveryRow.action == Action.withdraw)
+        .limit(1)
+    ):
+        return  # taken down already, or on its way down (a withdrawal of the item came first)
     before = corrections.Reached(earlier.id, earlier.channel, earlier.target, dict(earlier.payload))
     key = signing.payload_key(settings)
     withdrawal = corrections.withdrawal(key, row.revision_id, row.item_id, row.queue, before)

@@ -386,3 +386,25 @@ def test_superseded_and_cancelled_deliveries_are_not_swept_again(
     make_due(ledger)
     assert not ids & {delivery_id for delivery_id, _ in outbox.due(ledger, settings, broker)}
     assert numbers  # (the SMS helper stays importable for the end-to-end proof)
+
+
+def test_a_withdrawal_right_after_a_correction_takes_each_message_down_once(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found by the fault suite: the correction's clearing of the older sign messages was still on its
+    way when the item was withdrawn, and the withdrawal tried to clear them again under the same key."""
+    item_id = issued(ledger, settings, channels=["display"])
+    drain(ledger, settings, item_id)
+    corrected(ledger, settings, item_id, channels=["display"], short_text="更正：暴雨持续。")
+    for delivery in deliveries(ledger, item_id):
+        if delivery.revision.number == 2:
+            assert deliver(ledger, settings, delivery.id, WORKER) is DeliveryState.sent
+    pending_clears = [d for d in deliveries(ledger, item_id) if d.action is Action.withdraw]
+    assert len(pending_clears) == 2 and {d.state for d in pending_clears} == {DeliveryState.pending}
+    retract(ledger, settings, item_id, OTHER, "误发")
+    takedowns = [d for d in deliveries(ledger, item_id) if d.action is Action.withdraw]
+    assert len(takedowns) == 4  # the two older messages once each, and the two corrected ones
+    assert len({d.replaces_id for d in takedowns}) == 4
+    drain(ledger, settings, item_id)
+    assert showing(sandbox, "BJ-CY-001") is None and showing(sandbox, "BJ-CY-002") is None
+    assert held(sandbox, "BJ-CY-001") == [] and held(sandbox, "BJ-CY-002") == []
