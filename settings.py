@@ -18,6 +18,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -241,6 +242,35 @@ class ApiSettings(BaseModel):
     )
 
 
+class CapSettings(BaseModel):
+    """OASIS CAP 1.2: alerts taken in by ``dispatch submit FILE.xml``; written by ``dispatch export``."""
+
+    sender: str = Field(
+        "dispatch@localhost",
+        description="The office's CAP sender id, written as <sender> of exported alerts (no spaces, "
+        "commas, < or &); an Update or Cancel that references an exported alert finds its item by it.",
+    )
+    language: str = Field(
+        "zh-CN", description="The info language that is published; blocks in other languages are kept."
+    )
+    geocode_names: list[str] = Field(
+        default_factory=lambda: ["CPEAS Geographic Code"],
+        description="geocode valueNames that carry GB/T 2260 division codes (12 digits read as the "
+        "6-digit division they start with); the first is written on export.",
+    )
+    statuses: list[str] = Field(
+        default_factory=lambda: ["Actual"],
+        description='Alert statuses taken in: an "Exercise" or "Test" is refused unless listed.',
+    )
+
+    @field_validator("sender")
+    @classmethod
+    def _a_cap_name(cls, sender: str) -> str:
+        if not sender or any(ch.isspace() or ch in ",<&" for ch in sender):
+            raise ValueError("a CAP sender has no spaces, commas, < or &")
+        return sender
+
+
 class RetryBudget(BaseModel):
     attempts: int = Field(48, ge=1, description="Attempts before a delivery is dead.")
     seconds: float = Field(21600, gt=0, description="Time from approval (or re-drive) before it is dead.")
@@ -314,6 +344,20 @@ class Settings(BaseSettings):
     sms: SmsSettings = Field(default_factory=SmsSettings)
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     microblog: MicroblogSettings = Field(default_factory=MicroblogSettings)
+    cap: CapSettings = Field(default_factory=CapSettings)
+    time_zone: str = Field(
+        "Asia/Shanghai",
+        description="The office's time zone (IANA name): times written for people and in CAP.",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone (an IANA name like Asia/Shanghai)") from None
+        return name
 
     def model_post_init(self, _context: object) -> None:
         if not self.ledger_url:

@@ -214,6 +214,24 @@ class DeliveryRow(Base):
         return self.action in SHOWING
 
 
+class CapAlertRow(Base):
+    """A CAP alert the dispatcher took in, and the item (and revision) it became: later alerts that
+    reference it find their item here."""
+
+    __tablename__ = "cap_alerts"
+    __table_args__ = (UniqueConstraint("sender", "identifier"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    #: the revision an Alert or Update became; None for a Cancel
+    revision: Mapped[int | None] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(200))
+    identifier: Mapped[str] = mapped_column(String(200))
+    sent: Mapped[datetime] = mapped_column()
+    msg_type: Mapped[str] = mapped_column(String(8))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SubscriberRow(Base):
     """A phone number that asked for messages: where it lives, what about, and whether it still wants them."""
 

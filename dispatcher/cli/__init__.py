@@ -1,6 +1,7 @@
 """The ``dispatch`` command line: one group, and one small module per family of commands.
 
-- ``items``: submit, update, preview, approve, reject, retract, status;
+- ``items``: submit (item files and CAP alerts), update, preview, approve, reject, retract, status,
+  export (CAP);
 - ``deliveries``: redrive;
 - ``channels``: channels (probe every channel, list the circuits not closed);
 - ``subscribers``: subscribers import, subscribers list;
@@ -52,6 +53,7 @@ for command in (
     items.approve,
     items.reject,
     items.retract,
+    items.export,
     items.preview,
     items.status,
     deliveries.redrive,

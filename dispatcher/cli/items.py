@@ -21,14 +21,23 @@ def stored_id(source: str) -> int | None:
 @click.command()
 @click.argument("source")
 @click.option("--draft", is_flag=True, help="Store the file as a draft, not yet for review.")
+@click.option(
+    "--as", "author", help="A CAP alert: who submits it (the item's author; a Cancel's withdrawer)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the item as JSON.")
-def submit(source: str, draft: bool, as_json: bool) -> None:
-    """Store an item file (YAML or JSON) for review and print its id; or submit draft ID."""
+def submit(source: str, draft: bool, author: str | None, as_json: bool) -> None:
+    """Store an item file (YAML or JSON) for review and print its id; or submit draft ID.
+
+    A CAP 1.2 alert (a .xml file) is taken in too: an Alert becomes an item, an Update a revision of the
+    item the alert it references became, a Cancel withdraws that item at once."""
     from dispatcher import approval
     from dispatcher.items import load_item
 
     ledger = open_ledger()
     item_id = stored_id(source)
+    if item_id is None and source.lower().endswith(".xml"):
+        submit_alert(Path(source), author, as_json)
+        return
     if item_id is not None:
         approval.submit_draft(ledger, item_id)
         state = "submitted"
@@ -39,6 +48,55 @@ def submit(source: str, draft: bool, as_json: bool) -> None:
         print_json({"id": item_id, "state": state})
     else:
         click.echo(item_id)
+
+
+def submit_alert(path: Path, author: str | None, as_json: bool) -> None:
+    from dispatcher.alerts import receive
+    from dispatcher.errors import InvalidItemError
+
+    if not author:
+        raise InvalidItemError(
+            str(path), [("--as", "a CAP alert names no person: say who submits it (--as NAME)")]
+        )
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidItemError(str(path), [("(file)", "no such file")]) from None
+    done = receive(open_ledger(), get_settings(), data, author, source=str(path), broker=broker())
+    if as_json:
+        withdrawal = done.withdrawal
+        print_json(
+            {
+                "id": done.item_id,
+                "cap": done.msg_type,
+                "identifier": done.identifier,
+                "revision": done.revision,
+                "state": "withdrawn" if withdrawal else "submitted",
+            }
+        )
+    elif done.withdrawal is not None:
+        click.echo(f"item {done.item_id} withdrawn (CAP Cancel {done.identifier})")
+    elif done.revision == 1:
+        click.echo(done.item_id)
+    else:
+        click.echo(f"revision {done.revision} of item {done.item_id} submitted for review (CAP Update)")
+
+
+@click.command()
+@click.argument("item_id", type=int)
+@click.option("--cap", "as_cap", is_flag=True, required=True, help="As an OASIS CAP 1.2 alert (XML).")
+@click.option("--revision", type=int, help="The alert of this approved revision (default: the latest).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file (default: stdout).")
+def export(item_id: int, as_cap: bool, revision: int | None, output: Path | None) -> None:
+    """Write a warning as a CAP 1.2 alert: Alert, Update for a correction, Cancel once withdrawn."""
+    from dispatcher.alerts import export as export_alert
+
+    xml = export_alert(open_ledger(), get_settings(), item_id, revision)
+    if output is None:
+        click.echo(xml.decode("utf-8"), nl=False)
+    else:
+        output.write_bytes(xml)
+        click.echo(f"item {item_id}: CAP alert written to {output}", err=True)
 
 
 @click.command()

@@ -1,0 +1,41 @@
+"""CAP alerts on the command line: ``dispatch submit alert.xml --as NAME``, ``dispatch export ID --cap``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dispatcher.ledger import Ledger
+from settings import Settings
+from tests.dispatcher.cli import run
+from tests.dispatcher.test_alerts import FIXTURES, fixture, valid_cap
+
+
+def test_cap_is_taken_in_and_invalid_cap_refused_with_its_line(
+    tmp_path: Path, settings: Settings, ledger: Ledger
+) -> None:
+    alert = tmp_path / "alert.xml"
+    alert.write_bytes(fixture("warning-alert.xml"))
+    without_name = run("submit", str(alert))
+    assert without_name.exit_code == 2 and "--as" in without_name.stderr
+    taken = run("submit", str(alert), "--as", "张敏")
+    assert taken.exit_code == 0, taken.stderr
+    assert taken.stdout.strip() == "1"
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(
+        fixture("warning-alert.xml").replace(b"<severity>Severe</severity>", b"<severity>Huge</severity>")
+    )
+    refused = run("submit", str(broken), "--as", "张敏")
+    assert refused.exit_code == 2
+    assert re.search(r"line \d+: alert/info/severity", refused.stderr), refused.stderr
+    unclosed = tmp_path / "unclosed.xml"
+    unclosed.write_bytes(
+        (FIXTURES / "geometry-only.xml").read_bytes().replace(b" 39.95,116.15</polygon>", b"</polygon>")
+    )
+    geometry = run("submit", str(unclosed), "--as", "张敏")
+    assert geometry.exit_code == 2 and "polygon" in geometry.stderr and "closed" in geometry.stderr
+    approve = run("approve", "1", "--as", "陈刚")
+    assert approve.exit_code == 0, approve.stderr
+    exported = run("export", "1", "--cap")
+    assert exported.exit_code == 0 and exported.stdout.startswith("<?xml")
+    valid_cap(exported.stdout.encode("utf-8"))
