@@ -48,9 +48,8 @@ def settled(ledger: Ledger, item_id: int, timeout: float = 90) -> list[DeliveryR
     try:
         return wait_until(ended, timeout, "every delivery ended")
     except AssertionError:
-        pytest.fail(
-            f"not ended after {timeout}s: {[(r.id, r.channel, r.target, r.state.value) for r in rows(ledger, item_id)]}"
-        )
+        found = [(r.id, r.channel, r.target, r.state.value) for r in rows(ledger, item_id)]
+        pytest.fail(f"not ended after {timeout}s: {found}")
 
 
 def shown(sandbox: Sandbox) -> dict[str, Any]:
