@@ -345,10 +345,26 @@ class Settings(BaseSettings):
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     microblog: MicroblogSettings = Field(default_factory=MicroblogSettings)
     cap: CapSettings = Field(default_factory=CapSettings)
+    approvals_required: dict[str, int] = Field(
+        default_factory=lambda: {"Extreme": 2, "Severe": 2},
+        description="Approvals a warning of each severity needs, by as many different people (none its "
+        'author); any other item needs one. JSON: {"Extreme": 2, "Severe": 2, "Moderate": 1}.',
+    )
     time_zone: str = Field(
         "Asia/Shanghai",
         description="The office's time zone (IANA name): times written for people and in CAP.",
     )
+
+    @field_validator("approvals_required")
+    @classmethod
+    def _approvals(cls, value: dict[str, int]) -> dict[str, int]:
+        severities = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+        for severity, count in value.items():
+            if severity not in severities:
+                raise ValueError(f"{severity!r} is not a CAP severity ({', '.join(severities)})")
+            if not 1 <= count <= 5:
+                raise ValueError(f"{severity}: {count} approvals; between 1 and 5")
+        return value
 
     @field_validator("time_zone")
     @classmethod

@@ -12,7 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from channels import REGISTRY, build_channel, unknown
@@ -26,6 +26,7 @@ from dispatcher.ledger import (
     ApprovalRow,
     DeliveryRow,
     DeliveryState,
+    EndorsementRow,
     EventRow,
     ItemRow,
     ItemState,
@@ -60,6 +61,10 @@ class Plan:
     #: for each channel that reaches subscribers, how many recipients; its one payload here is a
     #: sample of its batches, which approval writes as it streams the audience
     audiences: dict[str, int] = field(default_factory=dict)
+    #: approvals still needed before anything is sent (a severe warning needs two); 0 once approved
+    awaiting: int = 0
+    #: everyone who approved the revision, in order
+    approvers: list[str] = field(default_factory=list)
     #: for a correction: the (channel, target) pairs an earlier revision reached, rendered as corrections
     #: (a channel that reaches subscribers is one pair, with target ``*``); the others as publications
     corrected: frozenset[tuple[str, str]] = frozenset()
@@ -157,6 +162,24 @@ def channels_of(item: Item) -> list[str]:
                 item.title, [("channels", f"{unknown(name)}; known: {', '.join(REGISTRY)}")]
             )
     return names
+
+
+def approvals_needed(settings: Settings, item: Item) -> int:
+    """How many people must approve: a warning as its severity requires (settings), anything else one."""
+    if item.kind is not Kind.warning or item.severity is None:
+        return 1
+    return settings.approvals_required.get(item.severity.value, 1)
+
+
+def _endorsements(session: Session, revision_id: int) -> list[str]:
+    """Who approved the revision so far (its first approvals), in order."""
+    return list(
+        session.scalars(
+            select(EndorsementRow.approver)
+            .where(EndorsementRow.revision_id == revision_id)
+            .order_by(EndorsementRow.id)
+        )
+    )
 
 
 def _corrected(session: Session, item_id: int) -> frozenset[tuple[str, str]]:
@@ -365,10 +388,39 @@ def approve(
         if revision.id != revision_id:
             raise RefusedError(f"item {item_id} changed while it was being approved; approve it again")
         correcting = row.live_revision_id is not None
+        endorsed = _endorsements(session, revision.id)
+        if any(people.same_person(approver, earlier) for earlier in endorsed):
+            raise RefusedError(
+                f"{approver} approved revision {revision.number} of item {item_id} already; "
+                "the next approval must be another person's"
+            )
+        needed = approvals_needed(settings, publication.item)
+        result.approvers = [*endorsed, approver]
+        if len(result.approvers) < needed:
+            # A first approval of a severe warning: on the record, and nothing is sent yet.
+            session.add(EndorsementRow(revision_id=revision.id, approver=approver))
+            result.awaiting = needed - len(result.approvers)
+            record(
+                session,
+                "item.endorsed",
+                actor=approver,
+                item_id=item_id,
+                revision=revision.number,
+                approvals=len(result.approvers),
+                needed=needed,
+            )
+            return result
         row.state = ItemState.approved
         row.live_revision_id = revision.id
         session.add(ApprovalRow(revision_id=revision.id, approver=approver, decision="approved"))
-        record(session, "item.approved", actor=approver, item_id=item_id, revision=revision.number)
+        record(
+            session,
+            "item.approved",
+            actor=approver,
+            item_id=item_id,
+            revision=revision.number,
+            approvers=result.approvers,
+        )
         earlier: dict[tuple[str, str], corrections.Reached] = {}
         if correcting:
             corrections.stop_earlier(

@@ -23,7 +23,8 @@ from dispatcher.tasks import broker_for
 from dispatcher.text import table
 from settings import PROJECT_DIR, load_settings
 
-APPROVER = "陈刚"
+#: two people approve: the sample is a Severe warning, which needs two (DISPATCH_APPROVALS_REQUIRED)
+APPROVERS = ("陈刚", "王强")
 SUBSCRIBERS = PROJECT_DIR / "examples" / "subscribers.csv"
 
 
@@ -85,8 +86,17 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
         item_id = approval.submit(ledger, item)
         click.echo(f"submitted {item_file.name} as item {item_id} by {item.author}")
         started = time.monotonic()
-        result = approval.approve(ledger, settings, item_id, APPROVER, broker_for(settings))
-        click.echo(f"approved by {APPROVER}: {len(result.payloads)} deliveries written and enqueued")
+        for approver in APPROVERS:
+            result = approval.approve(ledger, settings, item_id, approver, broker_for(settings))
+            if not result.awaiting:
+                break
+            click.echo(
+                f"first approval by {approver} recorded: a {item.severity} warning needs "
+                f"{len(result.approvers) + result.awaiting} approvers; nothing is sent yet"
+            )
+        click.echo(
+            f"approved by {', '.join(result.approvers)}: {len(result.payloads)} deliveries written, enqueued"
+        )
         for note in result.notes:
             click.echo(f"  note: {note}")
         report = item_status(ledger, item_id)

@@ -171,6 +171,20 @@ class ApprovalRow(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EndorsementRow(Base):
+    """A first approval of a revision that needs more than one (a severe warning): append-only. The
+    approval that completes it is the revision's :class:`ApprovalRow`; every approver is a different
+    person, none its author."""
+
+    __tablename__ = "endorsements"
+    __table_args__ = (UniqueConstraint("revision_id", "approver"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"))
+    approver: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class DeliveryRow(Base):
     """One (revision, channel, target) unit of work with the exact payload that was approved."""
 

@@ -42,7 +42,7 @@ WARNING: dict[str, Any] = {
     "areas": ["110105"],
     "author": "张敏",
     "department": "朝阳区应急管理局",
-    "severity": "Severe",
+    "severity": "Moderate",  # one approver; severe warnings need two (tested on their own)
     "urgency": "Immediate",
     "certainty": "Likely",
 }

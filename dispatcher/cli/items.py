@@ -107,6 +107,13 @@ def approve(item_id: int, approver: str) -> None:
     from dispatcher.approval import approve as approve_item
 
     result = approve_item(open_ledger(), get_settings(), item_id, approver, broker())
+    if result.awaiting:
+        click.echo(
+            f"item {item_id}: approval by {approver} recorded ({len(result.approvers)} of "
+            f"{len(result.approvers) + result.awaiting}: a {result.publication.item.severity} warning needs "
+            f"{len(result.approvers) + result.awaiting} different approvers); nothing is sent yet"
+        )
+        return
     per_channel: dict[str, int] = {}
     for payload in result.payloads:
         per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
@@ -117,10 +124,10 @@ def approve(item_id: int, approver: str) -> None:
     if publication.stage == "correction":
         what = f"revision {publication.revision} of item {item_id} (a correction)"
     if result.enqueued == total:
-        click.echo(f"{what} approved by {approver}: {total} deliveries queued ({summary})")
+        click.echo(f"{what} approved by {', '.join(result.approvers)}: {total} deliveries queued ({summary})")
     else:
         click.echo(
-            f"{what} approved by {approver}: {total} deliveries written ({summary}); "
+            f"{what} approved by {', '.join(result.approvers)}: {total} deliveries written ({summary}); "
             f"{total - result.enqueued} of them are waiting for the broker, which did not take them — the "
             "sweeper hands them over once it answers"
         )

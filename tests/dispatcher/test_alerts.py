@@ -57,11 +57,14 @@ def test_an_alert_becomes_an_item_an_update_its_correction_a_cancel_its_withdraw
     assert item.state is ItemState.submitted and item.author == "张敏"
     assert document["areas"] == ["110105", "110101"] and document["severity"] == "Severe"
     assert document["title"] == "朝阳区暴雨橙色预警" and document["department"] == "朝阳区应急管理局"
-    approval.approve(ledger, settings, taken.item_id, "陈刚")
+    # A Severe warning: two people approve it
+    assert approval.approve(ledger, settings, taken.item_id, "陈刚").awaiting == 1
+    assert approval.approve(ledger, settings, taken.item_id, "王强").awaiting == 0
 
     update = alerts.receive(ledger, settings, fixture("warning-update.xml"), "李娜")
     assert (update.item_id, update.revision) == (taken.item_id, 2)
     approval.approve(ledger, settings, taken.item_id, "陈刚")
+    approval.approve(ledger, settings, taken.item_id, "王强")
 
     cancel = alerts.receive(ledger, settings, fixture("warning-cancel.xml"), "王强")
     assert cancel.item_id == taken.item_id and cancel.withdrawal is not None
@@ -133,7 +136,7 @@ def test_a_polygon_reaches_the_signs_inside_it(ledger: Ledger, settings: Setting
     signs["signs"][1].update(lat=31.23, lon=121.47)
     registry.write_text(yaml.safe_dump(signs, allow_unicode=True), encoding="utf-8")
     taken = alerts.receive(ledger, settings, fixture("geometry-only.xml"), "张敏")
-    approval.approve(ledger, settings, taken.item_id, "陈刚")
+    approval.approve(ledger, settings, taken.item_id, "陈刚")  # a Moderate warning: one approver
     with ledger.session() as session:
         reached = {
             d.target for d in session.query(DeliveryRow).filter_by(item_id=taken.item_id, channel="display")

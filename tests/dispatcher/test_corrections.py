@@ -408,3 +408,50 @@ def test_a_withdrawal_right_after_a_correction_takes_each_message_down_once(
     drain(ledger, settings, item_id)
     assert showing(sandbox, "BJ-CY-001") is None and showing(sandbox, "BJ-CY-002") is None
     assert held(sandbox, "BJ-CY-001") == [] and held(sandbox, "BJ-CY-002") == []
+
+
+# -- severe warnings: two approvers ------------------------------------------------------------
+
+
+def test_a_severe_warning_needs_two_different_approvers_and_the_ledger_names_both(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    item_id = approval.submit(ledger, parse_item(item_doc(severity="Severe")))
+    first = approval.approve(ledger, settings, item_id, APPROVER)
+    assert (first.awaiting, first.approvers) == (1, [APPROVER])
+    assert deliveries(ledger, item_id) == [] and item_state(ledger, item_id) is ItemState.submitted
+    with pytest.raises(RefusedError, match="another person"):
+        approval.approve(ledger, settings, item_id, APPROVER)
+    with pytest.raises(RefusedError, match=f"written by {AUTHOR}"):
+        approval.approve(ledger, settings, item_id, AUTHOR)
+    second = approval.approve(ledger, settings, item_id, OTHER)
+    assert (second.awaiting, second.approvers) == (0, [APPROVER, OTHER])
+    assert len(deliveries(ledger, item_id)) == 5 and item_state(ledger, item_id) is ItemState.approved
+    (endorsed,) = events(ledger, item_id, "item.endorsed")
+    (approved,) = events(ledger, item_id, "item.approved")
+    assert endorsed.actor == APPROVER and approved.actor == OTHER
+    assert approved.detail["approvers"] == [APPROVER, OTHER]
+    # A correction of it is severe too: two approvers again, neither its author
+    approval.revise(ledger, item_id, parse_item(item_doc(author=OTHER, severity="Extreme")))
+    with pytest.raises(RefusedError, match=f"written by {OTHER}"):
+        approval.approve(ledger, settings, item_id, OTHER)
+    assert approval.approve(ledger, settings, item_id, APPROVER).awaiting == 1
+    assert approval.approve(ledger, settings, item_id, AUTHOR).awaiting == 0
+
+
+def test_how_many_approvers_each_severity_needs_is_a_setting(ledger: Ledger, settings: Settings) -> None:
+    one = settings.model_copy(update={"approvals_required": {"Extreme": 2}})
+    item_id = approval.submit(ledger, parse_item(item_doc(severity="Severe")))
+    assert approval.approve(ledger, one, item_id, APPROVER).awaiting == 0
+    three = settings.model_copy(update={"approvals_required": {"Moderate": 3}})
+    item_id = approval.submit(ledger, parse_item(item_doc()))
+    assert approval.approve(ledger, three, item_id, APPROVER).awaiting == 2
+    assert approval.approve(ledger, three, item_id, OTHER).awaiting == 1
+    assert approval.approve(ledger, three, item_id, "王强").awaiting == 0
+
+
+def test_endorsements_are_append_only_in_the_database(ledger: Ledger, settings: Settings) -> None:
+    item_id = approval.submit(ledger, parse_item(item_doc(severity="Severe")))
+    approval.approve(ledger, settings, item_id, APPROVER)
+    with pytest.raises(Exception, match="append-only"), ledger.engine.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM endorsements")

@@ -34,8 +34,13 @@ def test_cap_is_taken_in_and_invalid_cap_refused_with_its_line(
     )
     geometry = run("submit", str(unclosed), "--as", "张敏")
     assert geometry.exit_code == 2 and "polygon" in geometry.stderr and "closed" in geometry.stderr
-    approve = run("approve", "1", "--as", "陈刚")
+    first = run("approve", "1", "--as", "陈刚")
+    assert first.exit_code == 0 and "nothing is sent yet" in first.stdout  # a Severe warning needs two
+    again = run("approve", "1", "--as", "陈刚")
+    assert again.exit_code == 1 and "another person" in again.stderr
+    approve = run("approve", "1", "--as", "王强")
     assert approve.exit_code == 0, approve.stderr
+    assert "approved by 陈刚, 王强" in approve.stdout
     exported = run("export", "1", "--cap")
     assert exported.exit_code == 0 and exported.stdout.startswith("<?xml")
     valid_cap(exported.stdout.encode("utf-8"))
