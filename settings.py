@@ -65,6 +65,11 @@ class WebsiteSettings(BaseModel):
         5, description="Added to releases that carry an interpretation; None adds nothing."
     )
     retract_to: Literal["trash", "draft"] = "trash"
+    on_expiry: Literal["notice", "draft", "keep"] = Field(
+        "notice",
+        description="What becomes of an item's post when it expires: a notice at the top saying so, "
+        "moved to draft, or kept as it is.",
+    )
     timeout: float = 10.0
 
     @model_validator(mode="after")
@@ -181,6 +186,9 @@ class MicroblogSettings(BaseModel):
     )
     max_length: int = 140
     timeout: float = 10.0
+    on_expiry: Literal["keep", "delete"] = Field(
+        "keep", description="What becomes of an item's posts when it expires: kept, or deleted."
+    )
     correction: Literal["follow_up", "replace"] = Field(
         "follow_up",
         description="How a correction reaches a microblog (neither Weibo nor Mastodon's share API edits "

@@ -225,6 +225,13 @@ class Channel(HttpApi, abc.ABC):
         return []
 
     @property
+    def on_expiry(self) -> str:
+        """What becomes of what a target shows when the item expires: ``keep`` it, ``withdraw`` it (a
+        withdrawal at expiry carries ``ending: "expired"`` in its payload), or ``mark`` it (the core
+        renders the item with ``stage == "expired"`` and sends that in its place)."""
+        return "keep"
+
+    @property
     def replaces_on_correction(self) -> bool:
         """Whether a correction takes the place of what the target shows (the same post edited, a sign's
         message replaced; or, where the channel cannot edit, the earlier send withdrawn once the

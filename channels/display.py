@@ -100,6 +100,12 @@ class DisplayChannel(Channel):
             return sign.address.rstrip("/")
         return f"{self.settings.http_base_url.rstrip('/')}/signs/{sign.address}"
 
+    @property
+    def on_expiry(self) -> str:
+        # Cleared at expiry, not left to the controller's duration: whole minutes, and a controller
+        # that restarted may hold it without one.
+        return "withdraw"
+
     def targets(self, publication: Publication) -> list[Target]:
         """The signs in the item's areas, and those whose coordinates lie inside its polygons or circles."""
         item = publication.item

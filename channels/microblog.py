@@ -33,6 +33,10 @@ class MicroblogChannel(Channel):
         }
 
     @property
+    def on_expiry(self) -> str:
+        return "withdraw" if self.settings.on_expiry == "delete" else "keep"
+
+    @property
     def replaces_on_correction(self) -> bool:
         return self.settings.correction == "replace"
 

@@ -180,9 +180,14 @@ class WebsiteChannel(Channel):
             detail["duplicates"] = extras
         return Receipt(provider_id=str(first["id"]), detail=detail)
 
+    @property
+    def on_expiry(self) -> str:
+        return {"notice": "mark", "draft": "withdraw", "keep": "keep"}[self.settings.on_expiry]
+
     def retract(self, payload: Payload, receipt: Receipt) -> None:
         url = f"{self.posts_url}/{receipt.provider_id}"
-        if self.settings.retract_to == "draft":
+        # An expired post goes to draft (on_expiry); a withdrawn one where retract_to says.
+        if self.settings.retract_to == "draft" or payload.body.get("ending") == "expired":
             self.request("POST", url, idempotent=True, json={"status": "draft"})
             return
         try:

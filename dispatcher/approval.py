@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -218,9 +219,12 @@ def draft_publication(session: Session, settings: Settings, item: Item) -> Publi
     )
 
 
-def stored_publication(session: Session, settings: Settings, row: ItemRow) -> Publication:
-    """The publication of an item's latest revision: a correction when an earlier one is live."""
-    revision = row.current
+def stored_publication(
+    session: Session, settings: Settings, row: ItemRow, revision: RevisionRow | None = None
+) -> Publication:
+    """The publication of an item's latest revision (or of ``revision``): a correction when an earlier
+    one is live."""
+    revision = revision or row.current
     item = Item.model_validate(revision.document)
     live = session.get(RevisionRow, row.live_revision_id) if row.live_revision_id else None
     correcting = live is not None and live.id != revision.id
@@ -412,6 +416,9 @@ def approve(
             return result
         row.state = ItemState.approved
         row.live_revision_id = revision.id
+        row.expires_at, row.ended_at = publication.item.expires, None
+        # An item to go out later waits in the ledger: its deliveries are due at publish_at.
+        due_at = publication.item.publish_at if _later(publication.item, ledger.now()) else None
         session.add(ApprovalRow(revision_id=revision.id, approver=approver, decision="approved"))
         record(
             session,
@@ -446,6 +453,7 @@ def approve(
             delivery = corrections.pending(key, revision.id, item_id, queue, payload)
             delivery.action = corrections.action_for(replaces, before)
             delivery.replaces_id = before.id if before else None
+            delivery.next_attempt_at = due_at
             deliveries.append(delivery)
         # What the earlier revisions reached and this one does not (a sign outside its areas now) is
         # taken down; a channel that cannot take anything back keeps it.
@@ -492,8 +500,15 @@ def approve(
     # The first batches to subscribers go with the rest; the others wait in the ledger for the
     # sweeper, which publishes them outbox.SWEEP_LIMIT a sweep at most: publishing ten thousand tasks here
     # would keep the approver waiting (seconds on Redis, a minute on the embedded broker) for nothing.
-    result.enqueued = outbox.enqueue(ledger, broker, work + bulk[:PUBLISHED_AT_APPROVAL])
+    if due_at is None:
+        result.enqueued = outbox.enqueue(ledger, broker, work + bulk[:PUBLISHED_AT_APPROVAL])
+    else:
+        result.notes.append(f"scheduled: the deliveries wait in the ledger until {due_at.isoformat()}")
     return result
+
+
+def _later(item: Item, now: datetime) -> bool:
+    return item.publish_at is not None and item.publish_at > now
 
 
 PUBLISHED_AT_APPROVAL = 100
@@ -516,9 +531,10 @@ class AudienceWriter:
         kind: str,
         approver: str,
         action: Action = Action.publish,
+        due_at: datetime | None = None,
     ) -> None:
         self.session, self.key, self.adapter = session, key, adapter
-        self.action = action
+        self.action, self.due_at = action, due_at
         self.revision_id, self.item_id, self.approver = revision_id, item_id, approver
         self.queue = queue_for(kind, adapter.name, bulk=True)
         self.number = 0
@@ -556,6 +572,7 @@ class AudienceWriter:
                     "target": payload.target,
                     "queue": self.queue,
                     "action": self.action.value,
+                    "next_attempt_at": self.due_at,
                     "idempotency_key": delivery_key,
                     "payload": payload.body,
                     "payload_digest": pin,

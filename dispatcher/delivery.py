@@ -174,6 +174,8 @@ def stale_state(
 ) -> DeliveryState | None:
     """How a delivery that shows the item ends when it must no longer be sent: ``cancelled`` once the
     item was withdrawn, ``superseded`` when its revision is no longer the live one; None otherwise."""
+    if row.action is Action.expire and item_state is ItemState.withdrawn:
+        return DeliveryState.cancelled  # nothing is marked expired once it was taken down
     if not row.showing:
         return None
     if item_state is ItemState.withdrawn:
@@ -244,8 +246,9 @@ def claim(
         row, kind, expires_at, item_state, live_revision_id, revision_number = found
         busy = row.state is DeliveryState.sending and row.lease_until and row.lease_until > now
         # Waiting states honour their time: a stray task must not cut a backoff, a circuit's rest
-        # or a rate limit short (an unknown outcome waits too, before it is settled by lookup).
-        waiting = row.state in (DeliveryState.retrying, DeliveryState.unknown)
+        # or a rate limit short (an unknown outcome waits too, before it is settled by lookup), and a
+        # scheduled item does not go out before its publish_at.
+        waiting = row.state in (DeliveryState.retrying, DeliveryState.unknown, DeliveryState.pending)
         early = waiting and row.next_attempt_at and row.next_attempt_at > now
         if row.state in TERMINAL or busy or early:
             return None
@@ -261,8 +264,9 @@ def claim(
             move(session, row, DeliveryState.sent, "delivery.not_refilled", actor=worker, reason="withdrawn")
             settle_item(session, row.item_id, worker)
             return None
-        # A withdrawal may be repeated safely (taking down what is gone already is done): never in doubt.
-        in_doubt = row.action is not Action.withdraw and (
+        # A withdrawal or an expiry mark may be repeated safely (taking down what is gone already is
+        # done; marking a marked post again changes nothing): never in doubt.
+        in_doubt = row.action not in (Action.withdraw, Action.expire) and (
             row.state is DeliveryState.unknown
             or (
                 row.state is DeliveryState.sending
@@ -281,7 +285,8 @@ def claim(
             settle_item(session, row.item_id, worker)
             return None
         expires = datetime.fromisoformat(str(expires_at))
-        if expires <= now:
+        # Taking down or marking what an item showed is what its expiry asks for: only sends expire.
+        if expires <= now and row.showing:
             # Past its expiry nothing of an item goes out, however it was held up (a broker outage,
             # a sign showing a warning): the delivery ends as expired, on the record.
             move(

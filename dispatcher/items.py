@@ -95,6 +95,8 @@ class Item(BaseModel):
     author: str = Field(min_length=1, max_length=100)
     department: str = Field(min_length=1, max_length=200)
     expires: AwareDatetime
+    #: when an approved item goes out (it waits in the ledger until then); none: at approval
+    publish_at: AwareDatetime | None = None
     event: str | None = Field(None, max_length=100)
     instruction: str | None = Field(None, max_length=2000)
     severity: Severity | None = None
@@ -162,12 +164,12 @@ class Item(BaseModel):
     def _a_person(cls, author: str) -> str:
         return checked_name(author)
 
-    @field_validator("expires", mode="before")
+    @field_validator("expires", "publish_at", mode="before")
     @classmethod
     def _a_written_date(cls, value: Any) -> Any:
         # pydantic would read a number, or a string of digits, as a Unix timestamp: an item's expiry
         # is written as a date and time with its offset, so a slip of the keyboard is not a date.
-        if isinstance(value, datetime):
+        if isinstance(value, datetime) or value is None:
             return value
         if not isinstance(value, str) or not WRITTEN_DATE.match(value.strip()):
             raise ValueError("must be a date and time with its offset, like 2026-07-01T18:00:00+08:00")
@@ -202,6 +204,8 @@ class Item(BaseModel):
             raise ValueError("severity, urgency and certainty belong to warnings only")
         if self.interpretation is not None and self.kind is not Kind.release:
             raise ValueError("only a release carries an interpretation")
+        if self.publish_at is not None and self.publish_at >= self.expires:
+            raise ValueError("publish_at must come before expires")
         return self
 
     @property

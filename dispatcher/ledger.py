@@ -110,6 +110,7 @@ class Action(enum.StrEnum):
     update = "update"  # a later revision replaces what the target shows, in place
     follow_up = "follow_up"  # a later revision, sent after the earlier one (a channel that cannot edit)
     withdraw = "withdraw"  # takes down what an earlier delivery put there (``replaces_id``)
+    expire = "expire"  # marks what an earlier delivery put there as expired (a notice on the post)
     notice = "notice"  # tells the recipients of an earlier text that the item was withdrawn
 
 
@@ -134,6 +135,9 @@ class ItemRow(Base):
     #: the id of the latest approved revision: what every channel should show (a later one may await
     #: review). No foreign key: items and revisions would refer to each other.
     live_revision_id: Mapped[int | None] = mapped_column(Integer)
+    #: when the live revision expires (the sweeper ends what it shows then); and when that was done
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -86,6 +86,8 @@ def due(ledger: Ledger, settings: Settings, broker: Broker) -> list[tuple[int, s
         DeliveryRow.state == DeliveryState.pending,
         DeliveryRow.created_at < young,
         DeliveryRow.enqueued_at.is_(None),
+        # a scheduled item's deliveries are due at its publish_at
+        or_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.next_attempt_at <= now),
     )
     now_due = and_(
         DeliveryRow.state.in_([DeliveryState.retrying, DeliveryState.unknown]),

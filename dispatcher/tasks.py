@@ -33,7 +33,7 @@ from sqlalchemy.exc import OperationalError
 
 from channels import REGISTRY, build_channel
 from channels.base import Channel
-from dispatcher import delivery, outbox, signing, watch
+from dispatcher import delivery, expiry, outbox, signing, watch
 from dispatcher.approval import URGENT, URGENT_BULK, URGENT_LANES
 from dispatcher.ledger import Ledger, private_file, record
 from settings import Settings
@@ -356,7 +356,9 @@ def create_app(settings: Settings) -> Celery:
     def sweep(signed_for: Any = None) -> int:
         if here.signed_for_another(SWEEP, signed_for):
             return 0
-        return outbox.sweep(here.ledger, settings, broker)
+        count = outbox.sweep(here.ledger, settings, broker)
+        expiry.end_expired(here.ledger, settings, broker)  # an item's end comes by itself, at its expiry
+        return count
 
     return app
 

@@ -53,7 +53,7 @@ def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 #: Columns later revisions added at the end of release 0.1's tables, by table
-ADDED = {"deliveries": 2, "items": 1}
+ADDED = {"deliveries": 2, "items": 3}
 
 
 def as_released(found: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -110,8 +110,11 @@ def test_a_ledger_of_release_0_1_is_stamped_and_read_with_nothing_lost(tmp_path:
         item: max((r[0] for r in before["revisions"] if r[1] == item and r[0] in approved), default=None)
         for item in {r[0] for r in before["items"]}
     }
-    assert {row[0]: row[-1] for row in migrated["items"]} == latest
+    assert {row[0]: row[-3] for row in migrated["items"]} == latest
     assert latest[1] is not None and latest[5] is None  # an approved warning; a draft
+    # Revision 0007: when the live revision expires, read from it (in UTC); nothing ended yet
+    assert {row[0] for row in migrated["items"] if row[-2] is not None} == {i for i, r in latest.items() if r}
+    assert {row[-1] for row in migrated["items"]} == {None}
     fresh = tmp_path / "fresh.sqlite"
     Ledger(f"sqlite:///{fresh}").dispose()
     assert schema(path) == schema(fresh)  # stamped, not rebuilt: and the same as a new ledger's
