@@ -31,6 +31,7 @@ What a stock WordPress does that shapes this adapter (WordPress 6.1, no plugins)
 from __future__ import annotations
 
 import html
+import re
 import time
 from typing import Any
 
@@ -75,6 +76,15 @@ def marker(uid: str) -> str:
     return f"<!-- dispatch:{uid} -->"
 
 
+def revision_marker(revision: int) -> str:
+    """The comment that names the revision a post's content is: a lookup of a correction whose answer
+    was lost finds the item's post whatever it holds, and only this says the correction landed."""
+    return f"<!-- dispatch-revision:{revision} -->"
+
+
+_REVISION = re.compile(r"<!-- dispatch-revision:([0-9]+) -->")
+
+
 class WebsiteChannel(Channel):
     name = "website"
     can_update = True
@@ -110,7 +120,7 @@ class WebsiteChannel(Channel):
     def render(self, publication: Publication, target: Target, renderer: Renderer) -> Payload:
         item = publication.item
         content = renderer.render(self.name, item.kind.value, context_for(publication))
-        content += f"\n{marker(publication.uid)}"
+        content += f"\n{marker(publication.uid)}\n{revision_marker(publication.revision)}"
         categories = list(self.settings.categories.get(item.kind.value, []))
         if item.interpretation and self.settings.interpretation_category:
             categories.append(self.settings.interpretation_category)
@@ -132,7 +142,7 @@ class WebsiteChannel(Channel):
         )
 
     def send(self, payload: Payload, key: str) -> Receipt:
-        existing = self.lookup(payload, key)
+        existing = self.find(payload)
         url = f"{self.posts_url}/{existing.provider_id}" if existing else self.posts_url
         fields = {name: value for name, value in payload.body.items() if name != "link"}
         post = self.request("POST", url, json=fields).json()
@@ -153,7 +163,22 @@ class WebsiteChannel(Channel):
         )
 
     def lookup(self, payload: Payload, key: str) -> Receipt | None:
-        """The post carrying this item's marker (or meta), whatever its status, trash included."""
+        """The post carrying this item's marker (or meta), whatever its status, trash included — if it
+        holds this payload's revision: the item's post holding an earlier one means this one never
+        landed."""
+        found = self.find(payload)
+        if found is None:
+            return None
+        wanted = _REVISION.search(payload.body.get("content", ""))
+        held = _REVISION.search(found.detail.get("content", ""))
+        # A post without the revision's mark (an editor rewrote it, or it predates the mark) is taken as
+        # found, as before the mark existed.
+        if wanted and held and held[1] != wanted[1]:
+            return None
+        return Receipt(found.provider_id, {k: v for k, v in found.detail.items() if k != "content"})
+
+    def find(self, payload: Payload) -> Receipt | None:
+        """The item's post, whatever revision it holds (``detail["content"]`` says)."""
         uid = payload.body["meta"]["dispatch_uid"]
         posts = self.request(
             "GET",
@@ -175,7 +200,9 @@ class WebsiteChannel(Channel):
         # Two posts for one item (a slow create that landed after its retry): the first is kept and
         # the core withdraws the others, on the record. Trashed copies are already withdrawn.
         extras = [str(post["id"]) for post in ours[1:] if post.get("status") != "trash"]
-        detail: dict[str, Any] = {"link": first.get("link"), "status": first.get("status")}
+        content = first.get("content")
+        raw = content.get("raw", "") if isinstance(content, dict) else str(content or "")
+        detail: dict[str, Any] = {"link": first.get("link"), "status": first.get("status"), "content": raw}
         if extras:
             detail["duplicates"] = extras
         return Receipt(provider_id=str(first["id"]), detail=detail)

@@ -185,3 +185,26 @@ def test_a_retraction_can_return_the_post_to_draft(site: Any) -> None:
     channel.retract(payload, receipt)
     assert ours(box)[0]["status"] == "draft"
     assert channel.lookup(payload, "k") is not None  # a draft is still found, so a correction reuses it
+
+
+def test_a_lookup_finds_a_correction_only_once_the_post_holds_it(
+    sandboxed: Settings, sandbox: Sandbox
+) -> None:
+    """Found by the fault suite: a correction whose answer was lost was settled by a lookup that found
+    the item's post still holding the first revision, and recorded as sent."""
+    channel, payload = prepared(sandboxed)
+    first = channel.send(payload, "k1")
+    corrected = Payload(
+        payload.channel,
+        payload.target,
+        {
+            **payload.body,
+            "content": payload.body["content"].replace("dispatch-revision:1", "dispatch-revision:2"),
+        },
+    )
+    assert "dispatch-revision:1" in payload.body["content"]
+    assert channel.lookup(corrected, "k2") is None  # the post holds revision 1: revision 2 never landed
+    assert channel.lookup(payload, "k1") is not None
+    second = channel.send(corrected, "k2")
+    assert second.provider_id == first.provider_id  # the same post, edited
+    assert channel.lookup(corrected, "k2") is not None
