@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 from channels import REGISTRY, build_channel
 from dispatcher.circuits import not_closed
 from dispatcher.errors import DispatchError, NotFoundError
-from dispatcher.ledger import ApprovalRow, CircuitRow, DeliveryRow, EventRow, ItemRow, Ledger
+from dispatcher.ledger import (
+    ApprovalRow,
+    CircuitRow,
+    DeliveryRow,
+    EndorsementRow,
+    EventRow,
+    ItemRow,
+    Ledger,
+)
 from dispatcher.subscribers import counts_by_delivery
 from dispatcher.words import Payload
 from settings import Settings
@@ -47,6 +55,19 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
         }
         shown = item.live_revision_id or item.current.id
         approval = reviews.get(shown)
+        endorsed: dict[int, list[str]] = {}
+        for endorsement in session.scalars(
+            select(EndorsementRow)
+            .where(EndorsementRow.revision_id.in_([r.id for r in item.revisions]))
+            .order_by(EndorsementRow.id)
+        ):
+            endorsed.setdefault(endorsement.revision_id, []).append(endorsement.approver)
+
+        def approvers(revision_id: int) -> list[str]:
+            review = reviews.get(revision_id)
+            final = [review.approver] if review and review.decision == "approved" else []
+            return endorsed.get(revision_id, []) + final
+
         numbers = {r.id: r.number for r in item.revisions}
         revisions = [
             {
@@ -57,6 +78,7 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
                 if r.id == item.live_revision_id
                 else (reviews[r.id].decision if r.id in reviews else "submitted"),
                 "reviewer": reviews[r.id].approver if r.id in reviews else None,
+                "approvers": approvers(r.id),
                 "reviewed_at": reviews[r.id].at.isoformat() if r.id in reviews else None,
             }
             for r in item.revisions
@@ -83,7 +105,7 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
             "title": item.title,
             "state": item.state.value,
             "author": item.author,
-            "approver": approval.approver if approval and approval.decision == "approved" else None,
+            "approver": ", ".join(approvers(shown)) or None,
             "approved_at": approval.at.isoformat() if approval else None,
             "live_revision": numbers.get(item.live_revision_id) if item.live_revision_id else None,
             "revisions": revisions,

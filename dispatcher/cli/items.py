@@ -274,7 +274,8 @@ def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -
     click.echo(f"author {report['author']}, approver {report['approver'] or '-'}")
     if len(report["revisions"]) > 1:
         for r in report["revisions"]:
-            by = f" by {r['reviewer']}" if r["reviewer"] else ""
+            who = ", ".join(r["approvers"]) or r["reviewer"]
+            by = f" by {who}" if who else ""
             click.echo(f"revision {r['number']} ({r['author']}): {r['state']}{by} — {r['title']}")
     if report["withdrawn"]:
         w = report["withdrawn"]
