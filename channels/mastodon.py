@@ -13,6 +13,7 @@ characters by default (the instance may allow more), every link counted as 23.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -74,7 +75,35 @@ class MastodonApi(HttpApi):
         return Receipt(str(status["id"]), {"url": status.get("url")})
 
     def find(self, token: str, text: str, key: str) -> Receipt | None:
-        return None  # no lookup needed: posting again with the same Idempotency-Key is safe
+        """The account's recent status with exactly this text, or None.
+
+        A repeat with the same ``Idempotency-Key`` is answered with the status it made (for an hour), so a
+        send in doubt may simply be sent again; but when its revision was corrected or withdrawn
+        meanwhile, it must not be sent again, and the question is only whether it landed. Mastodon has
+        no search by key: the account's latest statuses (``GET /api/v1/accounts/:id/statuses``, 40 at
+        most) are read, and a candidate whose ``content`` reads as the text is confirmed by its source
+        (``GET /api/v1/statuses/:id/source``), since ``content`` is HTML."""
+        headers = self._auth(token)
+        me = self.request(
+            "GET", f"{self.base}/api/v1/accounts/verify_credentials", idempotent=True, headers=headers
+        ).json()
+        recent = self.request(
+            "GET",
+            f"{self.base}/api/v1/accounts/{me['id']}/statuses",
+            idempotent=True,
+            headers=headers,
+            params={"limit": 40},
+        ).json()
+        wanted = _plain(text)
+        for status in recent:
+            if _plain(_text_of(str(status.get("content") or ""))) != wanted:
+                continue
+            source = self.request(
+                "GET", f"{self.base}/api/v1/statuses/{status['id']}/source", idempotent=True, headers=headers
+            ).json()
+            if source.get("text") == text:
+                return Receipt(str(status["id"]), {"url": status.get("url")})
+        return None
 
     def delete(self, token: str, status_id: str) -> None:
         try:
@@ -90,3 +119,14 @@ class MastodonApi(HttpApi):
 
     def check(self, token: str) -> Health:
         return self.timed_probe(f"{self.base}/api/v1/accounts/verify_credentials", headers=self._auth(token))
+
+
+def _text_of(content: str) -> str:
+    """A status's ``content`` (HTML: paragraphs, line breaks, links with hidden parts) as plain text."""
+    text = re.sub(r"<br\s*/?>", "\n", content)
+    text = re.sub(r"</p>\s*<p>", "\n\n", text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.split())

@@ -6,7 +6,11 @@ Real API and its documentation:
   ``spoiler_text``, ``visibility``, ``in_reply_to_id``, ``language``, ``sensitive`` and an
   ``Idempotency-Key`` header; ``GET`` and ``DELETE /api/v1/statuses/:id``, the delete answering the status
   with its source ``text``);
-- accounts: https://docs.joinmastodon.org/methods/accounts/ (``GET /api/v1/accounts/verify_credentials``);
+- accounts: https://docs.joinmastodon.org/methods/accounts/ (``GET /api/v1/accounts/verify_credentials``;
+  ``GET /api/v1/accounts/:id/statuses``: the account's statuses newest first, ``limit`` 20 by default and
+  40 at most, ``max_id`` to page back; the caller sees private ones of its own account only);
+- statuses' source: ``GET /api/v1/statuses/:id/source`` (``id``, ``text``, ``spoiler_text``: the plain text as
+  written, for the status's author only; another's is 404);
 - rate limits: https://docs.joinmastodon.org/api/rate-limits/ (``X-RateLimit-Limit``,
   ``X-RateLimit-Remaining``, ``X-RateLimit-Reset`` as an ISO 8601 time; 300 statuses per 3 hours;
   30 deletions per 30 minutes).
@@ -490,6 +494,45 @@ def create_app(
             answer = {**status, "text": sources.pop(status_id, "")}
         state.keep({"action": "delete", "id": status_id, "account": user})
         return jsonify(answer)
+
+    @app.get("/api/v1/statuses/<status_id>/source")
+    def source(status_id: str) -> Any:
+        user = caller()
+        if user is None:
+            return fail(INVALID_TOKEN, 401)
+        if not isinstance(user, str):
+            return user
+        with lock:
+            status = statuses.get(status_id)
+            if status is None or owners[status_id] != user:
+                return fail(NOT_FOUND, 404)
+            return jsonify(
+                {"id": status_id, "text": sources.get(status_id, ""), "spoiler_text": status["spoiler_text"]}
+            )
+
+    @app.get("/api/v1/accounts/<account_id>/statuses")
+    def account_statuses(account_id: str) -> Any:
+        user = caller()
+        if isinstance(user, tuple):
+            return user
+        try:
+            limit = min(max(int(request.args.get("limit", 20)), 1), 40)
+        except ValueError:
+            limit = 20
+        max_id = request.args.get("max_id")
+        with lock:
+            names = [name for name, number in account_ids.items() if str(number) == account_id]
+            if not names:
+                return fail(NOT_FOUND, 404)
+            mine = [
+                status
+                for status_id, status in statuses.items()
+                if owners[status_id] == names[0]
+                and visible(status, user)
+                and (max_id is None or int(status_id) < int(max_id))
+            ]
+            mine.sort(key=lambda status: -int(status["id"]))
+            return jsonify(mine[:limit])
 
     @app.get("/api/v1/accounts/verify_credentials")
     def verify() -> Any:

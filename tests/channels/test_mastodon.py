@@ -107,3 +107,19 @@ def test_a_mastodon_account_needs_its_instance(values: dict[str, Any]) -> None:
     account = {"name": "f", "access_token": "t", "driver": "mastodon"}
     with pytest.raises(SettingsError, match="DISPATCH_MICROBLOG__ACCOUNTS: .*needs api_base"):
         load_settings(**merged(values, microblog={"accounts": [account]}))
+
+
+def test_a_lookup_finds_a_status_by_its_text_and_only_that_one(
+    channel: Channel, settings: Settings, sandbox: Sandbox
+) -> None:
+    """A send in doubt whose revision was corrected meanwhile must not be sent again: only a lookup can
+    say whether it landed (found by the fault suite: one was recorded superseded though it was posted)."""
+    payload = payload_for(channel, settings, short_text="朝阳区暴雨橙色预警：请减少外出 <b>&amp;</b>")
+    other = payload_for(channel, settings, short_text="另一条预警。")
+    assert channel.lookup(payload, "k1") is None
+    sent = channel.send(payload, "k1")
+    found = channel.lookup(payload, "whatever key")
+    assert found is not None and found.provider_id == sent.provider_id
+    assert channel.lookup(other, "k2") is None
+    channel.retract(payload, sent)
+    assert channel.lookup(payload, "k1") is None

@@ -209,3 +209,22 @@ def test_deleting_beyond_its_throttle_is_429() -> None:
 def test_form_encoded_posts_are_taken_too() -> None:
     response = client_for().post("/api/v1/statuses", data={"status": "form post"}, headers=AUTH)
     assert response.status_code == 200 and response.json["content"] == "<p>form post</p>"
+
+
+def test_an_account_s_statuses_newest_first_and_a_status_s_source_for_its_author_only() -> None:
+    client = client_for()
+    first = post(client, "第一条 & <一>").get_json()
+    second = post(client, "第二条").get_json()
+    me = client.get("/api/v1/accounts/verify_credentials", headers=AUTH).get_json()
+    listed = client.get(f"/api/v1/accounts/{me['id']}/statuses", headers=AUTH).get_json()
+    assert [s["id"] for s in listed] == [second["id"], first["id"]]
+    assert "&amp;" in listed[1]["content"]  # content is HTML
+    assert [s["id"] for s in client.get(f"/api/v1/accounts/{me['id']}/statuses?limit=1").get_json()] == [
+        second["id"]
+    ]
+    older = client.get(f"/api/v1/accounts/{me['id']}/statuses?max_id={second['id']}").get_json()
+    assert [s["id"] for s in older] == [first["id"]]
+    source = client.get(f"/api/v1/statuses/{first['id']}/source", headers=AUTH).get_json()
+    assert source == {"id": first["id"], "text": "第一条 & <一>", "spoiler_text": ""}
+    assert client.get(f"/api/v1/statuses/{first['id']}/source").status_code == 401
+    assert client.get("/api/v1/accounts/1/statuses").status_code == 404
