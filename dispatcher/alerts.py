@@ -14,6 +14,7 @@ offset.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +95,19 @@ def receive(
                 identifier=alert.identifier,
                 sent=alert.sent,
                 msg_type=alert.msg_type,
+                # As JSON's values (the blocks' times as written, with their offsets)
+                kept=json.loads(
+                    json.dumps(
+                        {
+                            "language": alert.language,
+                            "other_infos": alert.other_infos,
+                            "other_geocodes": alert.other_geocodes,
+                            "note": alert.note,
+                        },
+                        default=lambda value: value.isoformat(),
+                        ensure_ascii=False,
+                    )
+                ),
             )
         )
     return done

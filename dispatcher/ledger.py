@@ -248,6 +248,9 @@ class CapAlertRow(Base):
     sent: Mapped[datetime] = mapped_column()
     msg_type: Mapped[str] = mapped_column(String(8))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: what the item does not carry, kept: the info blocks in other languages, geocodes of other
+    #: systems, the alert's note
+    kept: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class SubscriberRow(Base):

@@ -14,7 +14,7 @@ from dispatcher import alerts, approval, cap
 from dispatcher.delivery import deliver
 from dispatcher.errors import InvalidItemError, RefusedError
 from dispatcher.items import parse_item
-from dispatcher.ledger import DeliveryRow, ItemRow, ItemState, Ledger
+from dispatcher.ledger import CapAlertRow, DeliveryRow, ItemRow, ItemState, Ledger
 from sandbox.server import Sandbox
 from settings import Settings
 from tests.support import item_doc
@@ -61,6 +61,15 @@ def test_an_alert_becomes_an_item_an_update_its_correction_a_cancel_its_withdraw
     assert approval.approve(ledger, settings, taken.item_id, "陈刚").awaiting == 1
     assert approval.approve(ledger, settings, taken.item_id, "王强").awaiting == 0
 
+    with ledger.session() as session:
+        (kept,) = [row.kept for row in session.query(CapAlertRow)]
+    # the English block and the postcode are kept beside the item, which publishes the Chinese one
+    assert kept["language"] == "zh-CN" and list(kept["other_infos"]) == ["en-US"]
+    assert (
+        kept["other_infos"]["en-US"][0]["title"] == "Chaoyang rainstorm orange warning"
+        or kept["other_infos"]["en-US"]
+    )
+    assert ["Postcode", "100020"] in kept["other_geocodes"]
     update = alerts.receive(ledger, settings, fixture("warning-update.xml"), "李娜")
     assert (update.item_id, update.revision) == (taken.item_id, 2)
     approval.approve(ledger, settings, taken.item_id, "陈刚")
