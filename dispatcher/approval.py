@@ -461,22 +461,7 @@ def approve(
             if REGISTRY[before.channel].can_withdraw:
                 queue = queue_for(row.kind, before.channel)
                 deliveries.append(corrections.withdrawal(key, revision.id, item_id, queue, before))
-        session.add_all(deliveries)
-        session.flush()
-        for delivery in deliveries:
-            record(
-                session,
-                "delivery.pending",
-                actor=approver,
-                item_id=item_id,
-                delivery_id=delivery.id,
-                channel=delivery.channel,
-                target=delivery.target,
-                digest=delivery.payload_digest,
-                **({"action": delivery.action.value} if delivery.action is not Action.publish else {}),
-                **({"replaces": delivery.replaces_id} if delivery.replaces_id else {}),
-            )
-        work = [(d.id, d.queue) for d in deliveries]
+        work = corrections.write_pending(session, deliveries, approver)
         bulk: list[tuple[int, str]] = []
         for adapter in result.adapters.values():
             if result.audiences.get(adapter.name):

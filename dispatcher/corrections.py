@@ -27,6 +27,7 @@ from dispatcher.ledger import (
     DeliveryRow,
     DeliveryState,
     EventRow,
+    record_delivery,
     utcnow,
 )
 from dispatcher.words import Payload
@@ -203,3 +204,23 @@ def withdrawal(key: bytes, revision_id: int, item_id: int, queue: str, before: R
     row = pending(key, revision_id, item_id, queue, payload, f"#withdraw-{before.id}")
     row.action, row.replaces_id = Action.withdraw, before.id
     return row
+
+
+def write_pending(session: Session, deliveries: list[DeliveryRow], actor: str) -> list[tuple[int, str]]:
+    """Write new deliveries with their ``delivery.pending`` events (what each does, and the delivery it
+    acts on, when it is not a first publication); return their (id, queue) work."""
+    session.add_all(deliveries)
+    session.flush()
+    for delivery in deliveries:
+        record_delivery(
+            session,
+            delivery,
+            "delivery.pending",
+            actor=actor,
+            channel=delivery.channel,
+            target=delivery.target,
+            digest=delivery.payload_digest,
+            **({"action": delivery.action.value} if delivery.action is not Action.publish else {}),
+            **({"replaces": delivery.replaces_id} if delivery.replaces_id else {}),
+        )
+    return [(d.id, d.queue) for d in deliveries]

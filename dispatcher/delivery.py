@@ -656,19 +656,7 @@ def replace_earlier(session: Session, settings: Settings, row: DeliveryRow, work
     before = corrections.Reached(earlier.id, earlier.channel, earlier.target, dict(earlier.payload))
     key = signing.payload_key(settings)
     withdrawal = corrections.withdrawal(key, row.revision_id, row.item_id, row.queue, before)
-    session.add(withdrawal)
-    session.flush()
-    record_delivery(
-        session,
-        withdrawal,
-        "delivery.pending",
-        actor=worker,
-        channel=withdrawal.channel,
-        target=withdrawal.target,
-        digest=withdrawal.payload_digest,
-        action=withdrawal.action.value,
-        replaces=earlier.id,
-    )
+    corrections.write_pending(session, [withdrawal], worker)
 
 
 def wait(

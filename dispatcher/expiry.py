@@ -89,8 +89,7 @@ def end(ledger: Ledger, settings: Settings, item_id: int, actor: str) -> list[tu
                 marked = corrections.pending(key, live.id, item_id, queue, payload, f"#expired-{before.id}")
                 marked.action, marked.replaces_id = Action.expire, before.id
                 deliveries.append(marked)
-        session.add_all(deliveries)
-        session.flush()
+        work = corrections.write_pending(session, deliveries, actor)
         record(
             session,
             "item.ended",
@@ -98,19 +97,6 @@ def end(ledger: Ledger, settings: Settings, item_id: int, actor: str) -> list[tu
             item_id=item_id,
             revision=live.number,
             expires=Item.model_validate(live.document).expires.isoformat(),
-            deliveries=[d.id for d in deliveries],
+            deliveries=[delivery_id for delivery_id, _ in work],
         )
-        for delivery in deliveries:
-            record(
-                session,
-                "delivery.pending",
-                actor=actor,
-                item_id=item_id,
-                delivery_id=delivery.id,
-                channel=delivery.channel,
-                target=delivery.target,
-                digest=delivery.payload_digest,
-                action=delivery.action.value,
-                replaces=delivery.replaces_id,
-            )
-        return [(d.id, d.queue) for d in deliveries]
+        return work

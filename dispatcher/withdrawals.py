@@ -104,22 +104,7 @@ def retract(
             queue = approval.queue_for(row.kind, before.channel)
             deliveries.append(corrections.withdrawal(key, live.id, item_id, queue, before))
             done.taking_down[before.channel] = done.taking_down.get(before.channel, 0) + 1
-        session.add_all(deliveries)
-        session.flush()
-        for delivery in deliveries:
-            record(
-                session,
-                "delivery.pending",
-                actor=actor,
-                item_id=item_id,
-                delivery_id=delivery.id,
-                channel=delivery.channel,
-                target=delivery.target,
-                digest=delivery.payload_digest,
-                action=delivery.action.value,
-                replaces=delivery.replaces_id,
-            )
-        work = [(d.id, d.queue) for d in deliveries]
+        work = corrections.write_pending(session, deliveries, actor)
         if settings.sms.withdrawal_notice:
             item = Item.model_validate(live.document)
             publication = publication_for(
