@@ -87,6 +87,12 @@ class SmsSettings(BaseModel):
     sender: str = "12379"
     signature: str = Field("应急管理", description="Shown as 【signature】 in front of every text.")
     batch_size: int = Field(100, ge=1, le=1000)
+    daily_cap: int = Field(
+        2, ge=1, description="Routine texts a phone receives per day at most (warnings are never capped)."
+    )
+    over_cap: Literal["wait", "skip"] = Field(
+        "wait", description="A routine text over a phone's daily cap waits for the next day, or is skipped."
+    )
     withdrawal_notice: bool = Field(
         True,
         description="When an item is withdrawn, text everyone who received it that it no longer stands "
@@ -353,6 +359,17 @@ class Settings(BaseSettings):
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     microblog: MicroblogSettings = Field(default_factory=MicroblogSettings)
     cap: CapSettings = Field(default_factory=CapSettings)
+    quiet_hours: dict[str, str] = Field(
+        default_factory=lambda: {"sms": "21:00-08:00"},
+        description="Per channel, local hours in which routine items are not sent (they wait for the end; "
+        'warnings ignore them): {"sms": "21:00-08:00", "display": "23:00-06:00"}; "none" for none.',
+    )
+    rota_grace_seconds: float = Field(
+        3600,
+        ge=0,
+        description="A rota slot missed while nothing ran is sent late within this many seconds of its "
+        "time; later, it is skipped, on the record.",
+    )
     approvals_required: dict[str, int] = Field(
         default_factory=lambda: {"Extreme": 2, "Severe": 2},
         description="Approvals a warning of each severity needs, by as many different people (none its "
@@ -362,6 +379,18 @@ class Settings(BaseSettings):
         "Asia/Shanghai",
         description="The office's time zone (IANA name): times written for people and in CAP.",
     )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: dict[str, str]) -> dict[str, str]:
+        for channel, text in value.items():
+            if text.strip().lower() in ("", "none"):
+                continue
+            if not re.fullmatch(
+                r"\s*([01][0-9]|2[0-3]):[0-5][0-9]\s*-\s*([01][0-9]|2[0-3]):[0-5][0-9]\s*", text
+            ):
+                raise ValueError(f"{channel}: {text!r} is not HH:MM-HH:MM (or none)")
+        return value
 
     @field_validator("approvals_required")
     @classmethod

@@ -33,6 +33,7 @@ def check_names(settings: Settings) -> None:
         "DISPATCH_RATE_LIMITS": [key.partition(":")[0] for key in settings.rate_limits],
         "DISPATCH_PROCESSING_WINDOWS": list(settings.processing_windows),
         "DISPATCH_RETRY_BUDGETS": list(settings.retry_budgets),
+        "DISPATCH_QUIET_HOURS": list(settings.quiet_hours),
     }
     for variable, names in named.items():
         for name in names:

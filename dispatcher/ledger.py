@@ -253,6 +253,87 @@ class CapAlertRow(Base):
     kept: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class RotaRow(Base):
+    """A rota of safety tips: its live (approved) version runs on its cadences while it is ``active``."""
+
+    __tablename__ = "rotas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: submitted (never approved yet) | active | paused | retired | rejected
+    state: Mapped[str] = mapped_column(String(12))
+    live_version_id: Mapped[int | None] = mapped_column(Integer)
+    #: slots after this moment are the scheduler's to decide (it moves on as it decides them)
+    cursor: Mapped[datetime | None] = mapped_column()
+    #: slots that went out so far: the next one's number (which tip it is comes from it)
+    slots_used: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RotaVersionRow(Base):
+    """One submitted file of a rota, with its digest and the review it got."""
+
+    __tablename__ = "rota_versions"
+    __table_args__ = (UniqueConstraint("rota_id", "number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rota_id: Mapped[int] = mapped_column(ForeignKey("rotas.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    digest: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(100))
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: approved | rejected, once reviewed
+    decision: Mapped[str | None] = mapped_column(String(12))
+    reviewer: Mapped[str | None] = mapped_column(String(100))
+    reviewed_at: Mapped[datetime | None] = mapped_column()
+
+
+class RotaSlotRow(Base):
+    """One slot of a rota, decided once: the item it became (sent on time or late, within the grace
+    period) or why it was skipped. The unique (rota, slot) is what makes it once."""
+
+    __tablename__ = "rota_slots"
+    __table_args__ = (UniqueConstraint("rota_id", "slot_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rota_id: Mapped[int] = mapped_column(ForeignKey("rotas.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("rota_versions.id"))
+    slot_at: Mapped[datetime] = mapped_column()
+    #: sent | late | skipped
+    state: Mapped[str] = mapped_column(String(8))
+    number: Mapped[int | None] = mapped_column(Integer)
+    tip: Mapped[int | None] = mapped_column(Integer)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SmsQuotaRow(Base):
+    """Routine texts planned for one phone on one local day, against ``DISPATCH_SMS__DAILY_CAP``."""
+
+    __tablename__ = "sms_quota"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, local
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SmsCapRow(Base):
+    """A phone a routine item's text did not go to that day because of the daily cap: ``deferred`` to
+    the next day, or ``skipped``."""
+
+    __tablename__ = "sms_caps"
+    __table_args__ = (UniqueConstraint("item_id", "phone"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    phone: Mapped[str] = mapped_column(String(20))
+    day: Mapped[str] = mapped_column(String(10))
+    outcome: Mapped[str] = mapped_column(String(8))
+
+
 class SubscriberRow(Base):
     """A phone number that asked for messages: where it lives, what about, and whether it still wants them."""
 
