@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from channels import REGISTRY, build_channel, unknown
 from channels.base import Channel
-from dispatcher import corrections, outbox, people, signing, subscribers
+from dispatcher import caps, corrections, outbox, people, signing, subscribers
 from dispatcher.corrections import idempotency_key
 from dispatcher.errors import ContentError, InvalidItemError, NotFoundError, RefusedError
 from dispatcher.items import Item, Kind
@@ -361,11 +363,18 @@ def revise(ledger: Ledger, item_id: int, item: Item) -> int:
 
 
 def approve(
-    ledger: Ledger, settings: Settings, item_id: int, approver: str, broker: outbox.Broker | None = None
+    ledger: Ledger,
+    settings: Settings,
+    item_id: int,
+    approver: str,
+    broker: outbox.Broker | None = None,
+    *,
+    basis: dict[str, Any] | None = None,
 ) -> Plan:
     """Approve an item's submitted revision, pin its payloads, write its deliveries and enqueue them on
     ``broker`` (without one, they wait in the ledger for the sweeper). A revision of an item already out
-    is a correction: see :mod:`dispatcher.corrections`."""
+    is a correction: see :mod:`dispatcher.corrections`. ``basis`` names what the approval stands on when
+    it was given before the item existed (a rota's approval: its rota, version and slot), recorded."""
     approver = _person(approver, "an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
@@ -427,6 +436,7 @@ def approve(
             item_id=item_id,
             revision=revision.number,
             approvers=result.approvers,
+            basis=basis,
         )
         earlier: dict[tuple[str, str], corrections.Reached] = {}
         if correcting:
@@ -467,19 +477,23 @@ def approve(
             if result.audiences.get(adapter.name):
                 sms_reached = (adapter.name, "*") in result.corrected
                 action = Action.follow_up if correcting and sms_reached else Action.publish
-                writer = AudienceWriter(
-                    session, key, adapter, revision.id, item_id, row.kind, approver, action
-                )
-                if correcting:
-                    phones = subscribers.correction_audience(
-                        session, publication.item, settings.sms, item_id, adapter.name
-                    )
-                else:
-                    phones = subscribers.audience(session, publication.item, settings.sms)
+
+                def phones(channel: str = adapter.name, item: Item = publication.item) -> Iterator[str]:
+                    if correcting:
+                        return subscribers.correction_audience(session, item, settings.sms, item_id, channel)
+                    return subscribers.audience(session, item, settings.sms)
+
                 shown = result.publication_for(adapter.name, "*")
-                for batch in subscribers.batches_of(phones, adapter.recipients_per_target):
+                cap = daily_cap(settings, publication.item, adapter.name, due_at or ledger.now())
+                writer = AudienceWriter(
+                    session, key, adapter, revision.id, item_id, row.kind, approver, action, due_at
+                )
+                within = phones() if cap is None else subscribers.minus(phones(), cap.reached(session))
+                for batch in subscribers.batches_of(within, adapter.recipients_per_target):
                     writer.add(adapter.prepare(shown, writer.next_target(batch), renderer), batch)
                 bulk += writer.flush()
+                if cap is not None:
+                    bulk += cap.apply(session, writer, phones(), shown, renderer, result)
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
     # The first batches to subscribers go with the rest; the others wait in the ledger for the
@@ -490,6 +504,13 @@ def approve(
     else:
         result.notes.append(f"scheduled: the deliveries wait in the ledger until {due_at.isoformat()}")
     return result
+
+
+def daily_cap(settings: Settings, item: Item, channel: str, send_at: datetime) -> caps.DailyCap | None:
+    """The daily cap a routine item's texts answer to (warnings are never capped)."""
+    if item.kind is Kind.warning:
+        return None
+    return caps.DailyCap.for_send(settings, channel, send_at)
 
 
 def _later(item: Item, now: datetime) -> bool:
@@ -517,9 +538,12 @@ class AudienceWriter:
         approver: str,
         action: Action = Action.publish,
         due_at: datetime | None = None,
+        prefix: str = "batch",
     ) -> None:
         self.session, self.key, self.adapter = session, key, adapter
         self.action, self.due_at = action, due_at
+        self.prefix = "notice" if action is Action.notice else prefix
+        self.kind = kind
         self.revision_id, self.item_id, self.approver = revision_id, item_id, approver
         self.queue = queue_for(kind, adapter.name, bulk=True)
         self.number = 0
@@ -527,9 +551,24 @@ class AudienceWriter:
         self.phones = 0
         self.written: list[tuple[int, str]] = []
 
+    def sibling(self, due_at: datetime | None, prefix: str) -> AudienceWriter:
+        """A writer of more batches of the same item, due at ``due_at``, named ``<prefix>-NNN``."""
+        return AudienceWriter(
+            self.session,
+            self.key,
+            self.adapter,
+            self.revision_id,
+            self.item_id,
+            self.kind,
+            self.approver,
+            self.action,
+            due_at,
+            prefix,
+        )
+
     def next_target(self, phones: list[str]) -> Target:
         self.number += 1
-        name = batch_name(self.number, "notice" if self.action is Action.notice else "batch")
+        name = batch_name(self.number, self.prefix)
         return Target(name, {"recipients": len(phones), "audience": digest_of(phones)})
 
     def add(self, payload: Payload, phones: list[str]) -> None:

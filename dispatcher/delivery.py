@@ -12,15 +12,16 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from channels import build_channel
 from channels.base import Channel, Payload, Receipt
-from dispatcher import circuits, corrections, ratelimits, signing, subscribers
+from dispatcher import circuits, corrections, ratelimits, rota, signing, subscribers
 from dispatcher.errors import (
     ChannelError,
     DispatchError,
@@ -29,6 +30,7 @@ from dispatcher.errors import (
     TemporaryChannelError,
     TooLateError,
 )
+from dispatcher.items import Kind
 from dispatcher.ledger import (
     SHOWING,
     TERMINAL,
@@ -185,6 +187,18 @@ def stale_state(
     return None
 
 
+def quiet_until(settings: Settings, channel: str, now: datetime) -> datetime | None:
+    """When the channel's quiet hours end, if ``now`` is in them (``DISPATCH_QUIET_HOURS``)."""
+    text = settings.quiet_hours.get(channel)
+    if not text:
+        return None
+    quiet = rota.parse_quiet_hours(text)
+    if quiet is None:
+        return None
+    zone = ZoneInfo(settings.time_zone)
+    return quiet.next_open(now, zone).astimezone(UTC) if quiet.contains(now, zone) else None
+
+
 def earlier_in_flight(session: Session, row: DeliveryRow, whole_channel: bool) -> int | None:
     """A delivery of the same item on the same target (on the same channel, for ``whole_channel``) that
     went out before this one and whose outcome is not settled yet: a worker holds it, or its answer was
@@ -316,6 +330,13 @@ def claim(
                 # An earlier send on this target may still land: this one goes after it is settled.
                 resume_at = now + timedelta(seconds=settings.sweep_interval)
                 reason = f"waits for delivery {blocker}, sent earlier, to settle"
+        if (
+            resume_at is None
+            and kind != Kind.warning.value
+            and row.action not in (Action.withdraw, Action.expire)
+        ):
+            resume_at = quiet_until(settings, row.channel, now)
+            reason = "quiet hours (routine items wait; warnings do not)"
         if resume_at is None:
             resume_at = circuits.admit(session, settings, row.channel, row.target, now)
             reason = "the target's circuit is open"

@@ -363,17 +363,27 @@ def correction_audience(
     merged, so nothing is held whole."""
     received = received_earlier(session, item_id, channel)
     tried = _earlier_phones(session, item_id, channel, received=False)
-    fresh = _minus(audience(session, item, settings), tried)
+    fresh = minus(audience(session, item, settings), tried)
     yield from _union(received, fresh)
 
 
-def _minus(ordered: Iterator[str], removed: Iterator[str]) -> Iterator[str]:
+def minus(ordered: Iterator[str], removed: Iterator[str]) -> Iterator[str]:
     """The numbers of ``ordered`` not in ``removed``; both ascending."""
     gone = next(removed, None)
     for phone in ordered:
         while gone is not None and gone < phone:
             gone = next(removed, None)
         if phone != gone:
+            yield phone
+
+
+def intersect(ordered: Iterator[str], kept: Iterator[str]) -> Iterator[str]:
+    """The numbers of ``ordered`` also in ``kept``; both ascending."""
+    other = next(kept, None)
+    for phone in ordered:
+        while other is not None and other < phone:
+            other = next(kept, None)
+        if phone == other:
             yield phone
 
 

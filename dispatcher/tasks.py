@@ -33,7 +33,7 @@ from sqlalchemy.exc import OperationalError
 
 from channels import REGISTRY, build_channel
 from channels.base import Channel
-from dispatcher import delivery, expiry, outbox, signing, watch
+from dispatcher import delivery, expiry, outbox, rotas, signing, watch
 from dispatcher.approval import URGENT, URGENT_BULK, URGENT_LANES
 from dispatcher.ledger import Ledger, private_file, record
 from settings import Settings
@@ -358,6 +358,7 @@ def create_app(settings: Settings) -> Celery:
             return 0
         count = outbox.sweep(here.ledger, settings, broker)
         expiry.end_expired(here.ledger, settings, broker)  # an item's end comes by itself, at its expiry
+        rotas.run_due(here.ledger, settings, broker)  # a rota's slots become items when due
         return count
 
     return app

@@ -7,7 +7,8 @@
 - ``subscribers``: subscribers import, subscribers list;
 - ``serving``: api, sandbox, worker (run until interrupted);
 - ``demo``: demo;
-- ``schema``: ledger version, ledger upgrade.
+- ``schema``: ledger version, ledger upgrade;
+- ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire.
 
 A command parses its options, calls one function of the flow or the reports — the functions an HTTP
 API calls too — and prints what it returns. What every command shares (the settings of this
@@ -20,7 +21,7 @@ from typing import Any
 
 import click
 
-from dispatcher.cli import channels, deliveries, demo, items, schema, serving, subscribers
+from dispatcher.cli import channels, deliveries, demo, items, rotas, schema, serving, subscribers
 from dispatcher.cli.invocation import get_settings
 from dispatcher.errors import DispatchError
 from settings import SettingsError
@@ -64,6 +65,7 @@ for command in (
     serving.worker,
     demo.demo,
     schema.ledger_schema,
+    rotas.rota_group,
 ):
     cli.add_command(command)
 
