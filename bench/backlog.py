@@ -314,6 +314,9 @@ def run_once(args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, A
                 "DISPATCH_VAR_DIR": str(workdir / "var"),
                 "DISPATCH_DISPLAY__REGISTRY": str(workdir / "signs.yaml"),
                 "DISPATCH_SMS__DLR_MASK": "0",
+                # The routine backlog is sent whatever the hour, and its phones take many texts a day.
+                "DISPATCH_QUIET_HOURS": "{}",
+                "DISPATCH_SMS__DAILY_CAP": "1000000",
             }
         )
         if args.broker == "redis":

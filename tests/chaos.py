@@ -205,6 +205,9 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
         "DISPATCH_PROCESSING_WINDOW": "5",
         "DISPATCH_CIRCUIT_FAILURES": "1000",
         "DISPATCH_SMS__BATCH_SIZE": "20",
+        # The suite runs at any hour: routine texts must not wait for the morning, nor for tomorrow's cap.
+        "DISPATCH_QUIET_HOURS": "{}",
+        "DISPATCH_SMS__DAILY_CAP": "100000",
         "DISPATCH_WORKER_CONCURRENCY": "4",
         **{f"DISPATCH_{c}__TIMEOUT": "2" for c in ("WEBSITE", "SMS", "DISPLAY", "MICROBLOG")},
     }
