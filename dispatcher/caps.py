@@ -112,7 +112,7 @@ class DailyCap:
                 cap=self.limit,
                 phones=count,
                 outcome=outcome,
-                **({"deferred_to": self.deferred_at.isoformat()} if self.deferred_at else {}),
+                deferred_to=self.deferred_at.isoformat() if self.deferred_at else None,
             )
             result.notes.append(
                 f"{self.channel}: {count} phone(s) had their {self.limit} routine texts for {self.day}: "
