@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatcher import approval, cap, outbox
@@ -62,6 +62,16 @@ def receive(
         geocode_names=settings.cap.geocode_names,
         statuses=settings.cap.statuses,
     )
+    if alert.scope != "Public":
+        raise InvalidItemError(
+            source,
+            [
+                (
+                    "alert/scope",
+                    f"{alert.scope}: the dispatcher publishes to the public, and this alert is not for it",
+                )
+            ],
+        )
     with ledger.session() as session:
         known = session.scalars(
             select(CapAlertRow).where(
@@ -74,6 +84,17 @@ def receive(
                 f"(item {known.item_id}); nothing was done"
             )
         item_id = None if alert.msg_type == "Alert" else referenced(session, settings, alert, source)
+        newest = (
+            session.scalar(select(func.max(CapAlertRow.sent)).where(CapAlertRow.item_id == item_id))
+            if item_id is not None
+            else None
+        )
+        if newest is not None and alert.sent <= newest:
+            raise RefusedError(
+                f"{source}: alert {alert.identifier} was sent at {alert.sent.isoformat()}, before an alert "
+                f"already taken in for item {item_id} ({newest.isoformat()}): an older message does not "
+                "replace a newer one; nothing was done"
+            )
     done = Received(item_id or 0, alert.msg_type, alert.identifier)
     if alert.msg_type == "Cancel":
         assert item_id is not None

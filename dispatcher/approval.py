@@ -450,6 +450,8 @@ def approve(
                 why=f"revision {revision.number} was approved before it was sent",
                 revision=revision.number,
             )
+            # An item corrected after it ended shows again: what its expiry still had to do is stopped.
+            corrections.stop_ending(session, item_id, revision.id, approver, revision=revision.number)
             fixed_channels = [name for name in REGISTRY if not REGISTRY[name].reaches_subscribers]
             earlier = corrections.latest_per_target(
                 corrections.reached(session, item_id, fixed_channels, revision.id)
@@ -493,7 +495,8 @@ def approve(
                     writer.add(adapter.prepare(shown, writer.next_target(batch), renderer), batch)
                 bulk += writer.flush()
                 if cap is not None:
-                    bulk += cap.apply(session, writer, phones(), shown, renderer, result)
+                    # Batches over the cap wait for tomorrow in the ledger: the sweeper publishes them then.
+                    cap.apply(session, writer, phones(), shown, renderer, result)
         for note in result.notes:
             record(session, "item.note", actor=approver, item_id=item_id, note=note)
     # The first batches to subscribers go with the rest; the others wait in the ledger for the

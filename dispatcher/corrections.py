@@ -98,6 +98,34 @@ def stop_earlier(
     return len(ids)
 
 
+def stop_ending(session: Session, item_id: int, revision_id: int, actor: str, **detail: Any) -> int:
+    """Supersede what an earlier revision's expiry still had to do (a mark, a takedown): the item was
+    corrected, and shows again."""
+    found = session.scalars(
+        select(DeliveryRow).where(
+            DeliveryRow.item_id == item_id,
+            DeliveryRow.revision_id < revision_id,
+            DeliveryRow.state.in_(list(NOT_LEFT)),
+            DeliveryRow.action.in_([Action.expire, Action.withdraw]),
+        )
+    ).all()
+    stopped = 0
+    for row in found:
+        if row.action is Action.withdraw and (row.payload or {}).get("ending") != "expired":
+            continue  # a takedown of a target the correction no longer covers still goes
+        row.state, row.lease_until, row.next_attempt_at = DeliveryState.superseded, None, None
+        record_delivery(
+            session,
+            row,
+            "delivery.superseded",
+            actor=actor,
+            why="the item was corrected after it ended",
+            **detail,
+        )
+        stopped += 1
+    return stopped
+
+
 def reached(
     session: Session, item_id: int, channels: list[str], before_revision_id: int | None = None
 ) -> list[Reached]:

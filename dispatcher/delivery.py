@@ -178,6 +178,8 @@ def stale_state(
     item was withdrawn, ``superseded`` when its revision is no longer the live one; None otherwise."""
     if row.action is Action.expire and item_state is ItemState.withdrawn:
         return DeliveryState.cancelled  # nothing is marked expired once it was taken down
+    if ending(row) and live_revision_id is not None and row.revision_id != live_revision_id:
+        return DeliveryState.superseded  # the item was corrected after it ended: it shows again
     if not row.showing:
         return None
     if item_state is ItemState.withdrawn:
@@ -197,6 +199,13 @@ def quiet_until(settings: Settings, channel: str, now: datetime) -> datetime | N
         return None
     zone = ZoneInfo(settings.time_zone)
     return quiet.next_open(now, zone).astimezone(UTC) if quiet.contains(now, zone) else None
+
+
+def ending(row: DeliveryRow) -> bool:
+    """Whether the delivery is part of an item's end at its expiry (marking it, or taking it down)."""
+    return row.action is Action.expire or (
+        row.action is Action.withdraw and (row.payload or {}).get("ending") == "expired"
+    )
 
 
 def earlier_in_flight(session: Session, row: DeliveryRow, whole_channel: bool) -> int | None:
@@ -265,6 +274,8 @@ def claim(
         waiting = row.state in (DeliveryState.retrying, DeliveryState.unknown, DeliveryState.pending)
         early = waiting and row.next_attempt_at and row.next_attempt_at > now
         if row.state in TERMINAL or busy or early:
+            if early and row.state is DeliveryState.pending:
+                row.enqueued_at = None  # a task came before its time: the sweeper publishes it when due
             return None
         if not signing.pinned(
             signing.payload_key(settings), row.payload, row.idempotency_key, row.payload_digest
@@ -300,7 +311,11 @@ def claim(
             return None
         expires = datetime.fromisoformat(str(expires_at))
         # Taking down or marking what an item showed is what its expiry asks for: only sends expire.
-        if expires <= now and row.showing:
+        if expires <= now and row.showing and in_doubt and stale is None:
+            # Expired while an earlier attempt is in doubt: whether it landed is settled first (never
+            # by sending again), so what it may show is known and the expiry takes it down.
+            stale = DeliveryState.expired
+        elif expires <= now and row.showing:
             # Past its expiry nothing of an item goes out, however it was held up (a broker outage,
             # a sign showing a warning): the delivery ends as expired, on the record.
             move(
@@ -318,7 +333,16 @@ def claim(
         withdraws = None
         if row.action is Action.withdraw:
             taken_down = session.get_one(DeliveryRow, row.replaces_id)
-            if taken_down.state in TERMINAL and taken_down.state is not DeliveryState.sent:
+            if taken_down.state not in TERMINAL:
+                # Not settled yet (on its way, or waiting to retry): the takedown waits for it.
+                row.state, row.next_attempt_at = (
+                    DeliveryState.retrying,
+                    now + timedelta(seconds=settings.sweep_interval),
+                )
+                row.lease_until = None
+                row.last_error = f"waits for delivery {taken_down.id} to settle"
+                return None
+            if taken_down.state is not DeliveryState.sent:
                 why = f"nothing to take down: delivery {taken_down.id} ended {taken_down.state.value}"
                 move(session, row, DeliveryState.cancelled, "delivery.cancelled", actor=worker, why=why)
                 return None
@@ -520,7 +544,8 @@ def end_stale(ledger: Ledger, taken: Claim, worker: str) -> DeliveryState | None
             taken.stale,
             f"delivery.{taken.stale.value}",
             actor=worker,
-            why="its revision is no longer live, and its earlier attempt was not found to have landed",
+            why=f"{taken.stale.value}: it may no longer be sent, and its earlier attempt was not found "
+            "to have landed",
             attempt=row.attempts,
         )
         settle_item(session, row.item_id, worker)

@@ -170,7 +170,9 @@ def redrive(
             )
         for touched in {row.item_id for row in rows}:
             item = session.get_one(ItemRow, touched)
-            if item.state is not ItemState.approved:
+            # A withdrawn item stays withdrawn: its re-driven sends end as cancelled when claimed, and
+            # only its takedowns go out again.
+            if item.state not in (ItemState.approved, ItemState.withdrawn):
                 item.state = ItemState.approved
                 record(session, "item.redriven", actor=actor, item_id=touched)
         work = [(row.id, row.queue) for row in rows]

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher import approval, outbox, people, rota
-from dispatcher.errors import NotFoundError, RefusedError
+from dispatcher.errors import DispatchError, NotFoundError, RefusedError
 from dispatcher.ledger import (
     ItemRow,
     ItemState,
@@ -330,18 +330,37 @@ def _store_item(
 
 
 def _approve_item(ledger: Ledger, settings: Settings, item_id: int, broker: outbox.Broker | None) -> None:
-    """Approve a slot's item by the rota's approval (its approver, named with the rota in the event)."""
+    """Approve a slot's item by the rota's approval (its approver, named with the rota in the event). An
+    item the channels refuse (a tip a sign cannot show, an item expired meanwhile) fails its slot, on
+    the record, and is not tried again."""
     with ledger.session() as session:
+        item = session.get_one(ItemRow, item_id)
+        if item.state is not ItemState.submitted:
+            return  # approved meanwhile, by another scheduler
         slot = session.scalars(select(RotaSlotRow).where(RotaSlotRow.item_id == item_id)).one()
         version = session.get_one(RotaVersionRow, slot.version_id)
         basis = {"rota": slot.rota_id, "version": version.number, "slot": slot.slot_at.isoformat()}
         reviewer = version.reviewer or ""
     try:
         approval.approve(ledger, settings, item_id, reviewer, broker, basis=basis)
-    except RefusedError:
-        pass  # approved meanwhile by another scheduler: nothing more to do
-    except IntegrityError:
-        pass
+    except (DispatchError, IntegrityError) as exc:
+        with ledger.session() as session:
+            item = session.get_one(ItemRow, item_id, with_for_update=True)
+            if item.state is not ItemState.submitted:
+                return  # another scheduler approved it first
+            slot = session.scalars(select(RotaSlotRow).where(RotaSlotRow.item_id == item_id)).one()
+            item.state = ItemState.rejected
+            slot.state, slot.reason = "failed", str(exc)[:500]
+            record(session, "item.rejected", actor="scheduler", item_id=item_id, reason=str(exc)[:500])
+            record(
+                session,
+                "rota.slot_failed",
+                actor="scheduler",
+                rota=slot.rota_id,
+                slot=slot.slot_at.isoformat(),
+                item_id=item_id,
+                reason=str(exc)[:500],
+            )
 
 
 def listing(ledger: Ledger) -> list[dict[str, Any]]:

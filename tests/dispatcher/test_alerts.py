@@ -156,3 +156,23 @@ def test_a_polygon_reaches_the_signs_inside_it(ledger: Ledger, settings: Setting
             if session.get(DeliveryRow, delivery_id) is None:
                 break
         deliver(ledger, settings, delivery_id, "test-worker")
+
+
+def test_an_alert_not_for_the_public_and_an_update_older_than_the_last_are_refused(
+    ledger: Ledger, settings: Settings
+) -> None:
+    """Found in review: a Restricted alert became a public item, and an older Update a newer revision."""
+    restricted = fixture("warning-alert.xml").replace(
+        b"<scope>Public</scope>",
+        b"<scope>Restricted</scope>\n  <restriction>\xe5\x86\x85\xe9\x83\xa8</restriction>",
+    )
+    with pytest.raises(InvalidItemError, match="alert/scope"):
+        alerts.receive(ledger, settings, restricted, "张敏")
+    taken = alerts.receive(ledger, settings, fixture("warning-alert.xml"), "张敏")
+    update = fixture("warning-update.xml")
+    stale = update.replace(
+        b"<sent>2026-07-01T15:10:00+08:00</sent>", b"<sent>2026-07-01T14:00:00+08:00</sent>"
+    )
+    with pytest.raises(RefusedError, match="older message does not replace a newer one"):
+        alerts.receive(ledger, settings, stale, "李娜")
+    assert alerts.receive(ledger, settings, update, "李娜").item_id == taken.item_id

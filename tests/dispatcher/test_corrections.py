@@ -455,3 +455,22 @@ def test_endorsements_are_append_only_in_the_database(ledger: Ledger, settings: 
     approval.approve(ledger, settings, item_id, APPROVER)
     with pytest.raises(Exception, match="append-only"), ledger.engine.begin() as connection:
         connection.exec_driver_sql("DELETE FROM endorsements")
+
+
+def test_a_redrive_never_brings_a_withdrawn_item_back(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found in review: a re-drive set a withdrawn item back to approved, and its dead post went out."""
+    item_id = issued(ledger, settings, channels=["website"])
+    (first,) = deliveries(ledger, item_id)
+    inject(sandbox, "website", mode="status", status=503, count=settings.max_attempts)
+    for _ in range(settings.max_attempts):
+        make_due(ledger)
+        deliver(ledger, settings, first.id, WORKER)
+    assert deliveries(ledger, item_id)[0].state is DeliveryState.dead
+    retract(ledger, settings, item_id, OTHER, "误发")
+    outbox.redrive(ledger, None, "王强", item_id=item_id)
+    assert item_state(ledger, item_id) is ItemState.withdrawn
+    drain(ledger, settings, item_id)
+    assert deliveries(ledger, item_id)[0].state is DeliveryState.cancelled
+    assert live_posts(sandbox) == []

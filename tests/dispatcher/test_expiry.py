@@ -166,3 +166,41 @@ def test_publish_at_must_come_before_expires() -> None:
 
     with pytest.raises(InvalidItemError, match="publish_at must come before expires"):
         parse_item(item_doc(publish_at="2099-01-01T00:00:00+08:00"))
+
+
+def test_an_item_corrected_after_it_ended_shows_again_and_its_end_is_not_replayed(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found in review: an expiry mark still waiting when the item was corrected overwrote the correction."""
+    item_id = approved_now(ledger, settings, soon(channels=["website"]))
+    drain(ledger, settings, item_id)
+    ledger.shift = timedelta(minutes=11)
+    expiry.end_expired(ledger, settings)
+    (mark,) = [d for d in deliveries(ledger, item_id) if d.action is Action.expire]
+    approval.revise(
+        ledger, item_id, parse_item(item_doc(author=OTHER, channels=["website"], body="延长后的正文。"))
+    )
+    approval.approve(ledger, settings, item_id, APPROVER)
+    drain(ledger, settings, item_id)
+    assert {d.state for d in deliveries(ledger, item_id) if d.id == mark.id} == {DeliveryState.superseded}
+    (post,) = live_posts(sandbox)
+    assert "延长后的正文" in post["content"]["raw"] and "已失效" not in post["content"]["raw"]
+
+
+def test_a_send_in_doubt_at_expiry_is_settled_and_then_ended(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found in review: a send in doubt at expiry was recorded as never sent, and the post it made stayed."""
+    from tests.support import inject
+
+    item_id = approved_now(ledger, settings, soon(channels=["website"]))
+    (first,) = deliveries(ledger, item_id)
+    inject(sandbox, "website", mode="lost", seconds=3, method="POST")
+    assert deliver(ledger, settings, first.id, "w") is DeliveryState.unknown
+    ledger.shift = timedelta(minutes=11)
+    expiry.end_expired(ledger, settings)
+    drain(ledger, settings, item_id)
+    states = {d.action: d.state for d in deliveries(ledger, item_id)}
+    assert states == {Action.publish: DeliveryState.sent, Action.expire: DeliveryState.sent}
+    (post,) = live_posts(sandbox)
+    assert "已失效" in post["content"]["raw"]

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from dispatcher import approval, rotas
+from dispatcher import approval, outbox, rotas
 from dispatcher.delivery import deliver
 from dispatcher.errors import RefusedError
 from dispatcher.items import parse_item
@@ -270,14 +270,14 @@ def _tip(**changes: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("over", ["wait", "skip"])
 def test_texts_over_a_phones_daily_cap_wait_for_the_next_day_or_are_skipped(
-    ledger: Ledger, settings: Settings, over: str
+    ledger: Ledger, settings: Settings, over: str, broker: outbox.Broker
 ) -> None:
     capped = quiet(settings, sms=settings.sms.model_copy(update={"daily_cap": 1, "over_cap": over}))
     at(ledger, datetime(2031, 3, 3, 10, 0, tzinfo=SHANGHAI))
     first = approval.submit(ledger, parse_item(_tip(title="第一条提示")))
     approval.approve(ledger, capped, first, "陈刚")
     second = approval.submit(ledger, parse_item(_tip(title="第二条提示")))
-    result = approval.approve(ledger, capped, second, "陈刚")
+    result = approval.approve(ledger, capped, second, "陈刚", broker)
     with ledger.session() as session:
         batches = list(session.scalars(select(DeliveryRow).where(DeliveryRow.item_id == second)))
         caps = list(session.scalars(select(SmsCapRow).where(SmsCapRow.item_id == second)))
@@ -293,6 +293,35 @@ def test_texts_over_a_phones_daily_cap_wait_for_the_next_day_or_are_skipped(
         (deferred,) = batches
         assert deferred.target == "deferred-001"
         assert deferred.next_attempt_at.astimezone(SHANGHAI) == datetime(2031, 3, 4, 8, 0, tzinfo=SHANGHAI)
+        # Found in review: it was published at approval, and then waited for an empty queue. It waits in
+        # the ledger, and the sweeper publishes it when its day comes.
+        assert result.enqueued == 0 and deferred.enqueued_at is None
+        assert deferred.id not in {i for i, _ in outbox.due(ledger, capped, broker)}
+        at(ledger, datetime(2031, 3, 4, 8, 0, 1, tzinfo=SHANGHAI))
+        assert deferred.id in {i for i, _ in outbox.due(ledger, capped, broker)}
     else:
         assert batches == []
     assert merged  # (settings helpers stay importable)
+
+
+def test_a_tip_the_channels_refuse_fails_its_slot_once_on_the_record(
+    ledger: Ledger, settings: Settings, tmp_path: Path
+) -> None:
+    """Found in review: a tip a sign cannot show stopped every later sweep, its slot saying sent."""
+    tips = [
+        {
+            "title": "雷雨天气安全提示",
+            "body": "雷雨天气请勿在大树下避雨。",
+            "short_text": "雷雨请勿在树下避雨☂",
+        }
+    ]
+    rota_id = running(ledger, tmp_path, tips=tips, defaults={**ROTA["defaults"], "channels": ["display"]})
+    at(ledger, MONDAY + timedelta(hours=10, seconds=5))
+    rotas.run_due(ledger, settings)
+    at(ledger, MONDAY + timedelta(hours=10, minutes=5))
+    rotas.run_due(ledger, settings)  # not tried again
+    (slot,) = slots(ledger, rota_id)
+    assert slot.state == "failed" and "☂" in (slot.reason or "")
+    with ledger.session() as session:
+        assert session.get_one(ItemRow, slot.item_id).state is ItemState.rejected
+        assert session.query(EventRow).filter_by(name="rota.slot_failed").count() == 1
