@@ -126,6 +126,10 @@ def stop_ending(session: Session, item_id: int, revision_id: int, actor: str, **
     return stopped
 
 
+#: and for taking down: a delivery whose budget ran out while an attempt was in doubt may have landed too
+MAY_HAVE_LANDED = (*MAY_HAVE_REACHED, DeliveryState.dead)
+
+
 def reached(
     session: Session, item_id: int, channels: list[str], before_revision_id: int | None = None
 ) -> list[Reached]:
@@ -144,7 +148,7 @@ def reached(
             DeliveryRow.item_id == item_id,
             DeliveryRow.channel.in_(channels),
             DeliveryRow.action.in_(list(SHOWING)),
-            DeliveryRow.state.in_(list(MAY_HAVE_REACHED)),
+            DeliveryRow.state.in_(list(MAY_HAVE_LANDED)),
             DeliveryRow.id.not_in(withdrawn),
         )
         .order_by(DeliveryRow.id)

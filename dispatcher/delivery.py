@@ -342,11 +342,15 @@ def claim(
                 row.lease_until = None
                 row.last_error = f"waits for delivery {taken_down.id} to settle"
                 return None
-            if taken_down.state is not DeliveryState.sent:
+            if taken_down.state is DeliveryState.dead:
+                # Its budget ran out, perhaps with an attempt in doubt: what landed is looked up first.
+                withdraws = Receipt(None, {"delivery": taken_down.id, "look_up": taken_down.idempotency_key})
+            elif taken_down.state is not DeliveryState.sent:
                 why = f"nothing to take down: delivery {taken_down.id} ended {taken_down.state.value}"
                 move(session, row, DeliveryState.cancelled, "delivery.cancelled", actor=worker, why=why)
                 return None
-            withdraws = Receipt(taken_down.provider_id, {"delivery": taken_down.id})
+            else:
+                withdraws = Receipt(taken_down.provider_id, {"delivery": taken_down.id})
         resume_at, reason = None, ""
         if stale is None and (row.action is not Action.publish or revision_number > 1):
             blocker = earlier_in_flight(session, row, whole_channel(row.channel))
@@ -483,7 +487,16 @@ def deliver(
     doubt = taken.in_doubt  # an earlier attempt may have landed and nothing has said otherwise yet
     try:
         channel = adapter(taken.payload.channel)
-        if taken.withdraws is not None:
+        if taken.withdraws is not None and taken.withdraws.provider_id is None:
+            # What a dead delivery may have left: taken down if a lookup finds it, else nothing to do.
+            found = channel.lookup(taken.payload, str(taken.withdraws.detail["look_up"]))
+            if found is not None:
+                channel.retract(taken.payload, found)
+            receipt, how = (
+                Receipt(found.provider_id if found else None, {"found": found is not None}),
+                "withdrawn",
+            )
+        elif taken.withdraws is not None:
             channel.retract(taken.payload, taken.withdraws)
             receipt, how = (
                 Receipt(taken.withdraws.provider_id, {"withdrew": taken.withdraws.detail}),

@@ -519,6 +519,9 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
     def taken_down(d: Any) -> bool:
         """Whether what a withdrawal takes down was taken down (by it, or by another withdrawal of it)."""
         gone = by_id[d.replaces_id]
+        if gone.state.value == "dead":
+            # What a dead delivery may have left is looked up: found and taken down, or nothing there.
+            return d.provider_id is not None or not landed(gone)
         if d.channel == "website":
             return str(gone.provider_id) in web_takedowns
         if d.channel == "display":

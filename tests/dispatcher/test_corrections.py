@@ -474,3 +474,25 @@ def test_a_redrive_never_brings_a_withdrawn_item_back(
     drain(ledger, settings, item_id)
     assert deliveries(ledger, item_id)[0].state is DeliveryState.cancelled
     assert live_posts(sandbox) == []
+
+
+def test_a_withdrawal_looks_up_what_a_dead_delivery_may_have_left_and_takes_it_down(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found in review: a delivery whose budget ran out with an attempt in doubt was never taken down."""
+    from sqlalchemy import update
+
+    item_id = issued(ledger, settings, channels=["website"])
+    (first,) = deliveries(ledger, item_id)
+    deliver(ledger, settings, first.id, WORKER)
+    with ledger.session() as session:  # the post landed, but the ledger never heard: the budget ran out
+        session.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == first.id)
+            .values(state=DeliveryState.dead, provider_id=None)
+        )
+    retract(ledger, settings, item_id, OTHER, "误发")
+    drain(ledger, settings, item_id)
+    (takedown,) = [d for d in deliveries(ledger, item_id) if d.action is Action.withdraw]
+    assert takedown.state is DeliveryState.sent and takedown.provider_id is not None
+    assert live_posts(sandbox) == []
