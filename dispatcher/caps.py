@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
@@ -26,8 +26,30 @@ from dispatcher.words import Publication
 from settings import Settings
 
 if TYPE_CHECKING:
-    from dispatcher.approval import AudienceWriter, Plan
+    from channels.base import Channel
     from dispatcher.rendering import TemplateRenderer
+    from dispatcher.words import Payload, Target
+
+
+class BatchWriter(Protocol):
+    """What the cap needs of approval's writer of batches (``approval.AudienceWriter``)."""
+
+    adapter: Channel
+    item_id: int
+    revision_id: int
+    approver: str
+
+    def sibling(self, due_at: datetime | None, prefix: str) -> BatchWriter: ...
+
+    def next_target(self, phones: list[str]) -> Target: ...
+
+    def add(self, payload: Payload, phones: list[str]) -> None: ...
+
+    def flush(self) -> list[tuple[int, str]]: ...
+
+
+class Notes(Protocol):
+    notes: list[str]
 
 
 def send_time(settings: Settings, channel: str, moment: datetime) -> datetime:
@@ -75,11 +97,11 @@ class DailyCap:
     def apply(
         self,
         session: Session,
-        writer: AudienceWriter,
+        writer: BatchWriter,
         phones: Iterator[str],
         shown: Publication,
         renderer: TemplateRenderer,
-        result: Plan,
+        result: Notes,
     ) -> list[tuple[int, str]]:
         """After the batches within the cap were written: the phones over it (``phones`` is the whole
         audience again, by number), deferred or skipped and recorded; then every phone's count."""
@@ -120,7 +142,7 @@ class DailyCap:
             )
         return work
 
-    def _count(self, session: Session, writer: AudienceWriter, prefix: str, day: str) -> None:
+    def _count(self, session: Session, writer: BatchWriter, prefix: str, day: str) -> None:
         """One more planned text on ``day`` for every phone of the item's ``prefix-NNN`` batches."""
         params: dict[str, Any] = {
             "day": day,
