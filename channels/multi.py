@@ -19,9 +19,25 @@ from dispatcher.errors import TooLateError
 _TOKEN = re.compile(r"[A-Za-z0-9]+|\s+|.", re.DOTALL)
 
 
+# Characters a line never starts with (Chinese line-breaking rules, 行首禁则): closing punctuation and
+# brackets. A line that would start with one takes the character before it along.
+_NO_LINE_START = frozenset("，。、；：！？）》」』】〕〉”’…,.;:!?)]}%")
+
+
 def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str]:
-    """Break text into lines of at most ``width`` cells, at spaces where a word allows it."""
+    """Break text into lines of at most ``width`` cells, at spaces where a word allows it, and never
+    before closing punctuation (a full stop alone on a line, or a page, says nothing)."""
     lines: list[str] = []
+
+    def close(current: str, following: str) -> str:
+        """End the line ``current`` before ``following``; return what the next line starts with."""
+        kept = current.rstrip()
+        if following in _NO_LINE_START and len(kept) > 1 and measure(kept[-1] + following) <= width:
+            lines.append(kept[:-1].rstrip())
+            return kept[-1]
+        lines.append(kept)
+        return ""
+
     for paragraph in text.splitlines() or [""]:
         current = ""
         for token in _TOKEN.findall(paragraph):
@@ -29,12 +45,10 @@ def wrap(text: str, width: int, measure: Callable[[str], int] = len) -> list[str
                 current += " " if current else ""
                 continue
             if measure(current.rstrip() + token) > width and current.strip():
-                lines.append(current.rstrip())
-                current = ""
+                current = close(current, token[0])
             for ch in token:  # a word longer than a line is split where it must be
                 if measure(current + ch) > width and current:
-                    lines.append(current.rstrip())
-                    current = ""
+                    current = close(current, ch)
                 current += ch
         if current.strip():
             lines.append(current.rstrip())

@@ -245,6 +245,7 @@ def stored_publication(
 def submit(ledger: Ledger, item: Item, *, draft: bool = False) -> int:
     """Store a validated item with its first revision, as ``submitted`` (or ``draft``); return its id."""
     channels_of(item)  # an unknown channel is refused now, naming the field, not at approval
+    _not_expired(ledger, item)
     document = item.model_dump(mode="json")
     with ledger.session() as session:
         row = ItemRow(
@@ -266,6 +267,12 @@ def submit(ledger: Ledger, item: Item, *, draft: bool = False) -> int:
             kind=item.kind.value,
         )
         return row.id
+
+
+def _not_expired(ledger: Ledger, item: Item) -> None:
+    """An item already past its ``expires`` could never be approved: refused now, naming the field."""
+    if item.is_expired(ledger.now()):
+        raise InvalidItemError(item.title, [("expires", f"{item.expires.isoformat()} has already passed")])
 
 
 def submit_draft(ledger: Ledger, item_id: int) -> None:
@@ -327,6 +334,7 @@ def revise(ledger: Ledger, item_id: int, item: Item) -> int:
     number. It is reviewed like any item (the same checks and limits, another person approves it); until
     then the approved revision stands."""
     channels_of(item)
+    _not_expired(ledger, item)
     document = item.model_dump(mode="json")
     with ledger.session() as session:
         row = _load(session, item_id)

@@ -74,9 +74,10 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
                 "number": r.number,
                 "title": r.document.get("title"),
                 "author": r.document.get("author"),
-                "state": "live"
+                "state": ("withdrawn" if item.state.value == "withdrawn" else "live")
                 if r.id == item.live_revision_id
                 else (reviews[r.id].decision if r.id in reviews else "submitted"),
+                "reason": reviews[r.id].reason if r.id in reviews else None,
                 "reviewer": reviews[r.id].approver if r.id in reviews else None,
                 "approvers": approvers(r.id),
                 "reviewed_at": reviews[r.id].at.isoformat() if r.id in reviews else None,
@@ -105,7 +106,8 @@ def item_status(ledger: Ledger, item_id: int) -> dict[str, Any]:
             "title": item.title,
             "state": item.state.value,
             "author": item.author,
-            "approver": ", ".join(approvers(shown)) or None,
+            # who approved what is shown; a first approval still waiting for a second is not one yet
+            "approver": ", ".join(approvers(shown)) if approval and approval.decision == "approved" else None,
             "approved_at": approval.at.isoformat() if approval else None,
             "live_revision": numbers.get(item.live_revision_id) if item.live_revision_id else None,
             "revisions": revisions,

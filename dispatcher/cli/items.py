@@ -4,7 +4,9 @@ and ``status``."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -84,7 +86,9 @@ def submit_alert(path: Path, author: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("item_id", type=int)
-@click.option("--cap", "as_cap", is_flag=True, required=True, help="As an OASIS CAP 1.2 alert (XML).")
+@click.option(
+    "--cap", "as_cap", is_flag=True, help="As an OASIS CAP 1.2 alert (XML): the one format, so far."
+)
 @click.option("--revision", type=int, help="The alert of this approved revision (default: the latest).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file (default: stdout).")
 def export(item_id: int, as_cap: bool, revision: int | None, output: Path | None) -> None:
@@ -272,14 +276,19 @@ def status(item_id: int | None, as_json: bool, limit: int, before: int | None) -
         return
     click.echo(f"item {report['id']} ({report['kind']}) {report['state']}: {report['title']}")
     click.echo(f"author {report['author']}, approver {report['approver'] or '-'}")
-    if len(report["revisions"]) > 1:
+    if len(report["revisions"]) > 1 or any(r["approvers"] or r["reason"] for r in report["revisions"]):
         for r in report["revisions"]:
-            who = ", ".join(r["approvers"]) or r["reviewer"]
-            by = f" by {who}" if who else ""
+            if r["state"] == "rejected":
+                by = f" by {r['reviewer']}" + (f": {r['reason']}" if r["reason"] else "")
+            elif r["state"] == "submitted" and r["approvers"]:
+                by = f", approved so far by {', '.join(r['approvers'])} (awaiting another approver)"
+            else:
+                by = f" by {', '.join(r['approvers'])}" if r["approvers"] else ""
             click.echo(f"revision {r['number']} ({r['author']}): {r['state']}{by} — {r['title']}")
     if report["withdrawn"]:
         w = report["withdrawn"]
-        click.echo(f"withdrawn by {w['by']} at {w['at']}: {w['reason']}")
+        at = datetime.fromisoformat(w["at"]).astimezone(ZoneInfo(get_settings().time_zone))
+        click.echo(f"withdrawn by {w['by']} at {at:%Y-%m-%d %H:%M:%S%z}: {w['reason']}")
     rows = [
         [
             d["id"],

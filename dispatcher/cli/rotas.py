@@ -110,8 +110,8 @@ def _change(what: str) -> click.Command:
     def command(rota: str, actor: str, reason: str) -> None:
         from dispatcher import rotas
 
-        state = rotas.change(open_ledger(), get_settings(), rota, what, actor, reason)
-        click.echo(f"rota {rota}: {state} by {actor}")
+        rotas.change(open_ledger(), get_settings(), rota, what, actor, reason)
+        click.echo(f"rota {rota}: {what}d by {actor}" + (f" ({reason})" if reason else ""))
 
     return command
 
@@ -138,7 +138,7 @@ def list_rotas(as_json: bool) -> None:
             r["live_version"] or "-",
             r["approved_by"] or "-",
             r["awaiting_review"] or "-",
-            " ".join(f"{k}:{v}" for k, v in sorted(r["slots"].items())),
+            " ".join(f"{k}:{v}" for k, v in sorted(r["slots"].items())) or "none yet",
         ]
         for r in found
     ]

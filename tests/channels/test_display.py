@@ -128,3 +128,16 @@ def test_an_unknown_charset_in_the_registry_is_refused(tmp_path: Path) -> None:
     path.write_text(SIGN_YAML % ", charset: klingon", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="signs\\[0\\].charset"):
         load_registry(path)
+
+
+def test_no_line_starts_with_closing_punctuation() -> None:
+    """Found by a newcomer trying the README: lines began with a full-width comma, and a page held only
+    a full stop. The character before it goes along (行首禁则)."""
+    from channels.multi import wrap
+
+    text = "朝阳区暴雨橙色预警：未来3小时将有50毫米以上强降雨，请减少外出，远离低洼地带。"
+    for width in range(4, 16):
+        lines = wrap(text, width)
+        assert "".join(lines) == text  # nothing lost, nothing added
+        assert all(len(line) <= width for line in lines)
+        assert not any(line[0] in "，。：" for line in lines[1:]), (width, lines)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatcher import approval, outbox, subscribers, tasks
-from dispatcher.errors import ContentError, NotFoundError, RefusedError
+from dispatcher.errors import ContentError, InvalidItemError, NotFoundError, RefusedError
 from dispatcher.items import parse_item
 from dispatcher.ledger import ApprovalRow, DeliveryRow, DeliveryState, EventRow, ItemRow, ItemState, Ledger
 from dispatcher.signing import payload_key, pin
@@ -104,10 +104,20 @@ def test_approving_twice_does_not_fan_out_twice(ledger: Ledger, settings: Settin
 
 
 def test_an_expired_item_is_not_approved(ledger: Ledger, settings: Settings) -> None:
-    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-    item_id = submitted(ledger, expires=past)
+    soon = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    item_id = submitted(ledger, expires=soon)
+    ledger.shift = timedelta(minutes=2)  # it expired while it waited for review
     with pytest.raises(RefusedError, match="expired"):
         approval.approve(ledger, settings, item_id, "陈刚", tasks.broker_for(settings))
+
+
+def test_an_item_already_past_its_expiry_is_refused_at_submission(ledger: Ledger, settings: Settings) -> None:
+    """Found by a newcomer: it was stored, could never be approved, and (from CAP) used up its alert's id."""
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    with pytest.raises(InvalidItemError, match="expires"):
+        submitted(ledger, expires=past)
+    with ledger.session() as session:
+        assert session.query(ItemRow).count() == 0
 
 
 def test_text_too_long_for_a_sign_is_refused_naming_the_sign(ledger: Ledger, settings: Settings) -> None:

@@ -138,7 +138,8 @@ def test_preview_prints_each_payload_as_its_channel_describes_it(tmp_path: Path,
     assert lines[sms + 2] == "【应急管理】朝阳区暴雨橙色预警：未来3小时强降雨，请减少外出。"
     first_sign = lines.index("── display / BJ-CY-001")
     assert lines[first_sign + 1] == "2 page(s), priority 200"
-    assert lines[first_sign + 2] == "  page 1: 朝阳区暴雨橙色预警：未来 / 3小时强降雨，请减少外出"
+    # the full stop is not left alone at the start of page 2: "出" goes along with it
+    assert lines[first_sign + 2] == "  page 1: 朝阳区暴雨橙色预警：未来 / 3小时强降雨，请减少外"
     assert lines[lines.index("── microblog / sandbox") + 1] == "@sandbox, 39 characters"
     assert lines[lines.index("── website / site") + 1].startswith("朝阳区暴雨橙色预警  (slug warning-")
 

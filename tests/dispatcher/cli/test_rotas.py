@@ -41,7 +41,7 @@ def test_a_rota_through_its_commands(tmp_path: Path, ledger: Ledger) -> None:
     assert approved.exit_code == 0, approved.stderr
     assert (
         run("rota", "pause", "1", "--as", "李娜", "--reason", "汛期结束").stdout.strip()
-        == "rota 1: paused by 李娜"
+        == "rota 1: paused by 李娜 (汛期结束)"
     )
     assert run("rota", "resume", "1", "--as", "李娜").exit_code == 0
     listed = json.loads(run("rota", "list", "--json").stdout)
