@@ -21,6 +21,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatcher import approval, cap, outbox
@@ -96,22 +97,15 @@ def receive(
                 "replace a newer one; nothing was done"
             )
     done = Received(item_id or 0, alert.msg_type, alert.identifier)
-    if alert.msg_type == "Cancel":
-        assert item_id is not None
-        reason = alert.note or f"CAP Cancel {alert.identifier} from {alert.sender}"
-        done.withdrawal = retract(ledger, settings, item_id, author, reason, broker)
-    else:
-        item = _item(alert, author, source)
-        if item_id is None:
-            done.item_id = approval.submit(ledger, item)
-            done.revision = 1
-        else:
-            done.revision = approval.revise(ledger, item_id, item)
-    with ledger.session() as session:
+
+    def kept(session: Session, stored_item: int, revision: int | None = None) -> None:
+        """The alert's row, in the transaction that makes its item, revision or withdrawal: taken in
+        once, and never an item without the alert it came from (the unique row refuses a second)."""
+        done.item_id, done.revision = stored_item, revision
         session.add(
             CapAlertRow(
-                item_id=done.item_id,
-                revision=done.revision,
+                item_id=stored_item,
+                revision=revision,
                 sender=alert.sender,
                 identifier=alert.identifier,
                 sent=alert.sent,
@@ -131,6 +125,32 @@ def receive(
                 ),
             )
         )
+        session.flush()
+
+    try:
+        if alert.msg_type == "Cancel":
+            assert item_id is not None
+            reason = alert.note or f"CAP Cancel {alert.identifier} from {alert.sender}"
+            done.withdrawal = retract(
+                ledger,
+                settings,
+                item_id,
+                author,
+                reason,
+                broker,
+                also=lambda session, stored: kept(session, stored),
+            )
+        else:
+            item = _item(alert, author, source)
+            if item_id is None:
+                approval.submit(ledger, item, also=kept)
+            else:
+                approval.revise(ledger, item_id, item, also=kept)
+    except IntegrityError:
+        # The same alert taken in at the same moment by another submission: its transaction won.
+        raise RefusedError(
+            f"{source}: alert {alert.identifier} from {alert.sender} was taken in already; nothing was done"
+        ) from None
     return done
 
 

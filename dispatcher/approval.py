@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -242,7 +242,12 @@ def stored_publication(
     )
 
 
-def submit(ledger: Ledger, item: Item, *, draft: bool = False) -> int:
+#: Called inside the transaction that stores an item or a revision, with its session and the item's id
+#: and revision number: what came with it is recorded in the same transaction (a CAP alert's row).
+Stored = Callable[[Session, int, int], None]
+
+
+def submit(ledger: Ledger, item: Item, *, draft: bool = False, also: Stored | None = None) -> int:
     """Store a validated item with its first revision, as ``submitted`` (or ``draft``); return its id."""
     channels_of(item)  # an unknown channel is refused now, naming the field, not at approval
     _not_expired(ledger, item)
@@ -266,6 +271,8 @@ def submit(ledger: Ledger, item: Item, *, draft: bool = False) -> int:
             item_id=row.id,
             kind=item.kind.value,
         )
+        if also is not None:
+            also(session, row.id, 1)
         return row.id
 
 
@@ -329,7 +336,7 @@ def _reviewable(session: Session, item_id: int, reviewer: str, action: str) -> I
     return row
 
 
-def revise(ledger: Ledger, item_id: int, item: Item) -> int:
+def revise(ledger: Ledger, item_id: int, item: Item, *, also: Stored | None = None) -> int:
     """Store a new revision of an item for review — a correction once an earlier one is out; return its
     number. It is reviewed like any item (the same checks and limits, another person approves it); until
     then the approved revision stands."""
@@ -367,6 +374,8 @@ def revise(ledger: Ledger, item_id: int, item: Item) -> int:
             replaces=latest.number,
             digest=digest_of(document),
         )
+        if also is not None:
+            also(session, item_id, number)
         return number
 
 

@@ -16,7 +16,10 @@ recorded with who did it and why. In one transaction:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
 
 from channels import REGISTRY, build_channel
 from dispatcher import approval, corrections, outbox, people, signing, subscribers
@@ -55,6 +58,8 @@ def retract(
     actor: str,
     reason: str,
     broker: outbox.Broker | None = None,
+    *,
+    also: Callable[[Session, int], None] | None = None,
 ) -> Withdrawal:
     """Withdraw an approved item from every channel it reached; see the module's docstring."""
     if not actor.strip():
@@ -83,6 +88,8 @@ def retract(
         live = session.get_one(RevisionRow, row.live_revision_id)
         row.state = ItemState.withdrawn
         record(session, "item.withdrawn", actor=actor, item_id=item_id, reason=reason, revision=live.number)
+        if also is not None:
+            also(session, item_id)  # recorded in the same transaction (the CAP Cancel it came from)
         done.cancelled = corrections.stop_earlier(
             session,
             item_id,

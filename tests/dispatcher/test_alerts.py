@@ -176,3 +176,23 @@ def test_an_alert_not_for_the_public_and_an_update_older_than_the_last_are_refus
     with pytest.raises(RefusedError, match="older message does not replace a newer one"):
         alerts.receive(ledger, settings, stale, "李娜")
     assert alerts.receive(ledger, settings, update, "李娜").item_id == taken.item_id
+
+
+def test_the_same_alert_taken_in_twice_at_once_makes_one_item(
+    ledger: Ledger, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found in review: an alert's row was written after its item, in another transaction, so two
+    submissions at the same moment could both make an item."""
+    real_submit = approval.submit
+
+    def another_submission_wins(led: Ledger, item: object, **kwargs: object) -> int:
+        # Between this submission's check and its write, another takes the same alert in.
+        monkeypatch.setattr(approval, "submit", real_submit)
+        alerts.receive(led, settings, fixture("warning-alert.xml"), "张敏")
+        return real_submit(led, item, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(approval, "submit", another_submission_wins)
+    with pytest.raises(RefusedError, match="taken in already"):
+        alerts.receive(ledger, settings, fixture("warning-alert.xml"), "张敏")
+    with ledger.session() as session:
+        assert session.query(ItemRow).count() == 1 and session.query(CapAlertRow).count() == 1
