@@ -52,6 +52,10 @@ class Notes(Protocol):
     notes: list[str]
 
 
+#: the advisory lock the counting of routine texts takes on PostgreSQL
+QUOTA_LOCK = 0x5D15_CA9
+
+
 def send_time(settings: Settings, channel: str, moment: datetime) -> datetime:
     """When a routine text due at ``moment`` goes out: at once, or when the channel's quiet hours end."""
     quiet = rota.parse_quiet_hours(settings.quiet_hours.get(channel, ""))
@@ -84,7 +88,11 @@ class DailyCap:
         )
 
     def reached(self, session: Session) -> Iterator[str]:
-        """The phones at the cap on the day, by number."""
+        """The phones at the cap on the day, by number. Counting and checking are one transaction's: on
+        PostgreSQL, approvals that count texts take turns (an advisory lock, released at commit); on
+        SQLite every write transaction does already."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": QUOTA_LOCK})
         query = (
             select(SmsQuotaRow.phone)
             .where(SmsQuotaRow.day == self.day, SmsQuotaRow.count >= self.limit)
