@@ -98,7 +98,7 @@ class DailyCap:
             .where(SmsQuotaRow.day == self.day, SmsQuotaRow.count >= self.limit)
             .order_by(SmsQuotaRow.phone)
         )
-        rows = session.connection().execution_options(yield_per=subscribers.AUDIENCE_CHUNK).execute(query)
+        rows = session.connection().execute(query.execution_options(yield_per=subscribers.AUDIENCE_CHUNK))
         for (phone,) in rows:
             yield phone
 

@@ -302,7 +302,9 @@ def audience(session: Session, item: Item, settings: SmsSettings) -> Iterator[st
     query = _audience_query(item, settings, table.c.phone, cast(table.c.topics, String)).order_by(
         table.c.phone
     )
-    rows = session.connection().execution_options(yield_per=AUDIENCE_CHUNK).execute(query)
+    # The statement's own option, not the connection's: a connection told to stream would stream every
+    # statement after it too, and PostgreSQL cannot declare a cursor for the inserts that follow.
+    rows = session.connection().execute(query.execution_options(yield_per=AUDIENCE_CHUNK))
     if item.kind is Kind.warning:
         for phone, _ in rows:
             yield phone
@@ -343,7 +345,7 @@ def _earlier_phones(session: Session, item_id: int, channel: str, received: bool
     )
     if received:
         query = query.where(recipients.c.state.not_in(NOT_RECEIVED))
-    rows = session.connection().execution_options(yield_per=AUDIENCE_CHUNK).execute(query)
+    rows = session.connection().execute(query.execution_options(yield_per=AUDIENCE_CHUNK))
     for (phone,) in rows:
         yield phone
 

@@ -469,3 +469,30 @@ def test_postgresql_processes_that_open_a_new_ledger_at_once_migrate_it_once(
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
     engine.dispose()
+
+
+def test_postgresql_counts_routine_texts_against_the_daily_cap(
+    postgres_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    """The cap's counting is SQL of its own (an upsert, an advisory lock): run on PostgreSQL too."""
+    from dispatcher import approval
+    from dispatcher.items import parse_item
+    from dispatcher.ledger import SmsCapRow, SmsQuotaRow
+    from dispatcher.subscribers import import_csv
+    from tests.conftest import SUBSCRIBERS
+    from tests.support import item_doc
+
+    capped = settings.model_copy(
+        update={"quiet_hours": {}, "sms": settings.sms.model_copy(update={"daily_cap": 1, "over_cap": "skip"})}
+    )
+    ledger = Ledger(postgres_url)
+    (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
+    import_csv(ledger, tmp_path / "subscribers.csv", capped.sms)
+    tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None, "channels": ["sms"]}
+    for title in ("第一条提示", "第二条提示"):
+        item_id = approval.submit(ledger, parse_item(item_doc(title=title, topics=["safety"], **tip)))
+        approval.approve(ledger, capped, item_id, "陈刚")
+    with ledger.session() as session:
+        assert [(q.phone, q.count) for q in session.query(SmsQuotaRow)] == [("+8613800138000", 1)]
+        assert [(c.item_id, c.outcome) for c in session.query(SmsCapRow)] == [(item_id, "skipped")]
+    ledger.dispose()
