@@ -28,6 +28,7 @@ from dispatcher.errors import LedgerSchemaError
 from dispatcher.ledger import Base, EventRow, Ledger, SubscriberRow, open_engine
 from dispatcher.migrate import FIRST, HEAD, MIGRATIONS, RELEASE_0_1, stored_version, upgrade
 from dispatcher.reports import item_status
+from settings import Settings
 from tests.e2e.conftest import free_port
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "ledger-0.1.sql"
@@ -483,7 +484,10 @@ def test_postgresql_counts_routine_texts_against_the_daily_cap(
     from tests.support import item_doc
 
     capped = settings.model_copy(
-        update={"quiet_hours": {}, "sms": settings.sms.model_copy(update={"daily_cap": 1, "over_cap": "skip"})}
+        update={
+            "quiet_hours": {},
+            "sms": settings.sms.model_copy(update={"daily_cap": 1, "over_cap": "skip"}),
+        }
     )
     ledger = Ledger(postgres_url)
     (tmp_path / "subscribers.csv").write_text(SUBSCRIBERS, encoding="utf-8")
