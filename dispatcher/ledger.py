@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -558,9 +560,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # instead of failing at once with "database is locked".
     dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin_immediate
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Turning a ledger that is not in WAL mode yet (one of release 0.1) into one needs it to itself, and
+    # SQLite answers "locked" at once, without its busy handler, while another process holds it (the
+    # first to open it, migrating): wait for it, as the busy timeout would.
+    deadline = time.monotonic() + WAL_PATIENCE
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+#: seconds a new connection waits for another process to let it switch the ledger to WAL
+WAL_PATIENCE = 30.0
 
 
 def _sqlite_begin_immediate(connection: Any) -> None:
