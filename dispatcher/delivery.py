@@ -704,6 +704,13 @@ def replace_earlier(session: Session, settings: Settings, row: DeliveryRow, work
     again when the newer one ends; a microblog set to replace deletes the original once the correction
     is posted. The taking down is a delivery of its own, with its own attempts and outcome."""
     earlier = session.get_one(DeliveryRow, row.replaces_id)
+    # What this one replaces may never have landed (a correction superseded while in doubt, found not to
+    # have landed): then what it was to replace still shows, and goes now (found by the fault suite: a
+    # sign kept the first revision's message under the third's).
+    seen = {row.id}
+    while earlier.state is not DeliveryState.sent and earlier.replaces_id and earlier.id not in seen:
+        seen.add(earlier.id)
+        earlier = session.get_one(DeliveryRow, earlier.replaces_id)
     if earlier.state is not DeliveryState.sent or earlier.provider_id == row.provider_id:
         return
     if withdrawn_on_record(session, earlier.id) or session.scalar(

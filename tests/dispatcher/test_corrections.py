@@ -496,3 +496,23 @@ def test_a_withdrawal_looks_up_what_a_dead_delivery_may_have_left_and_takes_it_d
     (takedown,) = [d for d in deliveries(ledger, item_id) if d.action is Action.withdraw]
     assert takedown.state is DeliveryState.sent and takedown.provider_id is not None
     assert live_posts(sandbox) == []
+
+
+def test_a_correction_that_never_landed_does_not_leave_the_first_revision_on_a_sign(
+    ledger: Ledger, settings: Settings, sandbox: Sandbox
+) -> None:
+    """Found by the fault suite: revision 2's message was in doubt when revision 3 was approved, and was
+    then found never to have landed; revision 3 replaced it, and revision 1's message stayed held."""
+    item_id = issued(ledger, settings, channels=["display"], areas=["110108"])  # one sign: BJ-HD-001
+    drain(ledger, settings, item_id)
+    (first,) = deliveries(ledger, item_id)
+    corrected(ledger, settings, item_id, channels=["display"], areas=["110108"], short_text="更正一。")
+    second = deliveries(ledger, item_id)[-1]
+    inject(sandbox, "display", mode="reset", method="PUT")  # the connection drops before the sign acts
+    assert deliver(ledger, settings, second.id, WORKER) is DeliveryState.unknown
+    corrected(ledger, settings, item_id, channels=["display"], areas=["110108"], short_text="更正二。")
+    drain(ledger, settings, item_id)
+    assert deliveries(ledger, item_id)[1].state is DeliveryState.superseded  # looked up: it never landed
+    third = [d for d in deliveries(ledger, item_id) if d.revision.number == 3 and d.action is Action.update]
+    assert held(sandbox, "BJ-HD-001") == [third[0].idempotency_key]
+    assert first.idempotency_key not in held(sandbox, "BJ-HD-001")
