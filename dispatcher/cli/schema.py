@@ -1,15 +1,20 @@
-"""``dispatch ledger``: the ledger's schema revision, and migrating it by hand (opening it migrates too)."""
+"""``dispatch ledger``: the ledger's schema revision, migrating it by hand (opening it migrates too), and
+exporting the disclosure ledger."""
 
 from __future__ import annotations
 
+import sys
+from datetime import date
+from pathlib import Path
+
 import click
 
-from dispatcher.cli.invocation import get_settings
+from dispatcher.cli.invocation import get_settings, open_ledger
 
 
 @click.group("ledger")
 def ledger_schema() -> None:
-    """The ledger's schema: its version, and migrating it (opening the ledger migrates it too)."""
+    """The ledger: its schema version, migrating it (opening it migrates it too), and its export."""
 
 
 @ledger_schema.command("upgrade")
@@ -32,3 +37,37 @@ def ledger_version() -> None:
     engine = open_engine(get_settings().ledger_url)
     click.echo(describe_version(engine))
     engine.dispose()
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
+
+
+@ledger_schema.command("export")
+@click.option("--from", "start", required=True, help="First day (YYYY-MM-DD, the office's time zone).")
+@click.option("--to", "end", required=True, help="Last day, included.")
+@click.option("--format", "kind", type=click.Choice(["csv", "xlsx"]), default="csv", show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="The file (needed for xlsx; csv: stdout)."
+)
+def ledger_export(start: str, end: str, kind: str, output: Path | None) -> None:
+    """The disclosure ledger: one row per item × channel × target, for items approved in those days."""
+    from dispatcher import exports
+
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if last < first:
+        raise click.BadParameter("--to comes before --from", param_hint="--to")
+    found = exports.rows(open_ledger(), get_settings(), first, last)
+    if kind == "xlsx":
+        if output is None:
+            raise click.BadParameter("an Excel workbook needs a file: -o ledger.xlsx", param_hint="--output")
+        count = exports.write_xlsx(found, output)
+    elif output is None:
+        count = exports.write_csv(found, sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8-sig", newline="") as out:
+            count = exports.write_csv(found, out)
+    click.echo(f"{count} row(s), items approved {first} to {last}", err=True)
