@@ -30,7 +30,6 @@ from dispatcher.ledger import (
     DeliveryRow,
     DeliveryState,
     EndorsementRow,
-    EventRow,
     ItemRow,
     ItemState,
     Ledger,
@@ -38,6 +37,7 @@ from dispatcher.ledger import (
     RevisionRow,
     SmsBatchRow,
     database_form,
+    insert_events,
     insert_rows,
     record,
     utcnow,
@@ -653,8 +653,8 @@ class AudienceWriter:
                 for delivery_id, (payload, phones) in zip(ids, self.waiting, strict=True)
             ],
         )
-        self.session.execute(
-            insert(EventRow.__table__),  # type: ignore[arg-type]
+        insert_events(
+            self.session,
             [
                 {
                     "at": now,

@@ -17,7 +17,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, aliased
 
 from dispatcher import signing
@@ -27,6 +27,7 @@ from dispatcher.ledger import (
     DeliveryRow,
     DeliveryState,
     EventRow,
+    insert_events,
     record_delivery,
     utcnow,
 )
@@ -81,8 +82,8 @@ def stop_earlier(
             .where(deliveries.c.id.in_(chunk), deliveries.c.state.in_([s.value for s in NOT_LEFT]))
             .values(state=state.value, lease_until=None, next_attempt_at=None, updated_at=now)
         )
-        session.execute(
-            insert(EventRow.__table__),  # type: ignore[arg-type]
+        insert_events(
+            session,
             [
                 {
                     "at": now,

@@ -654,6 +654,13 @@ def verify(outcome: Outcome, ledger: Any, box: Any) -> None:
             if rev is not None:
                 newest[rev[0]] = rev  # records are in the order the posts were made
         final[account] = list(newest.values())
+    # The event log, written by every process at once, is one unbroken chain
+    from dispatcher.ledger import verify_chain
+
+    with ledger.session() as session:
+        checked, broken, _ = verify_chain(session)
+    if broken is not None:
+        outcome.disagreements.append(f"the event log's chain breaks at event {broken} after {checked}")
     excused = {
         (f"{d.channel}/{d.target}", d.item_id)
         for d in deliveries

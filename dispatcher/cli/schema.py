@@ -39,6 +39,23 @@ def ledger_version() -> None:
     engine.dispose()
 
 
+@ledger_schema.command("verify")
+def ledger_verify() -> None:
+    """Walk the event log's chain of hashes; exit 1 naming the first event whose link is broken."""
+    from dispatcher.ledger import verify_chain
+
+    with open_ledger().session() as session:
+        checked, broken, head = verify_chain(session)
+    if broken is not None:
+        click.echo(
+            f"error: the event log's chain breaks at event {broken}: it, or one before it, was changed, "
+            f"removed or slipped in ({checked} events before it check out)",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"{checked} events, chained from the first to the last; head {head[:16]}")
+
+
 def _day(value: str, name: str) -> date:
     try:
         return date.fromisoformat(value)

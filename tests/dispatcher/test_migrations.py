@@ -25,7 +25,7 @@ from sqlalchemy import MetaData, func, inspect, select
 
 from dispatcher.cli import cli
 from dispatcher.errors import LedgerSchemaError
-from dispatcher.ledger import Base, EventRow, Ledger, SubscriberRow, open_engine
+from dispatcher.ledger import Base, EventRow, Ledger, SubscriberRow, open_engine, verify_chain
 from dispatcher.migrate import FIRST, HEAD, MIGRATIONS, RELEASE_0_1, stored_version, upgrade
 from dispatcher.reports import item_status
 from settings import Settings
@@ -55,7 +55,7 @@ def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
 
 
 #: Columns later revisions added at the end of release 0.1's tables, by table
-ADDED = {"deliveries": 2, "items": 3}
+ADDED = {"deliveries": 2, "items": 3, "events": 2}
 
 
 def as_released(found: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -126,6 +126,9 @@ def test_a_ledger_of_release_0_1_is_stamped_and_read_with_nothing_lost(tmp_path:
     Ledger(f"sqlite:///{fresh}").dispose()
     assert schema(path) == schema(fresh)  # stamped, not rebuilt: and the same as a new ledger's
 
+    # Revision 0010: the events already there were chained in their order
+    with ledger.session() as session:
+        assert verify_chain(session)[:2] == (len(before["events"]), None)
     warning = item_status(ledger, 1)
     assert warning["state"] == "approved" and warning["approver"] == "陈刚"
     assert [(d["channel"], d["state"]) for d in warning["deliveries"]] == [
