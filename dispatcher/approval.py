@@ -251,29 +251,37 @@ def submit(ledger: Ledger, item: Item, *, draft: bool = False, also: Stored | No
     """Store a validated item with its first revision, as ``submitted`` (or ``draft``); return its id."""
     channels_of(item)  # an unknown channel is refused now, naming the field, not at approval
     _not_expired(ledger, item)
-    document = item.model_dump(mode="json")
     with ledger.session() as session:
-        row = ItemRow(
-            uid=uuid.uuid4().hex,
-            kind=item.kind.value,
-            title=item.title,
-            author=item.author,
-            department=item.department,
-            state=ItemState.draft if draft else ItemState.submitted,
-        )
-        session.add(row)
-        session.flush()
-        session.add(RevisionRow(item_id=row.id, number=1, document=document, digest=digest_of(document)))
-        record(
-            session,
-            "item.drafted" if draft else "item.submitted",
-            actor=item.author,
-            item_id=row.id,
-            kind=item.kind.value,
-        )
+        item_id = store_item(session, item, draft=draft)
         if also is not None:
-            also(session, row.id, 1)
-        return row.id
+            also(session, item_id, 1)
+        return item_id
+
+
+def store_item(session: Session, item: Item, *, draft: bool = False, **detail: Any) -> int:
+    """Write an item with its first revision and its ``item.submitted`` (or ``item.drafted``) event,
+    ``detail`` added to it, in the caller's transaction; return its id."""
+    document = item.model_dump(mode="json")
+    row = ItemRow(
+        uid=uuid.uuid4().hex,
+        kind=item.kind.value,
+        title=item.title,
+        author=item.author,
+        department=item.department,
+        state=ItemState.draft if draft else ItemState.submitted,
+    )
+    session.add(row)
+    session.flush()
+    session.add(RevisionRow(item_id=row.id, number=1, document=document, digest=digest_of(document)))
+    record(
+        session,
+        "item.drafted" if draft else "item.submitted",
+        actor=item.author,
+        item_id=row.id,
+        kind=item.kind.value,
+        **detail,
+    )
+    return row.id
 
 
 def _not_expired(ledger: Ledger, item: Item) -> None:
@@ -292,7 +300,8 @@ def submit_draft(ledger: Ledger, item_id: int) -> None:
         record(session, "item.submitted", actor=row.author, item_id=item_id, kind=row.kind)
 
 
-def _person(name: str, missing: str) -> str:
+def person(name: str, missing: str) -> str:
+    """A checked name for the record, or a RefusedError saying what is missing or wrong."""
     if not name.strip():
         raise RefusedError(missing)
     try:
@@ -392,7 +401,7 @@ def approve(
     ``broker`` (without one, they wait in the ledger for the sweeper). A revision of an item already out
     is a correction: see :mod:`dispatcher.corrections`. ``basis`` names what the approval stands on when
     it was given before the item existed (a rota's approval: its rota, version and slot), recorded."""
-    approver = _person(approver, "an approval needs the approver's name (--as NAME)")
+    approver = person(approver, "an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         publication = stored_publication(session, settings, row)
@@ -678,7 +687,7 @@ class AudienceWriter:
 
 
 def reject(ledger: Ledger, item_id: int, reviewer: str, reason: str) -> None:
-    reviewer = _person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
+    reviewer = person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
     with ledger.session() as session:
         row = _reviewable(session, item_id, reviewer, "rejected")
         if row.live_revision_id is None:

@@ -31,13 +31,11 @@ from dispatcher.ledger import (
     ItemRow,
     ItemState,
     Ledger,
-    RevisionRow,
     RotaRow,
     RotaSlotRow,
     RotaVersionRow,
     record,
 )
-from dispatcher.words import digest_of
 from settings import Settings
 
 #: a slot decided later than this after its time is ``late`` (the scheduler was down), not ``sent``
@@ -109,17 +107,10 @@ def _pending(session: Session, row: RotaRow) -> RotaVersionRow:
     return version
 
 
-def _person(name: str) -> str:
-    try:
-        return people.checked_name(name)
-    except ValueError as exc:
-        raise RefusedError(f"the name {name!r} {exc}") from None
-
-
 def approve(ledger: Ledger, ref: str | int, approver: str) -> RotaVersionRow:
     """Approve a rota's submitted version: from now on its slots go out (the approved version before it
     is replaced)."""
-    approver = _person(approver)
+    approver = approval.person(approver, "an approval needs the approver's name (--as NAME)")
     with ledger.session() as session:
         row = _rota(session, ref)
         if row.state == "retired":
@@ -150,7 +141,7 @@ def approve(ledger: Ledger, ref: str | int, approver: str) -> RotaVersionRow:
 
 
 def reject(ledger: Ledger, ref: str | int, reviewer: str, reason: str) -> None:
-    reviewer = _person(reviewer)
+    reviewer = approval.person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
     with ledger.session() as session:
         row = _rota(session, ref)
         version = _pending(session, row)
@@ -169,7 +160,7 @@ def change(
 ) -> str:
     """Pause, resume or retire a rota, on the record; return its new state. Slots that come while it is
     paused are skipped (recorded when it resumes), not sent late."""
-    actor = _person(actor)
+    actor = approval.person(actor, "a change of a rota needs the name of who makes it (--as NAME)")
     moves = {"pause": ("active", "paused"), "resume": ("paused", "active"), "retire": (None, "retired")}
     before, after = moves[what]
     with ledger.session() as session:
@@ -267,7 +258,16 @@ def _run_rota(
             tip = rota.tip_for(loaded, number)
             item = loaded.item_for(tip, slot)
             state = "late" if now - slot > ON_TIME else "sent"
-            item_id = _store_item(session, row, version, item, slot, number, tip)
+            # the slot and its item in one transaction: they come together, or not at all
+            item_id = approval.store_item(
+                session,
+                item,
+                rota=row.id,
+                version=version.number,
+                slot=slot.isoformat(),
+                slot_number=number,
+                tip=tip,
+            )
             session.add(
                 RotaSlotRow(
                     rota_id=row.id,
@@ -294,39 +294,6 @@ def _run_rota(
         if due:
             row.cursor = max(due[:SLOTS_PER_RUN][-1], row.cursor)
     return decided
-
-
-def _store_item(
-    session: Session, row: RotaRow, version: RotaVersionRow, item: Any, slot: datetime, number: int, tip: int
-) -> int:
-    """The tip as a submitted item, in the slot's transaction (so a slot and its item come together)."""
-    import uuid
-
-    document = item.model_dump(mode="json")
-    stored = ItemRow(
-        uid=uuid.uuid4().hex,
-        kind=item.kind.value,
-        title=item.title,
-        author=item.author,
-        department=item.department,
-        state=ItemState.submitted,
-    )
-    session.add(stored)
-    session.flush()
-    session.add(RevisionRow(item_id=stored.id, number=1, document=document, digest=digest_of(document)))
-    record(
-        session,
-        "item.submitted",
-        actor=item.author,
-        item_id=stored.id,
-        kind=item.kind.value,
-        rota=row.id,
-        version=version.number,
-        slot=slot.isoformat(),
-        slot_number=number,
-        tip=tip,
-    )
-    return stored.id
 
 
 def _approve_item(ledger: Ledger, settings: Settings, item_id: int, broker: outbox.Broker | None) -> None:

@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from dispatcher.corrections import MAY_HAVE_REACHED
 from dispatcher.errors import InvalidItemError
 from dispatcher.items import PROVINCES, Item, Kind, area_prefix
 from dispatcher.ledger import (
@@ -321,8 +322,6 @@ def audience_size(session: Session, item: Item, settings: SmsSettings) -> int:
     return sum(1 for _ in audience(session, item, settings))
 
 
-#: Delivery states in which a text may have reached its phones (sent, or its outcome still in doubt)
-MAY_HAVE_REACHED = ("sent", "sending", "unknown")
 #: Per-phone states that say the text did not reach the phone
 NOT_RECEIVED = ("failed", "rejected")
 
@@ -338,7 +337,7 @@ def _earlier_phones(session: Session, item_id: int, channel: str, received: bool
         .where(
             deliveries.c.item_id == item_id,
             deliveries.c.channel == channel,
-            deliveries.c.state.in_(MAY_HAVE_REACHED),
+            deliveries.c.state.in_(MAY_HAVE_REACHED),  # sent, or in doubt
             deliveries.c.action.in_(("publish", "update", "follow_up")),
         )
         .order_by(recipients.c.phone)
@@ -414,11 +413,6 @@ def batches_of(phones: Iterator[str], size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
-
-
-def audience_batches(session: Session, item: Item, settings: SmsSettings, size: int) -> Iterator[list[str]]:
-    """The audience cut into batches of ``size`` numbers, in order; only one batch is held at a time."""
-    return batches_of(audience(session, item, settings), size)
 
 
 def phones_of(session: Session, delivery_id: int) -> list[str]:

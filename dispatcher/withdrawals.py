@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.orm import Session
 
 from channels import REGISTRY, build_channel
-from dispatcher import approval, corrections, outbox, people, signing, subscribers
+from dispatcher import approval, corrections, outbox, signing, subscribers
 from dispatcher.errors import NotFoundError, RefusedError
 from dispatcher.items import Item
 from dispatcher.ledger import (
@@ -62,12 +62,7 @@ def retract(
     also: Callable[[Session, int], None] | None = None,
 ) -> Withdrawal:
     """Withdraw an approved item from every channel it reached; see the module's docstring."""
-    if not actor.strip():
-        raise RefusedError("a withdrawal needs the name of who withdraws it (--as NAME)")
-    try:
-        actor = people.checked_name(actor)
-    except ValueError as exc:
-        raise RefusedError(f"the name {actor!r} {exc}") from None
+    actor = approval.person(actor, "a withdrawal needs the name of who withdraws it (--as NAME)")
     if not reason.strip():
         raise RefusedError("a withdrawal needs a reason (--reason TEXT), kept in the ledger")
     reason = reason.strip()

@@ -7,7 +7,7 @@
 - ``subscribers``: subscribers import, subscribers list;
 - ``serving``: api, sandbox, worker (run until interrupted);
 - ``demo``: demo;
-- ``schema``: ledger version, ledger upgrade;
+- ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
 - ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire.
 
 A command parses its options, calls one function of the flow or the reports — the functions an HTTP
