@@ -297,6 +297,16 @@ class Settings(BaseSettings):
 
     var_dir: Path = PROJECT_DIR / "var"
     ledger_url: str = ""
+    token: SecretStr = Field(
+        SecretStr(""),
+        description="The command line acts as the user whose token this is (dispatch users add prints one); "
+        "default: the token in token_file.",
+    )
+    token_file: Path = Field(
+        Path("~/.config/dispatch/token"),
+        description="Where the command line finds its token when DISPATCH_TOKEN is not set; the file must "
+        "be readable by its owner alone (mode 600).",
+    )
     broker_url: str = ""
     broker_polling_interval: float = Field(
         0.1, gt=0, description="Embedded broker: seconds between polls of an empty queue."

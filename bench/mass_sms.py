@@ -125,7 +125,7 @@ def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> di
 
     from sqlalchemy import func, select
 
-    from dispatcher import approval
+    from dispatcher import approval, identity
     from dispatcher.items import parse_item
     from dispatcher.ledger import TERMINAL, DeliveryRow, Ledger, RecipientRow
     from dispatcher.processes import start_worker, stop_worker
@@ -151,11 +151,14 @@ def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> di
     try:
         time.sleep(3)  # the worker connects before the clock starts
         item_id = approval.submit(ledger, parse_item(WARNING))
+        admin = identity.authenticate(ledger, identity.bootstrap(ledger, "bench-admin").token)
+        roles = frozenset({identity.Role.approver})
+        approver_token = identity.add(ledger, admin, "bench-approver", roles).token
         before = ledger_bytes(workdir / "var")
         started = time.monotonic()
         approver = subprocess.Popen(
-            [*dispatch, "approve", str(item_id), "--as", "bench-approver"],
-            env=env,
+            [*dispatch, "approve", str(item_id)],
+            env={**env, "DISPATCH_TOKEN": approver_token},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

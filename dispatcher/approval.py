@@ -401,7 +401,7 @@ def approve(
     ``broker`` (without one, they wait in the ledger for the sweeper). A revision of an item already out
     is a correction: see :mod:`dispatcher.corrections`. ``basis`` names what the approval stands on when
     it was given before the item existed (a rota's approval: its rota, version and slot), recorded."""
-    approver = person(approver, "an approval needs the approver's name (--as NAME)")
+    approver = person(approver, "an approval needs the approver's name")
     with ledger.session() as session:
         row = _reviewable(session, item_id, approver, "approved")
         publication = stored_publication(session, settings, row)
@@ -687,7 +687,7 @@ class AudienceWriter:
 
 
 def reject(ledger: Ledger, item_id: int, reviewer: str, reason: str) -> None:
-    reviewer = person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
+    reviewer = person(reviewer, "a rejection needs the reviewer's name")
     with ledger.session() as session:
         row = _reviewable(session, item_id, reviewer, "rejected")
         if row.live_revision_id is None:

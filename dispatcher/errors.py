@@ -13,6 +13,8 @@
     ├── InvalidItemError              an item file or document does not validate (names the field)
     ├── ContentError                  an approved item cannot be rendered within a channel's limits
     ├── RefusedError                  a state change the rules forbid (self-approval, approving twice)
+    │   └── ForbiddenError            the user's roles do not allow it
+    ├── AuthenticationError           no token, or one that is not a user's
     ├── NotRepeatedError              an unknown outcome the per-kind policy does not let us repeat
     └── NotFoundError                 no such item or delivery
 
@@ -87,6 +89,14 @@ class ContentError(DispatchError):
 
 
 class RefusedError(DispatchError):
+    exit_code = 1
+
+
+class ForbiddenError(RefusedError):
+    exit_code = 1
+
+
+class AuthenticationError(DispatchError):
     exit_code = 1
 
 

@@ -28,7 +28,7 @@ from pydantic import (
 
 from dispatcher import geometry
 from dispatcher.errors import InvalidItemError
-from dispatcher.people import checked_name
+from dispatcher.people import checked_name, same_person
 
 
 class Kind(StrEnum):
@@ -250,10 +250,31 @@ def covers(area: str, inner: str) -> bool:
     return inner.startswith(area_prefix(area))
 
 
-def parse_item(data: Any, source: str = "item") -> Item:
-    """Validate a decoded document, raising :class:`InvalidItemError` naming every bad field."""
+def authored(data: dict[str, Any], author: str | None, source: str) -> dict[str, Any]:
+    """``data`` with ``author`` as its author: the user who submits a document is its author on the
+    record, whom the four-eyes rule checks. A document may leave ``author`` out; one naming someone else
+    is refused, naming the field. Without ``author`` (the flow's own callers), ``data`` as it is."""
+    if author is None:
+        return data
+    named = data.get("author")
+    if named in (None, ""):
+        return {**data, "author": author}
+    if not isinstance(named, str) or not same_person(named, author):
+        raise InvalidItemError(
+            source,
+            [("author", f"names {named!r}, but {author} submits it; leave author out, or let them submit")],
+        )
+    return data
+
+
+def parse_item(data: Any, source: str = "item", *, author: str | None = None) -> Item:
+    """Validate a decoded document, raising :class:`InvalidItemError` naming every bad field.
+
+    With ``author`` (the user who submits it), the document may leave ``author`` out; if it names
+    someone else, it is refused: the author on the record is the user, whom the four-eyes rule checks."""
     if not isinstance(data, dict):
         raise InvalidItemError(source, [("(document)", "must be a mapping of fields")])
+    data = authored(data, author, source)
     try:
         return Item.model_validate(data)
     except RecursionError:
@@ -269,8 +290,8 @@ def parse_item(data: Any, source: str = "item") -> Item:
         raise InvalidItemError(source, problems) from None
 
 
-def load_item(path: Path) -> Item:
-    """Read an item from a ``.yaml``/``.yml`` or ``.json`` file."""
+def load_item(path: Path, *, author: str | None = None) -> Item:
+    """Read an item from a ``.yaml``/``.yml`` or ``.json`` file (``author``: see :func:`parse_item`)."""
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -289,4 +310,4 @@ def load_item(path: Path) -> Item:
         raise InvalidItemError(source, [("(file)", f"cannot be parsed: {exc}")]) from None
     except RecursionError:
         raise InvalidItemError(source, [("(file)", "is nested too deeply to be an item")]) from None
-    return parse_item(data, source)
+    return parse_item(data, source, author=author)

@@ -417,6 +417,25 @@ class CircuitRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class UserRow(Base):
+    """A person who may act: their name on the record, their roles, and the hash of their token (the
+    token itself is shown once, when made, and never stored)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: the name as the four-eyes rule compares it (people.person_key): no two users look alike
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    roles: Mapped[str] = mapped_column(String(100))  # space-separated, sorted
+    #: the public half of the token, to find its row; and SHA-256 of the secret half
+    token_id: Mapped[str] = mapped_column(String(24), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column()
+
+
 class EventRow(Base):
     """Append-only: rows are inserted, never updated or deleted (enforced in :func:`_append_only`, and
     by the database's own triggers, made by the first migration)."""

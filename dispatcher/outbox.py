@@ -139,7 +139,7 @@ def redrive(
     permanent error, a policy not to repeat), so it needs a reason.
     """
     if not actor.strip():
-        raise RefusedError("a re-drive needs the operator's name (--as NAME)")
+        raise RefusedError("a re-drive needs the operator's name")
     if failed and not reason.strip():
         raise RefusedError("re-driving failed deliveries needs a reason (--reason TEXT), kept in the ledger")
     if failed and channel is None and item_id is None:

@@ -56,7 +56,7 @@ from pydantic import (
 )
 
 from dispatcher.errors import InvalidItemError
-from dispatcher.items import BIDI_CONTROLS, Item, Kind, parse_item
+from dispatcher.items import BIDI_CONTROLS, Item, Kind, authored, parse_item
 from dispatcher.people import checked_name
 from dispatcher.words import digest_of
 
@@ -561,11 +561,13 @@ def _tip_problems(
     return list(problems)
 
 
-def parse_rota(data: Any, source: str = "rota") -> Rota:
+def parse_rota(data: Any, source: str = "rota", *, author: str | None = None) -> Rota:
     """Validate a decoded rota document, raising :class:`InvalidItemError` naming every bad field by
-    its path (``cadences.1``, ``tips.2.title``, ``defaults.areas``)."""
+    its path (``cadences.1``, ``tips.2.title``, ``defaults.areas``); ``author`` as for an item
+    (:func:`dispatcher.items.authored`)."""
     if not isinstance(data, dict):
         raise InvalidItemError(source, [("(document)", "must be a mapping of fields")])
+    data = authored(data, author, source)
     try:
         return Rota.model_validate(data)
     except RecursionError:
@@ -612,8 +614,8 @@ def _whole_tip_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-def load_rota(path: Path) -> Rota:
-    """Read a rota from a YAML (or JSON) file."""
+def load_rota(path: Path, *, author: str | None = None) -> Rota:
+    """Read a rota from a YAML (or JSON) file (``author``: the user who submits it)."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -629,7 +631,7 @@ def load_rota(path: Path) -> Rota:
         raise InvalidItemError(source, [("(file)", f"cannot be parsed: {exc}")]) from None
     except RecursionError:
         raise InvalidItemError(source, [("(file)", "is nested too deeply to be a rota")]) from None
-    return parse_rota(data, source)
+    return parse_rota(data, source, author=author)
 
 
 def file_digest(path: Path) -> str:

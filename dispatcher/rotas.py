@@ -51,9 +51,10 @@ class Submitted:
     digest: str
 
 
-def submit(ledger: Ledger, path: Path) -> Submitted:
-    """Store a rota file as a new version of the rota of its name, for review."""
-    loaded = rota.load_rota(path)
+def submit(ledger: Ledger, path: Path, *, author: str | None = None) -> Submitted:
+    """Store a rota file as a new version of the rota of its name, for review (``author``: the user who
+    submits it, the file's author on the record)."""
+    loaded = rota.load_rota(path, author=author)
     document = loaded.model_dump(mode="json")
     with ledger.session() as session:
         row = session.scalars(select(RotaRow).where(RotaRow.name == loaded.name)).first()
@@ -110,7 +111,7 @@ def _pending(session: Session, row: RotaRow) -> RotaVersionRow:
 def approve(ledger: Ledger, ref: str | int, approver: str) -> RotaVersionRow:
     """Approve a rota's submitted version: from now on its slots go out (the approved version before it
     is replaced)."""
-    approver = approval.person(approver, "an approval needs the approver's name (--as NAME)")
+    approver = approval.person(approver, "an approval needs the approver's name")
     with ledger.session() as session:
         row = _rota(session, ref)
         if row.state == "retired":
@@ -141,7 +142,7 @@ def approve(ledger: Ledger, ref: str | int, approver: str) -> RotaVersionRow:
 
 
 def reject(ledger: Ledger, ref: str | int, reviewer: str, reason: str) -> None:
-    reviewer = approval.person(reviewer, "a rejection needs the reviewer's name (--as NAME)")
+    reviewer = approval.person(reviewer, "a rejection needs the reviewer's name")
     with ledger.session() as session:
         row = _rota(session, ref)
         version = _pending(session, row)
@@ -160,7 +161,7 @@ def change(
 ) -> str:
     """Pause, resume or retire a rota, on the record; return its new state. Slots that come while it is
     paused are skipped (recorded when it resumes), not sent late."""
-    actor = approval.person(actor, "a change of a rota needs the name of who makes it (--as NAME)")
+    actor = approval.person(actor, "a change of a rota needs the name of who makes it")
     moves = {"pause": ("active", "paused"), "resume": ("paused", "active"), "retire": (None, "retired")}
     before, after = moves[what]
     with ledger.session() as session:

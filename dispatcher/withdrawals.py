@@ -62,7 +62,7 @@ def retract(
     also: Callable[[Session, int], None] | None = None,
 ) -> Withdrawal:
     """Withdraw an approved item from every channel it reached; see the module's docstring."""
-    actor = approval.person(actor, "a withdrawal needs the name of who withdraws it (--as NAME)")
+    actor = approval.person(actor, "a withdrawal needs the name of who withdraws it")
     if not reason.strip():
         raise RefusedError("a withdrawal needs a reason (--reason TEXT), kept in the ledger")
     reason = reason.strip()

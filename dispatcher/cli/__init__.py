@@ -8,7 +8,11 @@
 - ``serving``: api, sandbox, worker (run until interrupted);
 - ``demo``: demo;
 - ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
-- ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire.
+- ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire;
+- ``users``: users bootstrap, add, list, disable, token; whoami.
+
+Every command that changes state, and the ledger's export, acts as a user: the one whose token
+``DISPATCH_TOKEN`` (or the token file) holds, if their roles allow it (``invocation.acting_user``).
 
 A command parses its options, calls one function of the flow or the reports — the functions an HTTP
 API calls too — and prints what it returns. What every command shares (the settings of this
@@ -21,7 +25,7 @@ from typing import Any
 
 import click
 
-from dispatcher.cli import channels, deliveries, demo, items, rotas, schema, serving, subscribers
+from dispatcher.cli import channels, deliveries, demo, items, rotas, schema, serving, subscribers, users
 from dispatcher.cli.invocation import get_settings
 from dispatcher.errors import DispatchError
 from settings import SettingsError
@@ -66,6 +70,8 @@ for command in (
     demo.demo,
     schema.ledger_schema,
     rotas.rota_group,
+    users.users_group,
+    users.whoami,
 ):
     cli.add_command(command)
 

@@ -16,6 +16,7 @@ import click
 from settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from dispatcher.identity import User
     from dispatcher.ledger import Ledger
     from dispatcher.outbox import Broker
 
@@ -48,3 +49,38 @@ def broker() -> Broker:
 def print_json(data: Any) -> None:
     """``data`` as indented JSON, Chinese kept readable rather than escaped."""
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def read_token(settings: Settings) -> str:
+    """The token this command line acts with: DISPATCH_TOKEN, else the token file (mode 600 only)."""
+    from dispatcher.errors import AuthenticationError
+
+    token = settings.token.get_secret_value()
+    if token:
+        return token
+    path = settings.token_file.expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AuthenticationError(
+            f"no token: set DISPATCH_TOKEN, or keep yours in {settings.token_file} (mode 600); "
+            "an admin makes one with dispatch users add NAME --role ROLE"
+        ) from None
+    if mode & 0o077:
+        raise AuthenticationError(
+            f"{settings.token_file} can be read by others (mode {mode & 0o777:o}); chmod 600 it, then "
+            "ask an admin for a new token (dispatch users token NAME), since this one may be known"
+        )
+    return path.read_text(encoding="ascii", errors="replace").strip()
+
+
+def acting_user(action: str) -> User:
+    """The user this command line acts as, if they may ``action``."""
+    from dispatcher.identity import authenticate
+
+    context = click.get_current_context().find_root()
+    user = context.meta.get("dispatch.user")
+    if user is None:
+        user = authenticate(open_ledger(), read_token(get_settings()))
+        context.meta["dispatch.user"] = user
+    return user.require(action)

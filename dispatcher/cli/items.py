@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from dispatcher.cli.invocation import broker, get_settings, open_ledger, print_json
+from dispatcher.cli.invocation import acting_user, broker, get_settings, open_ledger, print_json
 from dispatcher.text import table
 
 
@@ -23,28 +23,27 @@ def stored_id(source: str) -> int | None:
 @click.command()
 @click.argument("source")
 @click.option("--draft", is_flag=True, help="Store the file as a draft, not yet for review.")
-@click.option(
-    "--as", "author", help="A CAP alert: who submits it (the item's author; a Cancel's withdrawer)."
-)
 @click.option("--json", "as_json", is_flag=True, help="Print the item as JSON.")
-def submit(source: str, draft: bool, author: str | None, as_json: bool) -> None:
-    """Store an item file (YAML or JSON) for review and print its id; or submit draft ID.
+def submit(source: str, draft: bool, as_json: bool) -> None:
+    """Store an item file (YAML or JSON) for review and print its id; or submit draft ID. You are its
+    author: the file may leave ``author`` out, and may not name someone else.
 
     A CAP 1.2 alert (a .xml file) is taken in too: an Alert becomes an item, an Update a revision of the
-    item the alert it references became, a Cancel withdraws that item at once."""
+    item the alert it references became, a Cancel withdraws that item at once (that needs an approver)."""
     from dispatcher import approval
     from dispatcher.items import load_item
 
     ledger = open_ledger()
     item_id = stored_id(source)
+    user = acting_user("submit")
     if item_id is None and source.lower().endswith(".xml"):
-        submit_alert(Path(source), author, as_json)
+        submit_alert(Path(source), user.name, as_json)
         return
     if item_id is not None:
         approval.submit_draft(ledger, item_id)
         state = "submitted"
     else:
-        item_id = approval.submit(ledger, load_item(Path(source)), draft=draft)
+        item_id = approval.submit(ledger, load_item(Path(source), author=user.name), draft=draft)
         state = "draft" if draft else "submitted"
     if as_json:
         print_json({"id": item_id, "state": state})
@@ -52,14 +51,10 @@ def submit(source: str, draft: bool, author: str | None, as_json: bool) -> None:
         click.echo(item_id)
 
 
-def submit_alert(path: Path, author: str | None, as_json: bool) -> None:
+def submit_alert(path: Path, author: str, as_json: bool) -> None:
     from dispatcher.alerts import receive
     from dispatcher.errors import InvalidItemError
 
-    if not author:
-        raise InvalidItemError(
-            str(path), [("--as", "a CAP alert names no person: say who submits it (--as NAME)")]
-        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -105,11 +100,11 @@ def export(item_id: int, as_cap: bool, revision: int | None, output: Path | None
 
 @click.command()
 @click.argument("item_id", type=int)
-@click.option("--as", "approver", required=True, help="Name of the approver (never the author).")
-def approve(item_id: int, approver: str) -> None:
-    """Approve a submitted item: pin its payloads and fan it out."""
+def approve(item_id: int) -> None:
+    """Approve a submitted item: pin its payloads and fan it out (you are never its author)."""
     from dispatcher.approval import approve as approve_item
 
+    approver = acting_user("approve").name
     result = approve_item(open_ledger(), get_settings(), item_id, approver, broker())
     if result.awaiting:
         click.echo(
@@ -141,12 +136,12 @@ def approve(item_id: int, approver: str) -> None:
 
 @click.command()
 @click.argument("item_id", type=int)
-@click.option("--as", "approver", required=True, help="Name of the reviewer.")
 @click.option("--reason", required=True, help="Why the item is rejected.")
-def reject(item_id: int, approver: str, reason: str) -> None:
+def reject(item_id: int, reason: str) -> None:
     """Reject a submitted item."""
     from dispatcher.approval import reject as reject_item
 
+    approver = acting_user("reject").name
     reject_item(open_ledger(), item_id, approver, reason)
     click.echo(f"item {item_id} rejected by {approver}")
 
@@ -158,12 +153,12 @@ def reject(item_id: int, approver: str, reason: str) -> None:
 def update(item_id: int, source: Path, as_json: bool) -> None:
     """Submit a new revision of an item (a correction) for review; print its number.
 
-    It is checked and approved like any item (dispatch approve ID --as NAME, by someone other than its
-    author); until then the approved revision stands."""
+    It is checked and approved like any item (dispatch approve ID, by someone other than its author,
+    who is you); until then the approved revision stands."""
     from dispatcher import approval
     from dispatcher.items import load_item
 
-    number = approval.revise(open_ledger(), item_id, load_item(source))
+    number = approval.revise(open_ledger(), item_id, load_item(source, author=acting_user("update").name))
     if as_json:
         print_json({"id": item_id, "revision": number, "state": "submitted"})
     else:
@@ -172,16 +167,16 @@ def update(item_id: int, source: Path, as_json: bool) -> None:
 
 @click.command()
 @click.argument("item_id", type=int)
-@click.option("--as", "actor", required=True, help="Name of who withdraws it (recorded).")
 @click.option("--reason", required=True, help="Why it is withdrawn (recorded, and said in the SMS notice).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was set in motion as JSON.")
-def retract(item_id: int, actor: str, reason: str, as_json: bool) -> None:
+def retract(item_id: int, reason: str, as_json: bool) -> None:
     """Withdraw an item from every channel it reached, at once.
 
     Deliveries not yet sent are cancelled; the post goes to the trash (or to draft), microblog posts are
     deleted, signs cleared, and a notice is texted to everyone who received the item (settings say)."""
     from dispatcher.withdrawals import retract as retract_item
 
+    actor = acting_user("retract").name
     done = retract_item(open_ledger(), get_settings(), item_id, actor, reason, broker())
     if as_json:
         print_json(

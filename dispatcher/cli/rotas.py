@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from dispatcher.cli.invocation import get_settings, open_ledger, print_json
+from dispatcher.cli.invocation import acting_user, get_settings, open_ledger, print_json
 from dispatcher.text import table
 
 
@@ -72,32 +72,32 @@ def preview(source: Path, start: str | None, days: int, as_json: bool) -> None:
 @rota_group.command()
 @click.argument("source", type=click.Path(path_type=Path))
 def submit(source: Path) -> None:
-    """Submit a rota file for review (a new version of the rota of its name)."""
+    """Submit a rota file for review (a new version of the rota of its name); you are its author."""
     from dispatcher import rotas
 
-    done = rotas.submit(open_ledger(), source)
+    done = rotas.submit(open_ledger(), source, author=acting_user("rota.submit").name)
     click.echo(f"rota {done.rota_id} version {done.version} submitted for review (digest {done.digest[:12]})")
 
 
 @rota_group.command()
 @click.argument("rota")
-@click.option("--as", "approver", required=True, help="The approver (never the file's author).")
-def approve(rota: str, approver: str) -> None:
-    """Approve a rota's submitted version: from now on it sends on its cadences."""
+def approve(rota: str) -> None:
+    """Approve a rota's submitted version: from now on it sends on its cadences (never its author)."""
     from dispatcher import rotas
 
+    approver = acting_user("rota.review").name
     version = rotas.approve(open_ledger(), rota, approver)
     click.echo(f"rota {rota}: version {version.number} approved by {approver} (digest {version.digest[:12]})")
 
 
 @rota_group.command()
 @click.argument("rota")
-@click.option("--as", "reviewer", required=True)
 @click.option("--reason", required=True)
-def reject(rota: str, reviewer: str, reason: str) -> None:
+def reject(rota: str, reason: str) -> None:
     """Reject a rota's submitted version (an approved one keeps running)."""
     from dispatcher import rotas
 
+    reviewer = acting_user("rota.review").name
     rotas.reject(open_ledger(), rota, reviewer, reason)
     click.echo(f"rota {rota}: rejected by {reviewer}")
 
@@ -105,11 +105,11 @@ def reject(rota: str, reviewer: str, reason: str) -> None:
 def _change(what: str) -> click.Command:
     @click.command(name=what, help=f"{what.capitalize()} a rota, on the record.")
     @click.argument("rota")
-    @click.option("--as", "actor", required=True)
     @click.option("--reason", default="", help="Why (recorded).")
-    def command(rota: str, actor: str, reason: str) -> None:
+    def command(rota: str, reason: str) -> None:
         from dispatcher import rotas
 
+        actor = acting_user("rota.run").name
         rotas.change(open_ledger(), get_settings(), rota, what, actor, reason)
         click.echo(f"rota {rota}: {what}d by {actor}" + (f" ({reason})" if reason else ""))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from dispatcher.cli.invocation import get_settings, open_ledger
+from dispatcher.cli.invocation import acting_user, get_settings, open_ledger
 
 
 @click.group("ledger")
@@ -74,6 +74,7 @@ def ledger_export(start: str, end: str, kind: str, output: Path | None) -> None:
     """The disclosure ledger: one row per item × channel × target, for items approved in those days."""
     from dispatcher import exports
 
+    acting_user("ledger")
     first, last = _day(start, "--from"), _day(end, "--to")
     if last < first:
         raise click.BadParameter("--to comes before --from", param_hint="--to")

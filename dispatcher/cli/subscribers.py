@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from dispatcher.cli.invocation import get_settings, open_ledger, print_json
+from dispatcher.cli.invocation import acting_user, get_settings, open_ledger, print_json
 from dispatcher.text import table
 
 
@@ -22,6 +22,7 @@ def subscribers_import(file: Path) -> None:
     """Import subscribers from a CSV file (phone, areas, topics, consent); bad rows are listed."""
     from dispatcher.subscribers import import_csv
 
+    acting_user("subscribers")
     size = file.stat().st_size if file.is_file() else 0
     with click.progressbar(length=size, label="importing", file=sys.stderr, show_pos=False) as bar:
         report = import_csv(open_ledger(), file, get_settings().sms, progress=bar.update)

@@ -8,13 +8,51 @@ from typing import Any
 import yaml
 from click.testing import CliRunner, Result
 
+from dispatcher import identity
 from dispatcher.cli import cli
+from dispatcher.identity import Role
 from dispatcher.ledger import Ledger
+from settings import SettingsError, load_settings
 from tests.conftest import item_doc
 
+#: Who a command acts as when a test names nobody: the author of the test item.
+AUTHOR = "张敏"
+#: A test's users are made on first use, with every role but admin's (the roles' own tests make users
+#: with one role each); their tokens, by ledger and name.
+EVERY_ROLE = frozenset({Role.author, Role.approver, Role.operator, Role.auditor})
+_tokens: dict[tuple[str, str], str] = {}
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+def token_of(name: str, roles: frozenset[Role] = EVERY_ROLE) -> str:
+    """The token of user ``name`` in the ledger the environment names, made if need be."""
+    url = load_settings().ledger_url
+    if (url, name) not in _tokens:
+        ledger = Ledger(url)
+        try:
+            if (url, "") not in _tokens:
+                _tokens[(url, "")] = identity.bootstrap(ledger, "管理员").token
+            admin = identity.authenticate(ledger, _tokens[(url, "")])
+            _tokens[(url, name)] = identity.add(ledger, admin, name, roles).token
+        finally:
+            ledger.dispose()
+    return _tokens[(url, name)]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    """``dispatch ARGS`` acting as the user ``--as NAME`` among them names (default: the author), or with
+    the DISPATCH_TOKEN ``env`` gives."""
+    args_list = list(args)
+    name = AUTHOR
+    if "--as" in args_list:
+        at = args_list.index("--as")
+        name = args_list[at + 1]
+        del args_list[at : at + 2]
+    if env is None:
+        try:
+            env = {"DISPATCH_TOKEN": token_of(name)}
+        except SettingsError:  # the test's point is a bad setting: the command says so before any token
+            env = {}
+    return CliRunner().invoke(cli, args_list, env=env, catch_exceptions=False)
 
 
 def write(tmp_path: Path, name: str = "item.yaml", **changes: Any) -> Path:

@@ -1,4 +1,4 @@
-"""CAP alerts on the command line: ``dispatch submit alert.xml --as NAME``, ``dispatch export ID --cap``."""
+"""CAP alerts on the command line: ``dispatch submit alert.xml``, ``dispatch export ID --cap``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def test_cap_is_taken_in_and_invalid_cap_refused_with_its_line(
 ) -> None:
     alert = tmp_path / "alert.xml"
     alert.write_bytes(fixture("warning-alert.xml"))
-    without_name = run("submit", str(alert))
-    assert without_name.exit_code == 2 and "--as" in without_name.stderr
+    without_token = run("submit", str(alert), env={})
+    assert without_token.exit_code == 1 and "no token" in without_token.stderr
     taken = run("submit", str(alert), "--as", "张敏")
     assert taken.exit_code == 0, taken.stderr
     assert taken.stdout.strip() == "1"

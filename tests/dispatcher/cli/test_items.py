@@ -156,7 +156,9 @@ def test_reject_says_who_and_a_rejected_item_cannot_be_approved(tmp_path: Path, 
 def test_update_submits_a_correction_that_is_approved_like_any_item(tmp_path: Path, ledger: Ledger) -> None:
     run("submit", str(write(tmp_path)))
     run("approve", "1", "--as", "陈刚")
-    result = run("update", "1", str(write(tmp_path, "fix.yaml", author="李娜", body="更正后的正文。")))
+    result = run(
+        "update", "1", str(write(tmp_path, "fix.yaml", author="李娜", body="更正后的正文。")), "--as", "李娜"
+    )
     assert result.exit_code == 0 and result.stdout.strip() == "revision 2 of item 1 submitted for review"
     refused = run("approve", "1", "--as", "李娜")
     assert refused.exit_code == 1 and "revision 2 of item 1 was written by 李娜" in refused.stderr
