@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -55,8 +56,11 @@ def receive(
     *,
     source: str = "alert",
     broker: outbox.Broker | None = None,
+    allowed: Callable[[str], object] | None = None,
 ) -> Received:
-    """Take in one CAP alert submitted by ``author``; see the module's docstring."""
+    """Take in one CAP alert submitted by ``author``; see the module's docstring. ``allowed`` is asked,
+    before anything is written, whether the author may do what the alert does (``submit``, ``update`` or
+    ``retract``): it raises if not."""
     alert = cap.read_alert(
         data,
         language=settings.cap.language,
@@ -97,6 +101,8 @@ def receive(
                 f"already taken in for item {item_id} ({newest.isoformat()}): an older message does not "
                 "replace a newer one; nothing was done"
             )
+    if allowed is not None:
+        allowed({"Alert": "submit", "Update": "update", "Cancel": "retract"}[alert.msg_type])
     done = Received(item_id or 0, alert.msg_type, alert.identifier)
 
     def kept(session: Session, stored_item: int, revision: int | None = None) -> None:

@@ -35,10 +35,10 @@ def submit(source: str, draft: bool, as_json: bool) -> None:
 
     ledger = open_ledger()
     item_id = stored_id(source)
-    user = acting_user("submit")
     if item_id is None and source.lower().endswith(".xml"):
-        submit_alert(Path(source), user.name, as_json)
+        submit_alert(Path(source), as_json)  # an Update needs an author, a Cancel an approver
         return
+    user = acting_user("submit")
     if item_id is not None:
         approval.submit_draft(ledger, item_id)
         state = "submitted"
@@ -51,15 +51,17 @@ def submit(source: str, draft: bool, as_json: bool) -> None:
         click.echo(item_id)
 
 
-def submit_alert(path: Path, author: str, as_json: bool) -> None:
+def submit_alert(path: Path, as_json: bool) -> None:
     from dispatcher.alerts import receive
     from dispatcher.errors import InvalidItemError
 
+    user = acting_user("status")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise InvalidItemError(str(path), [("(file)", "no such file")]) from None
-    done = receive(open_ledger(), get_settings(), data, author, source=str(path), broker=broker())
+    ledger, settings = open_ledger(), get_settings()
+    done = receive(ledger, settings, data, user.name, source=str(path), broker=broker(), allowed=user.require)
     if as_json:
         withdrawal = done.withdrawal
         print_json(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from dispatcher.identity import Role
 from dispatcher.ledger import Ledger
 from settings import Settings
-from tests.dispatcher.cli import run
+from tests.dispatcher.cli import run, token_of
 from tests.dispatcher.test_alerts import FIXTURES, fixture, valid_cap
 
 
@@ -44,3 +45,17 @@ def test_cap_is_taken_in_and_invalid_cap_refused_with_its_line(
     exported = run("export", "1", "--cap")
     assert exported.exit_code == 0 and exported.stdout.startswith("<?xml")
     valid_cap(exported.stdout.encode("utf-8"))
+
+
+def test_a_cap_cancel_needs_an_approver_and_an_alert_an_author(tmp_path: Path, ledger: Ledger) -> None:
+    for name in ("warning-alert.xml", "warning-cancel.xml"):
+        (tmp_path / name).write_bytes(fixture(name))
+    approver = {"DISPATCH_TOKEN": token_of("审批人", frozenset({Role.approver}))}
+    refused = run("submit", str(tmp_path / "warning-alert.xml"), env=approver)
+    assert refused.exit_code == 1 and "审批人 may not submit" in refused.stderr
+    assert run("submit", str(tmp_path / "warning-alert.xml"), "--as", "张敏").exit_code == 0
+    author = {"DISPATCH_TOKEN": token_of("作者", frozenset({Role.author}))}
+    cancel = run("submit", str(tmp_path / "warning-cancel.xml"), env=author)
+    assert cancel.exit_code == 1 and "作者 may not retract: that needs the role approver" in cancel.stderr
+    past_the_roles = run("submit", str(tmp_path / "warning-cancel.xml"), env=approver)
+    assert "never approved" in past_the_roles.stderr  # the flow's own rule, not the roles, answers
