@@ -309,7 +309,7 @@ class MonitorSettings(BaseModel):
         3, ge=1, description="Send outcomes in the window needed before their share says anything."
     )
     overdue_after: dict[str, float] = Field(
-        default_factory=lambda: {"warning": 120, "release": 1800, "safety_tip": 3600},
+        default_factory=lambda: {"warning": 120.0, "release": 1800.0, "safety_tip": 3600.0},
         description="Per kind: seconds from approval (or publish_at) after which a delivery not yet sent "
         "is overdue.",
     )
