@@ -93,7 +93,7 @@ def test_a_signed_body_runs_only_as_the_task_it_was_signed_for(
     monkeypatch.setattr(tasks.outbox, "sweep", lambda *a: ran.append(a) or 0)
     monkeypatch.setattr(tasks.watch, "watch", lambda *a: ran.append(a))
     monkeypatch.setattr(tasks.delivery, "deliver", lambda *a: ran.append(a))
-    monkeypatch.setattr(tasks.monitor, "check", lambda *a, **k: ran.append(a) or [])
+    monkeypatch.setattr(tasks.monitor, "check", lambda *a, **k: [ran.append(a)][:0])
     args = [7] if task == tasks.DELIVER else []
     app.tasks[task].run(*args, signed_for=signed_for)
     assert ran == []
@@ -156,8 +156,8 @@ def test_the_beat_checks_channel_health_every_probe_interval(
     assert entry["task"] == tasks.MONITOR and entry["schedule"] == settings.monitor.probe_interval
     assert entry["kwargs"] == {"signed_for": tasks.MONITOR}
     ran: list[str] = []
-    monkeypatch.setattr(tasks.monitor, "check", lambda *a, **k: ran.append("check") or [])
+    monkeypatch.setattr(tasks.monitor, "check", lambda *a, **k: [ran.append("check")][:0])
     monkeypatch.setattr(tasks, "run_digest_if_due", lambda *a, **k: ran.append("digest"))
-    monkeypatch.setattr(tasks.monitor, "send_alerts", lambda *a, **k: ran.append("alerts") or 0)
+    monkeypatch.setattr(tasks.monitor, "send_alerts", lambda *a, **k: len([ran.append("alerts")]))
     app.tasks[tasks.MONITOR].run(signed_for=tasks.MONITOR)
     assert ran == ["check", "digest", "alerts"]
