@@ -36,6 +36,7 @@ import requests
 
 from dispatcher.errors import (
     ChannelError,
+    ConfigurationError,
     ContentError,
     OutcomeUnknownError,
     PermanentChannelError,
@@ -242,6 +243,11 @@ class Channel(HttpApi, abc.ABC):
     def recipients_per_target(self) -> int:
         """How many subscribers one target carries (``reaches_subscribers``): one request's worth."""
         return 0
+
+    def direct(self, text: str, recipients: list[str]) -> Payload:
+        """A payload of ``text`` for ``recipients`` outside any item (an alert to the operators on call),
+        for channels that address people (``reaches_subscribers``); others cannot."""
+        raise ConfigurationError(f"the {self.name} channel cannot send a message to people directly")
 
     def addressed(self, payload: Payload, recipients: list[str]) -> Payload:
         """The payload with its recipients (``reaches_subscribers``), read from the ledger at send time;

@@ -434,6 +434,8 @@ class UserRow(Base):
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column()
+
+
 class ChannelHealthRow(Base):
     """The health of one channel (``target`` ``*``) or one of its targets, as the last check left it:
     ``healthy``, ``degraded`` or ``down`` since ``since`` (``dispatcher/monitor.py`` says the rule)."""

@@ -59,7 +59,6 @@ from sqlalchemy.orm import Session
 
 from channels import REGISTRY
 from channels.base import TEMPORARY_STATUS, Channel
-from channels.sms import segments_of
 from dispatcher.errors import ChannelError, DispatchError, OutcomeUnknownError, TemporaryChannelError
 from dispatcher.ledger import (
     SHOWING,
@@ -76,7 +75,7 @@ from dispatcher.ledger import (
     RevisionRow,
     record,
 )
-from dispatcher.words import Health, Payload
+from dispatcher.words import Health
 from settings import Settings
 
 HEALTHY, DEGRADED, DOWN, UNKNOWN = "healthy", "degraded", "down", "unknown"
@@ -471,21 +470,7 @@ def _text(settings: Settings, channel: Channel, alert_id: int, route: str, text:
     phones = settings.alerts.oncall
     if not phones:
         raise _GiveUp("no on-call numbers are set any more")
-    encoding, segments = segments_of(text)
-    # The body the SMS adapter sends (``SmsChannel.send``): the text, the numbers, its encoding.
-    payload = Payload(
-        route,
-        "oncall",
-        {
-            "text": text,
-            "to": list(phones),
-            "recipients": len(phones),
-            "encoding": encoding,
-            "segments": segments,
-            "characters": len(text),
-        },
-    )
-    channel.send(payload, alert_key(alert_id))
+    channel.send(channel.direct(text, list(phones)), alert_key(alert_id))
 
 
 # -- what the page shows -------------------------------------------------------------------------

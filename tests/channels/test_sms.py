@@ -121,3 +121,15 @@ def test_a_part_that_fails_after_the_first_left_makes_the_outcome_unknown(settin
     )
     with pytest.raises(OutcomeUnknownError, match="part 2 of 2"):
         channel.send(payload, "k" * 40)
+
+
+def test_a_direct_message_is_a_payload_the_adapter_sends_to_those_numbers(settings: Settings) -> None:
+    from channels import build_channel
+    from dispatcher.errors import ConfigurationError
+
+    phones = ["+8613800138001", "+8613800138002"]
+    payload = SmsChannel(settings.sms).direct("【调度告警】短信通道 down", phones)
+    assert payload.body["to"] == ["+8613800138001", "+8613800138002"] and payload.body["recipients"] == 2
+    assert (payload.body["encoding"], payload.body["segments"]) == ("UCS-2", 1)
+    with pytest.raises(ConfigurationError, match="cannot send a message to people directly"):
+        build_channel("website", settings).direct("text", ["+8613800138001"])
