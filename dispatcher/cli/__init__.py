@@ -8,6 +8,7 @@
 - ``serving``: api, sandbox, worker (run until interrupted);
 - ``demo``: demo;
 - ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
+- ``reporting``: report (the quarterly disclosure report: tables, JSON, an HTML page);
 - ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire.
 
 A command parses its options, calls one function of the flow or the reports — the functions an HTTP
@@ -21,7 +22,17 @@ from typing import Any
 
 import click
 
-from dispatcher.cli import channels, deliveries, demo, items, rotas, schema, serving, subscribers
+from dispatcher.cli import (
+    channels,
+    deliveries,
+    demo,
+    items,
+    reporting,
+    rotas,
+    schema,
+    serving,
+    subscribers,
+)
 from dispatcher.cli.invocation import get_settings
 from dispatcher.errors import DispatchError
 from settings import SettingsError
@@ -65,6 +76,7 @@ for command in (
     serving.worker,
     demo.demo,
     schema.ledger_schema,
+    reporting.report,
     rotas.rota_group,
 ):
     cli.add_command(command)

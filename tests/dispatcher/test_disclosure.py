@@ -90,7 +90,11 @@ def approve_at(ledger: Ledger, item_id: int, number: int, at: datetime, deliveri
 
 
 @pytest.fixture
-def quarter(ledger: Ledger, settings: Settings) -> dict[str, int]:
+def quarter(ledger: Ledger) -> dict[str, int]:
+    return plant_quarter(ledger)
+
+
+def plant_quarter(ledger: Ledger) -> dict[str, int]:
     """A ledger whose 2026Q4 is known to the second:
 
     - ``last``: a warning approved 2026-12-31 23:30 Beijing (in Q4): site sent after 30 s, sign 001
