@@ -35,6 +35,7 @@ from dispatcher.ledger import (
     RevisionRow,
 )
 from settings import Settings
+from tests.dispatcher.test_migrations import postgres, postgres_url  # noqa: F401  (fixtures)
 from tests.support import item_doc
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -308,3 +309,22 @@ def test_the_page_is_one_escaped_file_with_its_charts(
     assert departments
     widths = [float(w) for w in re.findall(r'<rect class="bar"[^>]*width="([\d.]+)"', departments.group(0))]
     assert widths[0] == 2 * widths[1]
+
+
+def test_the_same_report_from_a_postgresql_ledger(
+    postgres_url: str,  # noqa: F811
+    settings: Settings,
+) -> None:
+    ledger = Ledger(postgres_url)
+    try:
+        plant_quarter(ledger)
+        report = quarterly(ledger, settings, "2026Q4")
+    finally:
+        ledger.dispose()
+    assert report.items == 3 and report.by_department == {HOSTILE: 2, "朝阳区应急管理局": 1}
+    assert report.latency.seconds == (10.0, 30.0, 600.0)
+    assert [(line.channel, line.landed, line.attempted) for line in report.channels] == [
+        ("display", 1, 2),
+        ("website", 3, 4),
+    ]
+    assert len(report.corrections) == 1 and len(report.withdrawals) == 1

@@ -26,6 +26,7 @@ from dispatcher.ledger import (
 )
 from dispatcher.metrics import BUCKETS, exposition
 from settings import Settings
+from tests.dispatcher.test_migrations import postgres, postgres_url  # noqa: F401  (fixtures)
 from tests.support import item_doc
 
 APPROVED = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -88,6 +89,12 @@ def labels(**given: str) -> tuple[tuple[str, str], ...]:
 
 @pytest.fixture
 def planted_ledger(ledger: Ledger) -> Ledger:
+    return plant(ledger)
+
+
+def plant(ledger: Ledger) -> Ledger:
+    """Two items approved with deliveries in known states and times, one item waiting for review, and
+    three circuits (open, half open, closed)."""
     publish = Action.publish
     sent, dead = DeliveryState.sent, DeliveryState.dead
     planted(
@@ -193,3 +200,34 @@ def test_queue_depths_come_from_the_broker_callable(ledger: Ledger, settings: Se
     # the queue the broker could not answer for is left out, not reported empty
     assert found["dispatch_queue_depth"] == {labels(queue="urgent"): 3, labels(queue="website"): 0}
     assert found["dispatch_items"][labels(state="submitted")] == 0
+
+
+def test_the_same_numbers_from_a_postgresql_ledger(
+    postgres_url: str,  # noqa: F811
+    settings: Settings,
+) -> None:
+    ledger = Ledger(postgres_url)
+    try:
+        found = scrape(plant(ledger), settings)
+    finally:
+        ledger.dispose()
+    buckets = found["dispatch_approval_to_sent_seconds_bucket"]
+    bounds = [str(float(b)) for b in BUCKETS] + ["+Inf"]
+    assert [buckets[labels(channel="display", kind="warning", le=le)] for le in bounds] == [
+        0,
+        0,
+        0,
+        0,
+        1,
+        2,
+        2,
+        2,
+        2,
+        2,
+        2,
+    ]
+    assert found["dispatch_approval_to_sent_seconds_sum"][
+        labels(channel="display", kind="warning")
+    ] == pytest.approx(60.001, abs=1e-6)
+    assert found["dispatch_attempts_total"] == {labels(channel="website"): 4, labels(channel="display"): 10}
+    assert found["dispatch_circuit_state"][labels(channel="display", target="BJ-CY-003")] == 2
