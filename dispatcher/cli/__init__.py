@@ -8,6 +8,7 @@
 - ``serving``: api, sandbox, worker (run until interrupted);
 - ``demo``: demo;
 - ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
+- ``reporting``: report (the quarterly disclosure report: tables, JSON, an HTML page);
 - ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire;
 - ``users``: users bootstrap, add, list, disable, token; whoami.
 
@@ -25,7 +26,18 @@ from typing import Any
 
 import click
 
-from dispatcher.cli import channels, deliveries, demo, items, rotas, schema, serving, subscribers, users
+from dispatcher.cli import (
+    channels,
+    deliveries,
+    demo,
+    items,
+    reporting,
+    rotas,
+    schema,
+    serving,
+    subscribers,
+    users,
+)
 from dispatcher.cli.invocation import get_settings
 from dispatcher.errors import DispatchError
 from settings import SettingsError
@@ -69,6 +81,7 @@ for command in (
     serving.worker,
     demo.demo,
     schema.ledger_schema,
+    reporting.report,
     rotas.rota_group,
     users.users_group,
     users.whoami,

@@ -84,6 +84,7 @@ def test_the_author_on_the_record_is_the_user_who_submits(tmp_path: Path, ledger
         (Role.approver, ("redrive",)),
         (Role.operator, ("ledger", "export", "--from", "2026-01-01", "--to", "2026-12-31")),
         (Role.auditor, ("rota", "approve", "tips")),
+        (Role.author, ("report", "--quarter", "2026Q4")),
     ],
 )
 def test_a_command_refuses_a_user_without_its_role(
