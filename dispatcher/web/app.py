@@ -158,5 +158,6 @@ def create_app(
 
 
 def build(settings: Settings, ledger: Ledger, broker: Broker | None) -> FastAPI:
-    """The app ``dispatch serve`` runs: every face of this release."""
+    """The app ``dispatch serve`` runs: every face of this release. The status page joins it here, as one
+    more of ``extra_routers``, once it exists."""
     return create_app(settings, ledger, broker)
