@@ -1,7 +1,7 @@
 """One warning to a whole subscriber store: approval, the SMS fan-out, the other channels beside it.
 
 Starts the sandbox emulators (the SMS gateway answers at once and calls the delivery reports back), the
-API (``dispatch api``, which takes those reports) and one worker (concurrency 2, with the scheduler),
+API (``dispatch serve``, which takes those reports) and one worker (concurrency 2, with the scheduler),
 each in a process of its own, on a fresh ledger and broker under a temporary directory. It writes N
 subscribers straight into the ledger (the import is measured by ``bench/subscribers.py``), then
 approves one warning to all of them and to every other channel with ``dispatch approve`` in a process
@@ -144,7 +144,7 @@ def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> di
     dispatch = [sys.executable, "-m", "dispatcher.cli"]
     api_log = open(workdir / "api.log", "ab")  # noqa: SIM115 - closed below
     api = subprocess.Popen(
-        [*dispatch, "api", "--port", str(api_port)], env=env, stdout=api_log, stderr=subprocess.STDOUT
+        [*dispatch, "serve", "--port", str(api_port)], env=env, stdout=api_log, stderr=subprocess.STDOUT
     )
     worker = start_worker(env, workdir / "worker.log", beat=True, concurrency=2)
     result: dict[str, Any] = {"recipients": subscribers, "batch_size": batch_size}

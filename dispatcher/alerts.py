@@ -1,9 +1,9 @@
 """CAP 1.2 alerts in and out of the flow: what an alert becomes, and the alert an item is.
 
-Taken in (``dispatch submit alert.xml``, by the user who submits it): an ``Alert`` becomes a new item
-for review; an
-``Update`` a new revision of the item the alert it references became (reviewed like any correction); a
-``Cancel`` the withdrawal of that item, at once (a withdrawal waits for no second person). The
+Taken in (``dispatch submit alert.xml``, by the user who submits it, an author; a Cancel needs an
+approver too): an ``Alert`` becomes a new item for review; an ``Update`` a new revision of the item the
+alert it references became (reviewed like any correction); a ``Cancel`` the withdrawal of that item, at
+once (a withdrawal waits for no second person). The
 reference may name an alert taken in before, or one this dispatcher exported. Every alert taken in is
 kept (``cap_alerts``) with the item and revision it became; the same alert twice is refused.
 

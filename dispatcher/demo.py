@@ -11,16 +11,16 @@ from typing import Any
 import click
 
 from dispatcher import approval
-from dispatcher.api import create_api
 from dispatcher.items import load_item
 from dispatcher.ledger import TERMINAL, Ledger
 from dispatcher.processes import start_worker, stop_worker
 from dispatcher.reports import item_status
 from dispatcher.sandboxes import sandbox_for
-from dispatcher.serving import serve_in_thread
+from dispatcher.serving import serve_app_in_thread
 from dispatcher.subscribers import import_csv, recipient_counts
 from dispatcher.tasks import broker_for
 from dispatcher.text import table
+from dispatcher.web.app import create_app
 from settings import PROJECT_DIR, load_settings
 
 #: two people approve: the sample is a Severe warning, which needs two (DISPATCH_APPROVALS_REQUIRED)
@@ -65,7 +65,7 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
     # this process reads its own settings again from the same values.
     settings = load_settings()
     ledger = Ledger(settings.ledger_url)
-    api = serve_in_thread(create_api(settings, ledger), "127.0.0.1", 0, "demo-api")
+    api = serve_app_in_thread(create_app(settings, ledger), "127.0.0.1", 0, "demo-api")
     os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api.port}"  # where reports go
     box = sandbox_for(load_settings()).start()
     os.environ.update(box.environment())

@@ -99,14 +99,17 @@ class Outcome:
 
 
 def refusing(app: Any, rng: random.Random, outcome: Outcome, rate: float = 0.05) -> Any:
-    """The API's WSGI app, answering 503 to a share of delivery reports before reading them."""
+    """The API's ASGI app, answering 503 to a share of delivery reports before reading them."""
 
-    def middleware(environ: dict[str, Any], start_response: Any) -> Any:
-        if environ.get("PATH_INFO") == "/sms/dlr" and rng.random() < rate:
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") == "/sms/dlr" and rng.random() < rate:
             outcome.reports_refused += 1
-            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
-            return [b"refused by the fault suite"]
-        return app(environ, start_response)
+            await send(
+                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]}
+            )
+            await send({"type": "http.response.body", "body": b"refused by the fault suite"})
+            return
+        await app(scope, receive, send)
 
     return middleware
 
@@ -217,14 +220,14 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     os.environ.update(env)
 
     from dispatcher import approval
-    from dispatcher.api import create_api
     from dispatcher.items import parse_item
     from dispatcher.ledger import TERMINAL, DeliveryRow, EventRow, ItemRow, Ledger
     from dispatcher.processes import start_worker, stop_worker
     from dispatcher.sandboxes import sandbox_for
-    from dispatcher.serving import serve_in_thread
+    from dispatcher.serving import serve_app_in_thread
     from dispatcher.subscribers import import_csv
     from dispatcher.tasks import broker_for
+    from dispatcher.web.app import create_app
     from settings import load_settings
 
     # The delivery-report path runs too: the API, with a share of its answers refused (503), and a
@@ -233,8 +236,8 @@ def _run(broker: str, items: int, seed: int, kills: int, timeout: float, cleanup
     api_port = free_port()
     os.environ["DISPATCH_API__PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
     api_ledger = Ledger(load_settings().ledger_url)
-    api = serve_in_thread(
-        refusing(create_api(load_settings(), api_ledger), api_rng, outcome), "127.0.0.1", api_port, "api"
+    api = serve_app_in_thread(
+        refusing(create_app(load_settings(), api_ledger), api_rng, outcome), "127.0.0.1", api_port, "api"
     )
     cleanup.append(api.stop)
     # Weibo's real limit (30 statuses an hour) would hold 300 items for hours: the suite's account may

@@ -32,6 +32,9 @@ CORE = {
 QUEUE_AWARE = {"dispatcher.tasks", "worker"}
 # Faces over the sandbox may name channels and emulators: they describe what a person sees.
 FACES = {"dispatcher.demo", "dispatcher.sandboxes"}
+# What serves HTTP: the web face and what runs it. The flow below never names a web framework or a face.
+WEB = ("dispatcher.web", "dispatcher.serving", "dispatcher.cli", "dispatcher.demo")
+WEB_FRAMEWORKS = ("fastapi", "starlette", "uvicorn", "dispatcher.web", "dispatcher.cli")
 CHANNEL_NAMES = {"website", "sms", "display", "microblog"}
 
 
@@ -86,6 +89,12 @@ def violations(root: Path) -> list[str]:
                 f"{name} imports {t} (only the tasks know the queue)"
                 for t in targets
                 if t.split(".")[0] in ("celery", "kombu")
+            ]
+        if name.startswith("dispatcher") and not name.startswith(WEB):
+            problems += [
+                f"{name} imports {t} (the flow knows no face)"
+                for t in targets
+                if t.split(".")[0] in WEB_FRAMEWORKS or t.startswith(WEB_FRAMEWORKS)
             ]
     problems += [f"import circle: {' -> '.join(cycle)}" for cycle in cycles(graph, known)]
     for name, path in found.items():

@@ -5,7 +5,8 @@
 - ``deliveries``: redrive;
 - ``channels``: channels (probe every channel, list the circuits not closed);
 - ``subscribers``: subscribers import, subscribers list;
-- ``serving``: api, sandbox, worker (run until interrupted);
+- ``serving``: serve (the HTTP API, callbacks and page; ``api`` is its old name), sandbox, worker (run until
+  interrupted);
 - ``demo``: demo;
 - ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
 - ``reporting``: report (the quarterly disclosure report: tables, JSON, an HTML page);
@@ -76,6 +77,7 @@ for command in (
     deliveries.redrive,
     channels.channels,
     subscribers.subscribers,
+    serving.serve,
     serving.api,
     serving.sandbox,
     serving.worker,

@@ -36,7 +36,7 @@ def submit(source: str, draft: bool, as_json: bool) -> None:
     ledger = open_ledger()
     item_id = stored_id(source)
     if item_id is None and source.lower().endswith(".xml"):
-        submit_alert(Path(source), as_json)  # an Update needs an author, a Cancel an approver
+        submit_alert(Path(source), as_json)
         return
     user = acting_user("submit")
     if item_id is not None:
@@ -55,7 +55,7 @@ def submit_alert(path: Path, as_json: bool) -> None:
     from dispatcher.alerts import receive
     from dispatcher.errors import InvalidItemError
 
-    user = acting_user("status")
+    user = acting_user("submit")  # and a Cancel, which withdraws at once, needs an approver too
     try:
         data = path.read_bytes()
     except FileNotFoundError:

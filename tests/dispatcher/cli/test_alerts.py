@@ -47,7 +47,7 @@ def test_cap_is_taken_in_and_invalid_cap_refused_with_its_line(
     valid_cap(exported.stdout.encode("utf-8"))
 
 
-def test_a_cap_cancel_needs_an_approver_and_an_alert_an_author(tmp_path: Path, ledger: Ledger) -> None:
+def test_cap_needs_an_author_and_a_cancel_an_approver_too(tmp_path: Path, ledger: Ledger) -> None:
     for name in ("warning-alert.xml", "warning-cancel.xml"):
         (tmp_path / name).write_bytes(fixture(name))
     approver = {"DISPATCH_TOKEN": token_of("审批人", frozenset({Role.approver}))}
@@ -57,5 +57,6 @@ def test_a_cap_cancel_needs_an_approver_and_an_alert_an_author(tmp_path: Path, l
     author = {"DISPATCH_TOKEN": token_of("作者", frozenset({Role.author}))}
     cancel = run("submit", str(tmp_path / "warning-cancel.xml"), env=author)
     assert cancel.exit_code == 1 and "作者 may not retract: that needs the role approver" in cancel.stderr
-    past_the_roles = run("submit", str(tmp_path / "warning-cancel.xml"), env=approver)
+    both = {"DISPATCH_TOKEN": token_of("两者", frozenset({Role.author, Role.approver}))}
+    past_the_roles = run("submit", str(tmp_path / "warning-cancel.xml"), env=both)
     assert "never approved" in past_the_roles.stderr  # the flow's own rule, not the roles, answers

@@ -1,4 +1,4 @@
-"""The dispatcher's HTTP API: callbacks from the SMS gateway.
+"""The SMS gateway's callbacks: delivery reports and inbound texts.
 
 - ``GET /sms/dlr?key=…&sig=…&type=%d&to=%p`` — a Kannel delivery report for one recipient of the
   delivery whose idempotency key is ``key``. ``sig`` vouches for that delivery only (an HMAC of the key
@@ -7,11 +7,13 @@
 - ``GET /sms/mo?token=…&from=%p&text=%a&coding=%c&charset=%C`` — an inbound SMS (a Kannel
   ``sms-service`` with ``get-url``); ``TD``, ``T``, ``STOP`` or ``退订`` opts the sender out. Without
   smsbox's ``mo-recode``, a Chinese text arrives as its UCS-2 bytes (``coding=2``): the text is decoded
-  from ``coding`` and ``charset`` either way.
+  from ``coding`` and ``charset`` either way, read from the raw query string.
 - ``GET /health`` — liveness, changes nothing.
 
-Parameters are read from the query string only (Kannel sends none in a body) and must be ASCII where
-the protocol says so; anything malformed gets a 4xx naming the parameter, never a 500.
+These carry their own credentials (the signature, the token), not a user's bearer token: the gateway is
+not a person. Parameters are read from the query string only (Kannel sends none in a body) and must be
+ASCII where the protocol says so; anything malformed gets a 4xx naming the parameter, never a 500, and a
+failure of ours a 503, which the gateway retries.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from urllib.parse import parse_qs
 
-from flask import Flask, Response, request
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels.sms import callback_signature
@@ -42,13 +46,14 @@ SIGNATURE = re.compile(r"[0-9a-f]{32}")
 UCS2_CHARSETS = frozenset({"UTF-16BE", "UTF-16", "UCS-2", "UCS-2BE", "ISO-10646-UCS-2"})
 
 
-def _text(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="text/plain")
+def _text(body: str, status: int = 200) -> PlainTextResponse:
+    return PlainTextResponse(body, status_code=status)
 
 
-def raw_query() -> dict[str, bytes]:
+def raw_query(request: Request) -> dict[str, bytes]:
     """The query string's parameters as bytes: a UCS-2 text is not UTF-8 and must not be decoded as it."""
-    pairs = parse_qs(request.query_string.decode("latin-1"), encoding="latin-1", keep_blank_values=True)
+    query: bytes = request.scope["query_string"]
+    pairs = parse_qs(query.decode("latin-1"), encoding="latin-1", keep_blank_values=True)
     return {name: values[0].encode("latin-1") for name, values in pairs.items()}
 
 
@@ -120,27 +125,38 @@ class ReportApplier:
                 answer.set_result(state)
 
 
-def create_api(settings: Settings, ledger: Ledger) -> Flask:
-    app = Flask("dispatcher")
+def answered(endpoint: Callable[[Request], PlainTextResponse]) -> Callable[[Request], PlainTextResponse]:
+    """``endpoint``, answering 503 (which the gateway retries) for a failure of ours, never a 500."""
+
+    def guarded(request: Request) -> PlainTextResponse:
+        try:
+            return endpoint(request)
+        except Exception:  # noqa: BLE001 - the gateway needs an answer it retries, whatever broke
+            log.exception("callback %s failed", request.url.path)
+            return _text("the callback could not be processed; try again", 503)
+
+    guarded.__name__ = endpoint.__name__
+    guarded.__doc__ = endpoint.__doc__
+    return guarded
+
+
+def router(settings: Settings, ledger: Ledger) -> APIRouter:
+    """The callbacks' routes, and ``/health``."""
+    routes = APIRouter(tags=["callbacks"])
     spool = subscribers.report_spool(settings.var_dir)
     applier = ReportApplier(ledger, spool)
     token = settings.api.token.get_secret_value()
     callback_secret = settings.sms.callback_token.get_secret_value()
 
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        if hasattr(exc, "code") and isinstance(exc.code, int) and exc.code < 500:
-            return _text(str(exc), exc.code)
-        log.exception("callback %s failed", request.path)
-        return _text("the callback could not be processed; try again", 503)
-
-    @app.get("/health")
-    def health() -> Response:
+    @routes.get("/health", response_class=PlainTextResponse)
+    def health() -> PlainTextResponse:
+        """Liveness: ``ok``; changes nothing."""
         return _text("ok")
 
-    @app.get("/sms/dlr")
-    def delivery_report() -> Response:
-        args = request.args
+    @answered
+    def delivery_report(request: Request) -> PlainTextResponse:
+        """A Kannel delivery report (``dlr-url``), signed for its delivery."""
+        args = request.query_params
         key, sig = args.get("key", ""), args.get("sig", "")
         raw_type, to = args.get("type", ""), args.get("to", "")
         if not KEY.fullmatch(key):
@@ -180,13 +196,14 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
             return _text("no such delivery or recipient", 404)
         return _text(state)
 
-    @app.get("/sms/mo")
-    def inbound() -> Response:
-        given = request.args.get("token", "")
+    @answered
+    def inbound(request: Request) -> PlainTextResponse:
+        """An inbound SMS (Kannel ``get-url``): an opt-out word opts the sender out."""
+        given = request.query_params.get("token", "")
         if not token or not hmac.compare_digest(given.encode(), token.encode()):
             log.warning("inbound SMS refused: bad or missing token")
             return _text("token: bad or missing", 401)
-        raw = raw_query()
+        raw = raw_query(request)
         sender = raw.get("from", b"")
         if not sender.isascii():
             return _text("from: not a phone number", 400)
@@ -212,4 +229,6 @@ def create_api(settings: Settings, ledger: Ledger) -> Flask:
         # An empty answer: Kannel sends no reply text (the sms-service has max-messages = 0).
         return _text("")
 
-    return app
+    routes.add_api_route("/sms/dlr", delivery_report, methods=["GET"], response_class=PlainTextResponse)
+    routes.add_api_route("/sms/mo", inbound, methods=["GET"], response_class=PlainTextResponse)
+    return routes
