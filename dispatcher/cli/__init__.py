@@ -5,7 +5,8 @@
 - ``deliveries``: redrive;
 - ``channels``: channels (probe every channel, list the circuits not closed);
 - ``subscribers``: subscribers import, subscribers list;
-- ``serving``: api, sandbox, worker (run until interrupted);
+- ``serving``: serve (the HTTP API, callbacks and page; ``api`` is its old name), sandbox, worker (run until
+  interrupted);
 - ``demo``: demo;
 - ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
 - ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire;
@@ -64,6 +65,7 @@ for command in (
     deliveries.redrive,
     channels.channels,
     subscribers.subscribers,
+    serving.serve,
     serving.api,
     serving.sandbox,
     serving.worker,

@@ -1,4 +1,4 @@
-"""The commands that run until interrupted: ``api``, ``sandbox`` and ``worker``."""
+"""The commands that run until interrupted: ``serve`` (once called ``api``), ``sandbox``, ``worker``."""
 
 from __future__ import annotations
 
@@ -21,20 +21,33 @@ def wait_for_interrupt() -> None:
         pass
 
 
-@click.command()
-@click.option("--host", default=None, help="Interface to listen on (default: DISPATCH_API__HOST).")
-@click.option("--port", type=int, default=None, help="Port (default: DISPATCH_API__PORT).")
-def api(host: str | None, port: int | None) -> None:
-    """Serve the callbacks of the SMS gateway (delivery reports, inbound SMS) until interrupted."""
-    from dispatcher.api import create_api
-    from dispatcher.serving import serve_in_thread
+def run_server(host: str | None, port: int | None) -> None:
+    from dispatcher.serving import serve_forever
+    from dispatcher.tasks import broker_for
+    from dispatcher.web.app import build
 
     settings = get_settings()
     host = host or settings.api.host
-    running = serve_in_thread(create_api(settings, open_ledger()), host, port or settings.api.port, "api")
-    click.echo(f"API on http://{host}:{running.port}; Ctrl-C or SIGTERM stops it")
-    wait_for_interrupt()
-    running.stop()
+    port = settings.api.port if port is None else port
+    app = build(settings, open_ledger(), broker_for(settings))
+    click.echo(f"API on http://{host}:{port} (OpenAPI: /openapi.json); Ctrl-C or SIGTERM stops it")
+    serve_forever(app, host, port)
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on (default: DISPATCH_API__HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: DISPATCH_API__PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (/api/v1), the SMS gateway's callbacks and the status page until interrupted."""
+    run_server(host, port)
+
+
+@click.command(hidden=True)
+@click.option("--host", default=None)
+@click.option("--port", type=int, default=None)
+def api(host: str | None, port: int | None) -> None:
+    """The old name of ``serve``."""
+    run_server(host, port)
 
 
 @click.command()

@@ -11,39 +11,39 @@ from sqlalchemy import select
 
 from channels.sms import callback_signature
 from dispatcher import approval, subscribers
-from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, SubscriberRow
 from dispatcher.sandboxes import sandbox_for
-from dispatcher.serving import Running, serve_in_thread
+from dispatcher.serving import Listening, serve_app_in_thread
 from dispatcher.subscribers import recipient_counts
+from dispatcher.web.app import create_app
 from sandbox.server import Sandbox
 from settings import Settings, load_settings
 from tests.support import item_doc, merged, numbers, pointed_at, wait_until
 
 
 @pytest.fixture
-def api(settings: Settings, ledger: Ledger) -> Iterator[Running]:
-    running = serve_in_thread(create_api(settings, ledger), "127.0.0.1", 0, "api")
+def api(settings: Settings, ledger: Ledger) -> Iterator[Listening]:
+    running = serve_app_in_thread(create_app(settings, ledger), "127.0.0.1", 0, "api")
     yield running
     running.stop()
 
 
-def calling_back(values: dict[str, Any], api: Running) -> dict[str, Any]:
+def calling_back(values: dict[str, Any], api: Listening) -> dict[str, Any]:
     """``values`` with the API's public address: where the gateway sends reports and inbound texts."""
     return merged(values, api={"public_url": f"http://127.0.0.1:{api.port}"})
 
 
 @pytest.fixture
-def wired(values: dict[str, Any], api: Running) -> Iterator[tuple[Settings, Sandbox]]:
+def wired(values: dict[str, Any], api: Listening) -> Iterator[tuple[Settings, Sandbox]]:
     """Settings and a sandbox whose Kannel emulator calls this API back."""
     box = sandbox_for(load_settings(**calling_back(values, api))).start()
     yield load_settings(**merged(calling_back(values, api), pointed_at(box))), box
     box.stop()
 
 
-def url(api: Running, path: str) -> str:
+def url(api: Listening, path: str) -> str:
     return f"http://127.0.0.1:{api.port}{path}"
 
 
@@ -51,14 +51,14 @@ def signed(settings: Settings, key: str) -> str:
     return callback_signature(settings.sms.callback_token.get_secret_value(), key)
 
 
-def test_callbacks_need_their_credentials(api: Running, settings: Settings) -> None:
+def test_callbacks_need_their_credentials(api: Listening, settings: Settings) -> None:
     assert requests.get(url(api, "/sms/dlr?key=ab&type=1&to=%2B8613800138000"), timeout=5).status_code == 401
     wrong = requests.get(url(api, "/sms/mo?token=wrong&from=13800138000&text=TD"), timeout=5)
     assert wrong.status_code == 401
     assert requests.get(url(api, "/health"), timeout=5).text == "ok"
 
 
-def test_a_report_url_vouches_for_its_own_delivery_only(api: Running, settings: Settings) -> None:
+def test_a_report_url_vouches_for_its_own_delivery_only(api: Listening, settings: Settings) -> None:
     """A dlr-url read in the gateway's access log cannot forge reports for another delivery."""
     leaked = signed(settings, "aa11")
     assert (
@@ -86,7 +86,7 @@ def test_a_report_url_vouches_for_its_own_delivery_only(api: Running, settings: 
     ],
 )
 def test_every_malformed_report_parameter_gets_a_4xx_naming_it(
-    api: Running, settings: Settings, query: str, status: int, names: str
+    api: Listening, settings: Settings, query: str, status: int, names: str
 ) -> None:
     answer = requests.get(url(api, f"/sms/dlr?{query}&sig={signed(settings, 'ab')}"), timeout=5)
     assert answer.status_code == status and answer.text.startswith(names)
@@ -96,12 +96,12 @@ def test_every_malformed_report_parameter_gets_a_4xx_naming_it(
     "query",
     ["key=&type=1", "key=%C3%A9&type=1", "key=ab&sig=%C2%B2&type=1", "key=AB'--&type=1"],
 )
-def test_a_malformed_key_or_signature_is_refused_not_crashed(api: Running, query: str) -> None:
+def test_a_malformed_key_or_signature_is_refused_not_crashed(api: Listening, query: str) -> None:
     answer = requests.get(url(api, f"/sms/dlr?{query}&to=13800138000"), timeout=5)
     assert 400 <= answer.status_code < 500
 
 
-def test_a_post_body_carries_no_credential(api: Running, settings: Settings) -> None:
+def test_a_post_body_carries_no_credential(api: Listening, settings: Settings) -> None:
     token = settings.api.token.get_secret_value()
     answer = requests.post(
         url(api, "/sms/mo"), data={"token": token, "from": "13800138000", "text": "TD"}, timeout=5
@@ -109,7 +109,7 @@ def test_a_post_body_carries_no_credential(api: Running, settings: Settings) -> 
     assert answer.status_code in (401, 405)
 
 
-def test_an_unknown_delivery_is_404(api: Running, settings: Settings) -> None:
+def test_an_unknown_delivery_is_404(api: Listening, settings: Settings) -> None:
     unknown = requests.get(
         url(api, f"/sms/dlr?key=ab&sig={signed(settings, 'ab')}&type=1&to=13800138000"), timeout=5
     )
@@ -148,7 +148,7 @@ def test_an_inbound_td_opts_the_sender_out(wired: tuple[Settings, Sandbox], ledg
 
 @pytest.mark.parametrize("recode", [False, True])
 def test_an_inbound_chinese_opt_out_works_with_or_without_mo_recode(
-    values: dict[str, Any], api: Running, ledger: Ledger, recode: bool
+    values: dict[str, Any], api: Listening, ledger: Ledger, recode: bool
 ) -> None:
     """Without smsbox's mo-recode, 退订 arrives as UCS-2 bytes (coding=2); it opts out either way."""
     box = sandbox_for(load_settings(**calling_back(values, api)), sms={"mo_recode": recode}).start()
@@ -177,7 +177,7 @@ def test_reports_that_arrive_while_the_ledger_is_locked_are_kept_and_applied(
     with ledger.session() as session:
         delivery = session.scalars(select(DeliveryRow)).one()
     impatient = Ledger(settings.ledger_url, busy_timeout=0.2)
-    running = serve_in_thread(create_api(settings, impatient), "127.0.0.1", 0, "api")
+    running = serve_app_in_thread(create_app(settings, impatient), "127.0.0.1", 0, "api")
     key = delivery.idempotency_key
     query = f"key={key}&sig={signed(settings, key)}&type=1"
     phones = numbers(ledger, delivery)
@@ -206,7 +206,7 @@ def test_an_opt_out_that_arrives_while_the_ledger_is_locked_is_kept(
     import sqlite3
 
     impatient = Ledger(settings.ledger_url, busy_timeout=0.2)
-    running = serve_in_thread(create_api(settings, impatient), "127.0.0.1", 0, "api")
+    running = serve_app_in_thread(create_app(settings, impatient), "127.0.0.1", 0, "api")
     token = settings.api.token.get_secret_value()
     try:
         locker = sqlite3.connect(settings.ledger_url.removeprefix("sqlite:///"), isolation_level=None)
@@ -242,7 +242,7 @@ def test_a_split_text_is_proven_taken_only_when_every_part_reported(
 
 
 def test_a_report_after_the_policy_gave_up_records_the_text_as_sent(
-    settings: Settings, ledger: Ledger, api: Running
+    settings: Settings, ledger: Ledger, api: Listening
 ) -> None:
     """The policy decided without evidence; a report that comes later is evidence: the ledger follows."""
     tip = {"kind": "safety_tip", "severity": None, "urgency": None, "certainty": None, "topics": ["safety"]}

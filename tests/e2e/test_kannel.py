@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from channels import build_channel
 from channels.sms import segments_of
-from dispatcher.api import create_api
 from dispatcher.delivery import deliver
 from dispatcher.errors import PermanentChannelError
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger, SubscriberRow
-from dispatcher.serving import Running, serve_in_thread
+from dispatcher.serving import Listening, serve_app_in_thread
 from dispatcher.subscribers import recipient_counts
 from dispatcher.tasks import broker_for
+from dispatcher.web.app import create_app
 from settings import Settings, load_settings
 from tests.e2e import kannel as kannel_module
 from tests.e2e.kannel import Kannel
@@ -34,8 +34,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def api(settings: Settings, ledger: Ledger) -> Iterator[Running]:
-    running = serve_in_thread(create_api(settings, ledger), "127.0.0.1", 0, "api")
+def api(settings: Settings, ledger: Ledger) -> Iterator[Listening]:
+    running = serve_app_in_thread(create_app(settings, ledger), "127.0.0.1", 0, "api")
     yield running
     running.stop()
 
@@ -47,7 +47,9 @@ def options() -> dict[str, object]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, api: Running, settings: Settings, options: dict[str, object]) -> Iterator[Kannel]:
+def gateway(
+    tmp_path: Path, api: Listening, settings: Settings, options: dict[str, object]
+) -> Iterator[Kannel]:
     token = urlencode({"token": settings.api.token.get_secret_value()})
     workdir = tmp_path / "kannel"
     workdir.mkdir()
@@ -57,7 +59,7 @@ def gateway(tmp_path: Path, api: Running, settings: Settings, options: dict[str,
     gateway.stop()
 
 
-def through(values: dict[str, Any], api: Running, gateway: Kannel, **sms: Any) -> Settings:
+def through(values: dict[str, Any], api: Listening, gateway: Kannel, **sms: Any) -> Settings:
     """Settings that send through ``gateway`` (``sms`` changes the rest of that section), whose reports
     come back to ``api``."""
     return load_settings(
@@ -70,7 +72,7 @@ def through(values: dict[str, Any], api: Running, gateway: Kannel, **sms: Any) -
 
 
 @pytest.fixture
-def via_kannel(values: dict[str, Any], api: Running, gateway: Kannel) -> Settings:
+def via_kannel(values: dict[str, Any], api: Listening, gateway: Kannel) -> Settings:
     return through(values, api, gateway)
 
 
@@ -127,7 +129,7 @@ def test_a_long_text_arrives_whole_from_a_gateway_without_max_messages(
 
 @pytest.mark.parametrize("options", [{"max_messages": None}])
 def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
-    gateway: Kannel, values: dict[str, Any], api: Running, ledger: Ledger
+    gateway: Kannel, values: dict[str, Any], api: Listening, ledger: Ledger
 ) -> None:
     left_to_the_gateway = through(values, api, gateway, split="gateway")
     delivery = sms_delivery(ledger, left_to_the_gateway, short_text="雨" * 115)
@@ -147,7 +149,7 @@ def test_left_to_such_a_gateway_the_text_is_cut_and_approval_says_so(
 
 
 def test_a_wrong_password_is_a_permanent_error(
-    gateway: Kannel, values: dict[str, Any], api: Running, via_kannel: Settings, ledger: Ledger
+    gateway: Kannel, values: dict[str, Any], api: Listening, via_kannel: Settings, ledger: Ledger
 ) -> None:
     delivery = sms_delivery(ledger, via_kannel)
     from channels.base import Payload
