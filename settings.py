@@ -20,6 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as PydanticSettingsError
@@ -285,6 +286,82 @@ class CapSettings(BaseModel):
         return sender
 
 
+class MonitorSettings(BaseModel):
+    """Channel health (``dispatcher/monitor.py``): probes, the rule that calls a channel degraded or down,
+    overdue deliveries and the morning digest."""
+
+    probe_interval: float = Field(30.0, gt=0, description="Seconds between health checks (the beat's).")
+    down_after: int = Field(
+        1, ge=1, description="Failed probes in a row before a channel is down (1: down within one interval)."
+    )
+    up_after: int = Field(1, ge=1, description="Good probes in a row before a channel that was down is up.")
+    degraded_window: float = Field(
+        900.0, gt=0, description="Seconds of recent send outcomes that decide whether a channel is degraded."
+    )
+    degraded_ratio: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Share of failed or retried sends in that window from which a channel or target is "
+        "degraded.",
+    )
+    degraded_min: int = Field(
+        3, ge=1, description="Send outcomes in the window needed before their share says anything."
+    )
+    overdue_after: dict[str, float] = Field(
+        default_factory=lambda: {"warning": 120.0, "release": 1800.0, "safety_tip": 3600.0},
+        description="Per kind: seconds from approval (or publish_at) after which a delivery not yet sent "
+        "is overdue.",
+    )
+    digest_at: str = Field(
+        "08:30", description="Local time (DISPATCH_TIME_ZONE) of the morning supervision digest, HH:MM."
+    )
+
+    @field_validator("digest_at")
+    @classmethod
+    def _clock_time(cls, text: str) -> str:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text.strip()):
+            raise ValueError(f"{text!r} is not HH:MM")
+        return text.strip()
+
+    @field_validator("overdue_after")
+    @classmethod
+    def _kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, seconds in value.items():
+            if kind not in ("warning", "safety_tip", "release"):
+                raise ValueError(f"{kind!r} is not a kind (warning, safety_tip, release)")
+            if seconds <= 0:
+                raise ValueError(f"{kind}: {seconds} seconds; must be more than 0")
+        return value
+
+
+class AlertSettings(BaseModel):
+    """Where operators are told that a channel went down or came back, and the morning digest goes."""
+
+    webhook_url: str | None = Field(
+        None, description="POSTed a JSON body per alert, signed (X-Dispatch-Signature); None: no webhook."
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC-SHA256 key of the webhook's signature; needed with webhook_url."
+    )
+    oncall: list[str] = Field(
+        default_factory=list,
+        description="Phone numbers texted each alert through the SMS channel (JSON list; normalised to "
+        "E.164 with DISPATCH_SMS__DEFAULT_REGION).",
+    )
+    timeout: float = Field(5.0, gt=0, description="Seconds an alert's webhook request may take.")
+    attempts: int = Field(10, ge=1, description="Tries of one alert on one route before it is failed.")
+    retry_seconds: float = Field(
+        15.0, gt=0, description="Wait after an alert's first failed try; doubled after each, up to 10 min."
+    )
+
+    @model_validator(mode="after")
+    def _secret_with_the_webhook(self) -> AlertSettings:
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            raise ValueError("a webhook_url needs a webhook_secret (DISPATCH_ALERTS__WEBHOOK_SECRET)")
+        return self
+
+
 class RetryBudget(BaseModel):
     attempts: int = Field(48, ge=1, description="Attempts before a delivery is dead.")
     seconds: float = Field(21600, gt=0, description="Time from approval (or re-drive) before it is dead.")
@@ -369,6 +446,8 @@ class Settings(BaseSettings):
     display: DisplaySettings = Field(default_factory=DisplaySettings)
     microblog: MicroblogSettings = Field(default_factory=MicroblogSettings)
     cap: CapSettings = Field(default_factory=CapSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     quiet_hours: dict[str, str] = Field(
         default_factory=lambda: {"sms": "21:00-08:00"},
         description="Per channel, local hours in which routine items are not sent (they wait for the end; "
@@ -421,6 +500,21 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{name!r} is not a time zone (an IANA name like Asia/Shanghai)") from None
         return name
+
+    @model_validator(mode="after")
+    def _oncall_numbers(self) -> Settings:
+        # As subscribers' numbers are read: E.164, a number without a country code in the SMS region.
+        numbers = []
+        for raw in self.alerts.oncall:
+            try:
+                number = phonenumbers.parse(raw, self.sms.default_region)
+            except phonenumbers.NumberParseException as exc:
+                raise ValueError(f"DISPATCH_ALERTS__ONCALL: {raw!r} is not a phone number ({exc})") from None
+            if not phonenumbers.is_valid_number(number):
+                raise ValueError(f"DISPATCH_ALERTS__ONCALL: {raw!r} is not a valid phone number")
+            numbers.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        self.alerts.oncall = list(dict.fromkeys(numbers))
+        return self
 
     def model_post_init(self, _context: object) -> None:
         if not self.ledger_url:

@@ -436,6 +436,76 @@ class UserRow(Base):
     disabled_at: Mapped[datetime | None] = mapped_column()
 
 
+class ChannelHealthRow(Base):
+    """The health of one channel (``target`` ``*``) or one of its targets, as the last check left it:
+    ``healthy``, ``degraded`` or ``down`` since ``since`` (``dispatcher/monitor.py`` says the rule)."""
+
+    __tablename__ = "channel_health"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10))
+    since: Mapped[datetime] = mapped_column()
+    checked_at: Mapped[datetime] = mapped_column()
+    #: probes in a row that failed, and that were good (the hysteresis of down_after and up_after)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column()
+    latency_ms: Mapped[float | None] = mapped_column()
+
+
+class HealthChangeRow(Base):
+    """Append-only: every change of a channel's or a target's health, from which downtimes are told."""
+
+    __tablename__ = "health_changes"
+    __table_args__ = (Index("ix_health_changes_channel_target_at", "channel", "target", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(100))
+    from_state: Mapped[str] = mapped_column(String(10))
+    to_state: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestRow(Base):
+    """The morning supervision digest of one local day (the day it reports on): written once."""
+
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), unique=True)  # YYYY-MM-DD, local
+    composed_at: Mapped[datetime] = mapped_column()
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class OpsAlertRow(Base):
+    """The outbox of operator alerts: one row per (source, route), so an alert is never written twice.
+    ``source`` is ``change:<id>`` or ``digest:<day>``; ``route`` ``webhook`` or the phone channel's name."""
+
+    __tablename__ = "ops_alerts"
+    __table_args__ = (UniqueConstraint("source", "route"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("health_changes.id"))
+    digest_id: Mapped[int | None] = mapped_column(ForeignKey("digests.id"))
+    route: Mapped[str] = mapped_column(String(20))
+    #: pending (due at next_try_at) | sent | failed
+    state: Mapped[str] = mapped_column(String(8), index=True)
+    #: what is sent: ``json`` (the webhook's body) and ``text`` (the SMS)
+    message: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
 class EventRow(Base):
     """Append-only: rows are inserted, never updated or deleted (enforced in :func:`_append_only`, and
     by the database's own triggers, made by the first migration)."""

@@ -3,8 +3,9 @@
 Nothing here runs at import. ``create_app(settings)`` builds an app for one process (a worker, or a
 command that publishes); the tasks are thin wrappers that hand a delivery id to the flow
 (``dispatcher.delivery``) and the beat its periodic ticks (``dispatcher.outbox.sweep``,
-``dispatcher.watch.watch``). Queues: ``urgent`` (warnings, on every channel), one queue per
-channel for everything else, and ``control`` for the periodic work.
+``dispatcher.watch.watch``, ``dispatcher.monitor``'s health checks and operator alerts with the morning
+digest). Queues: ``urgent`` (warnings, on every channel), one queue per channel for everything else,
+and ``control`` for the periodic work.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from sqlalchemy.exc import OperationalError
 
 from channels import REGISTRY, build_channel
 from channels.base import Channel
-from dispatcher import delivery, expiry, outbox, rotas, signing, watch
+from dispatcher import delivery, expiry, monitor, outbox, rotas, signing, watch
 from dispatcher.approval import URGENT, URGENT_BULK, URGENT_LANES
+from dispatcher.digest import run_digest_if_due
 from dispatcher.ledger import Ledger, private_file, record
 from settings import Settings
 
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 DELIVER = "dispatcher.deliver"
 SWEEP = "dispatcher.sweep"
 WATCH = "dispatcher.watch"
+MONITOR = "dispatcher.monitor"
 
 
 def broker_connection(path: str) -> sqlite3.Connection:
@@ -315,6 +318,12 @@ def create_app(settings: Settings) -> Celery:
                 "schedule": settings.display.watch_interval,
                 "options": {"queue": "control", "expires": settings.display.watch_interval},
             },
+            "monitor": {
+                "task": MONITOR,
+                "kwargs": signing.bound(MONITOR),
+                "schedule": settings.monitor.probe_interval,
+                "options": {"queue": "control", "expires": settings.monitor.probe_interval},
+            },
         },
         beat_schedule_filename=str(settings.var_dir / "beat-schedule"),
     )
@@ -351,6 +360,15 @@ def create_app(settings: Settings) -> Celery:
             return 0
         report = watch.watch(here.ledger, settings, here.channel, broker, here.worker_name())
         return len(report.lost)
+
+    @app.task(name=MONITOR, ignore_result=True, shared=False)
+    def monitor_channels(signed_for: Any = None) -> int:
+        if here.signed_for_another(MONITOR, signed_for):
+            return 0
+        changes = monitor.check(here.ledger, settings, here.channel)
+        run_digest_if_due(here.ledger, settings, here.ledger.now())
+        monitor.send_alerts(here.ledger, settings, here.channel)  # the changes' and the digest's alerts
+        return len(changes)
 
     @app.task(name=SWEEP, ignore_result=True, shared=False)
     def sweep(signed_for: Any = None) -> int:

@@ -81,6 +81,7 @@ class Sandbox:
     ports: dict[str, int] = field(default_factory=lambda: dict.fromkeys(NAMES, 0))
     servers: dict[str, _Running] = field(default_factory=dict)
     states: dict[str, EmulatorState] = field(default_factory=dict)
+    apps: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> Sandbox:
         c = self.config
@@ -102,16 +103,29 @@ class Sandbox:
             "mastodon": mastodon.create_app(c.mastodon_tokens, **options.get("mastodon", {})),
         }
         for name, (app, state) in apps.items():
-            server = make_server(
-                self.host, self.ports.get(name, 0), app, threaded=True, request_handler=_QuietHandler
-            )
-            thread = threading.Thread(
-                target=server.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True
-            )
-            thread.start()
-            self.servers[name] = _Running(server, thread)
+            self.apps[name] = app
             self.states[name] = state
+            self._serve(name)
         return self
+
+    def _serve(self, name: str) -> None:
+        server = make_server(
+            self.host, self.ports.get(name, 0), self.apps[name], threaded=True, request_handler=_QuietHandler
+        )
+        self.ports[name] = server.server_port  # a restart comes back where it was
+        thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name=f"sandbox-{name}", daemon=True
+        )
+        thread.start()
+        self.servers[name] = _Running(server, thread)
+
+    def pause(self, name: str) -> None:
+        """Stop emulator ``name``, as a peer that goes away: its port refuses connections."""
+        self.servers[name].stop()
+
+    def resume(self, name: str) -> None:
+        """Start a paused emulator again on its port, with what it had received and held."""
+        self._serve(name)
 
     @property
     def urls(self) -> dict[str, str]:
