@@ -42,7 +42,7 @@ from dispatcher.items import Item
 from dispatcher.ledger import Ledger
 from dispatcher.outbox import Broker
 from dispatcher.rota import Rota
-from dispatcher.web import callbacks
+from dispatcher.web import callbacks, page
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,4 +153,4 @@ def create_app(
 
 def build(settings: Settings, ledger: Ledger, broker: Broker | None) -> FastAPI:
     """The app ``dispatch serve`` runs: every face of this release."""
-    return create_app(settings, ledger, broker)
+    return create_app(settings, ledger, broker, extra_routers=[page.router(settings, ledger)])

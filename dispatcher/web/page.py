@@ -62,6 +62,8 @@ POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+#: the user asking for the page's data: anyone with a token ("status" is reading, open to every role)
+Reader = Annotated[User, Depends(acting("status"))]
 HEADERS = {
     "Content-Security-Policy": POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -154,7 +156,12 @@ def _microblog(adapter: Channel, payload: Payload) -> dict[str, Any]:
 def _website(adapter: Channel, payload: Payload) -> dict[str, Any]:
     body = payload.body
     # HTML, as the site will show it: the page puts it in a sandboxed frame, never in its own DOM.
-    return {"title": body["title"], "content": body["content"], "slug": body["slug"], "link": body.get("link")}
+    return {
+        "title": body["title"],
+        "content": body["content"],
+        "slug": body["slug"],
+        "link": body.get("link"),
+    }
 
 
 #: How the page draws each channel; a channel not named here is shown as its adapter describes it.
@@ -201,7 +208,6 @@ def router(settings: Settings, ledger: Ledger, *, probe_interval: float | None =
                 prober.stop()
 
     routes = APIRouter(lifespan=probing)
-    reader = Annotated[User, Depends(acting("status"))]
 
     @routes.get("/", include_in_schema=False)
     def page() -> FileResponse:
@@ -218,7 +224,7 @@ def router(settings: Settings, ledger: Ledger, *, probe_interval: float | None =
         return FileResponse(STATIC / name, media_type=ASSETS[name], headers=HEADERS)
 
     @routes.get("/api/v1/monitor", tags=["status"])
-    def monitor_view(user: reader) -> JSONResponse:
+    def monitor_view(user: Reader) -> JSONResponse:
         """Every channel's and target's health and figures, recent items, overdue and dead deliveries,
         the latest morning digest; who asks, the office's time zone, and how often to ask again."""
         body = monitor.snapshot(ledger, settings)
@@ -230,7 +236,7 @@ def router(settings: Settings, ledger: Ledger, *, probe_interval: float | None =
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @routes.get("/api/v1/items/{item_id}/views", tags=["status"])
-    def item_views(item_id: int, user: reader) -> dict[str, Any]:
+    def item_views(item_id: int, user: Reader) -> dict[str, Any]:
         """What each channel shows for the item: sign pages, SMS text and segments, post, article."""
         return views(ledger, settings, item_id)
 
