@@ -290,6 +290,22 @@ def parse_item(data: Any, source: str = "item", *, author: str | None = None) ->
         raise InvalidItemError(source, problems) from None
 
 
+def read_document(text: str, source: str, *, as_json: bool, whole: str = "(file)") -> Any:
+    """A JSON or YAML document decoded, not yet validated; an :class:`InvalidItemError` naming ``whole``
+    when it cannot be parsed. The items and rotas read from files and from request bodies both."""
+    try:
+        if as_json:
+            return json.loads(text)
+        # BaseLoader keeps every scalar a string, so "expires" is parsed by pydantic (which insists on
+        # an offset) rather than by YAML (which would accept a naive timestamp), and no YAML 1.1
+        # surprise ("no" as false, 10:00 as 600) reaches a rota.
+        return yaml.load(text, Loader=yaml.BaseLoader)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InvalidItemError(source, [(whole, f"cannot be parsed: {exc}")]) from None
+    except RecursionError:
+        raise InvalidItemError(source, [(whole, "is nested too deeply to be read")]) from None
+
+
 def load_item(path: Path, *, author: str | None = None) -> Item:
     """Read an item from a ``.yaml``/``.yml`` or ``.json`` file (``author``: see :func:`parse_item`)."""
     source = str(path)
@@ -299,15 +315,5 @@ def load_item(path: Path, *, author: str | None = None) -> Item:
         raise InvalidItemError(source, [("(file)", "no such file")]) from None
     except UnicodeDecodeError:
         raise InvalidItemError(source, [("(file)", "is not UTF-8 text")]) from None
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            # BaseLoader keeps every scalar a string, so "expires" is parsed by pydantic (which
-            # insists on an offset) rather than by YAML (which would accept a naive timestamp).
-            data = yaml.load(text, Loader=yaml.BaseLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidItemError(source, [("(file)", f"cannot be parsed: {exc}")]) from None
-    except RecursionError:
-        raise InvalidItemError(source, [("(file)", "is nested too deeply to be an item")]) from None
+    data = read_document(text, source, as_json=path.suffix.lower() == ".json")
     return parse_item(data, source, author=author)

@@ -17,7 +17,7 @@ from typing import Protocol
 from sqlalchemy import and_, or_, select, update
 
 from dispatcher import subscribers
-from dispatcher.errors import RefusedError
+from dispatcher.errors import NotFoundError, RefusedError
 from dispatcher.ledger import (
     DeliveryRow,
     DeliveryState,
@@ -130,19 +130,22 @@ def redrive(
     *,
     channel: str | None = None,
     item_id: int | None = None,
+    delivery_id: int | None = None,
     failed: bool = False,
     reason: str = "",
 ) -> list[int]:
     """Give dead deliveries (and, with ``failed``, failed ones) a fresh retry budget and enqueue them.
 
     The ledger records who did it and why. Re-driving a failed delivery overrides a refusal (a
-    permanent error, a policy not to repeat), so it needs a reason.
+    permanent error, a policy not to repeat), so it needs a reason. With ``delivery_id``, that one
+    delivery: a NotFoundError if there is none, a RefusedError if it is not dead (or failed, with
+    ``failed``) — an operator who asked for one delivery learns why nothing moved.
     """
     if not actor.strip():
         raise RefusedError("a re-drive needs the operator's name")
     if failed and not reason.strip():
         raise RefusedError("re-driving failed deliveries needs a reason (--reason TEXT), kept in the ledger")
-    if failed and channel is None and item_id is None:
+    if failed and channel is None and item_id is None and delivery_id is None:
         raise RefusedError(
             "re-driving failed deliveries needs --item or --channel: a refusal is overridden case by case"
         )
@@ -153,7 +156,15 @@ def redrive(
             query = query.where(DeliveryRow.channel == channel)
         if item_id is not None:
             query = query.where(DeliveryRow.item_id == item_id)
+        if delivery_id is not None:
+            query = query.where(DeliveryRow.id == delivery_id)
         rows = session.scalars(query.with_for_update()).all()
+        if delivery_id is not None and not rows:
+            found = session.get(DeliveryRow, delivery_id)
+            if found is None:
+                raise NotFoundError(f"no delivery {delivery_id}")
+            wanted = " or ".join(state.value for state in states)
+            raise RefusedError(f"delivery {delivery_id} is {found.state.value}, not {wanted}")
         for row in rows:
             previous_state, previous_attempts = row.state.value, row.attempts
             row.attempts, row.next_attempt_at = 0, None

@@ -29,7 +29,6 @@ first of each month and every Monday); a field counts as unrestricted when it st
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterable
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -56,7 +54,7 @@ from pydantic import (
 )
 
 from dispatcher.errors import InvalidItemError
-from dispatcher.items import BIDI_CONTROLS, Item, Kind, authored, parse_item
+from dispatcher.items import BIDI_CONTROLS, Item, Kind, authored, parse_item, read_document
 from dispatcher.people import checked_name
 from dispatcher.words import digest_of
 
@@ -623,14 +621,7 @@ def load_rota(path: Path, *, author: str | None = None) -> Rota:
         raise InvalidItemError(source, [("(file)", "no such file")]) from None
     except UnicodeDecodeError:
         raise InvalidItemError(source, [("(file)", "is not UTF-8 text")]) from None
-    try:
-        # BaseLoader keeps every scalar a string (no YAML 1.1 surprises: "no" as false, 10:00 as 600),
-        # and pydantic validates each as the field it is.
-        data = json.loads(text) if Path(path).suffix.lower() == ".json" else yaml.load(text, yaml.BaseLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InvalidItemError(source, [("(file)", f"cannot be parsed: {exc}")]) from None
-    except RecursionError:
-        raise InvalidItemError(source, [("(file)", "is nested too deeply to be a rota")]) from None
+    data = read_document(text, source, as_json=Path(path).suffix.lower() == ".json")
     return parse_rota(data, source, author=author)
 
 

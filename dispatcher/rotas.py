@@ -54,7 +54,11 @@ class Submitted:
 def submit(ledger: Ledger, path: Path, *, author: str | None = None) -> Submitted:
     """Store a rota file as a new version of the rota of its name, for review (``author``: the user who
     submits it, the file's author on the record)."""
-    loaded = rota.load_rota(path, author=author)
+    return store(ledger, rota.load_rota(path, author=author))
+
+
+def store(ledger: Ledger, loaded: rota.Rota) -> Submitted:
+    """Store a rota, already read and checked, as a new version of the rota of its name, for review."""
     document = loaded.model_dump(mode="json")
     with ledger.session() as session:
         row = session.scalars(select(RotaRow).where(RotaRow.name == loaded.name)).first()

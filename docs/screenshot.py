@@ -2,8 +2,9 @@
 
 Starts the sandbox emulators, a ledger in a temporary directory with the example items (some sent, a
 microblog post dead, a warning not sent and looked at ten minutes later: overdue), the server with the
-page, then stops the display emulator so that its channel shows down, and photographs the page in headless chromium (Debian's ``chromium``,
-driven by Playwright) as an operator sees it, with the warning's preview open.
+page, then stops the display emulator so that its channel shows down, and photographs the page in
+headless chromium (Debian's ``chromium``, driven by Playwright) as an operator sees it, with the
+warning's preview open.
 """
 
 from __future__ import annotations

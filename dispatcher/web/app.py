@@ -42,7 +42,7 @@ from dispatcher.items import Item
 from dispatcher.ledger import Ledger
 from dispatcher.outbox import Broker
 from dispatcher.rota import Rota
-from dispatcher.web import callbacks, page
+from dispatcher.web import audit, callbacks, items, operations, page, rotas, users
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,13 +138,19 @@ def create_app(
     extra_routers: Iterable[APIRouter] = (),
 ) -> FastAPI:
     """The API, the callbacks and ``extra_routers`` (the status page) on one FastAPI app."""
-    from dispatcher.web import users
-
     app = FastAPI(title="Publication dispatcher", version="1", description=DESCRIPTION)
     app.state.settings, app.state.ledger, app.state.broker = settings, ledger, broker
     _errors(app)
     app.include_router(callbacks.router(settings, ledger))
-    app.include_router(users.router, prefix=PREFIX)
+    for family in (
+        items.router,
+        items.previewing,
+        operations.router,
+        rotas.router,
+        users.router,
+        audit.router,
+    ):
+        app.include_router(family, prefix=PREFIX)
     for extra in extra_routers:
         app.include_router(extra)
     _documented(app)

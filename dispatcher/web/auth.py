@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from dispatcher.errors import AuthenticationError
 from dispatcher.identity import User, authenticate
 from dispatcher.ledger import Ledger
+from dispatcher.outbox import Broker
 from settings import Settings
 
 #: Declares the scheme in the OpenAPI document; a missing header is ours to answer (401, not 403).
@@ -52,3 +53,9 @@ def acting(action: str) -> Callable[..., User]:
 
     user.__name__ = f"acting_{action.replace('.', '_')}"
     return user
+
+
+def broker_of(request: Request) -> Broker | None:
+    """The broker approvals and re-drives publish to (None: deliveries wait for the sweeper)."""
+    broker: Broker | None = request.app.state.broker
+    return broker
