@@ -22,7 +22,6 @@ from dispatcher.delivery import deliver
 from dispatcher.identity import Role
 from dispatcher.items import parse_item
 from dispatcher.ledger import DeliveryRow, DeliveryState, EventRow, Ledger
-from dispatcher.previews import preview
 from dispatcher.serving import Listening, serve_app_in_thread
 from dispatcher.web import page
 from dispatcher.web.app import create_app
@@ -172,30 +171,35 @@ def test_the_preview_draws_each_channel_as_the_preview_renders_it(
     context: BrowserContext, board: Board
 ) -> None:
     item_id = approval.submit(board.ledger, parse_item(item_doc(title="朝阳区暴雨<b>橙色</b>预警")))
-    payloads = preview(board.ledger, board.settings, item_id).payloads
+    said = requests.get(
+        f"{board.url}/api/v1/items/{item_id}/preview",
+        headers={"Authorization": f"Bearer {board.auditor}"},
+        timeout=10,
+    )
+    payloads = said.json()["payloads"]  # what the API's preview says each channel sends
     tab = signed_in(context, board, board.auditor)
     row = tab.locator(f'#items tr[data-item="{item_id}"]')
     expect(row).to_contain_text("朝阳区暴雨<b>橙色</b>预警")  # a title is text, never markup
     assert tab.locator("#items b").count() == 0
     row.locator("button.show").click()
 
-    signs = {p.target: p for p in payloads if p.channel == "display"}
+    signs = {p["target"]: p for p in payloads if p["channel"] == "display"}
     lines = {"BJ-CY-001": 2, "BJ-CY-002": 3}  # tests/conftest.py's registry
     assert set(signs) == set(lines)
     for target, payload in signs.items():
         faces = tab.locator(f'.view.sign[data-target="{target}"] .sign-page')
-        expect(faces).to_have_count(len(payload.body["pages"]))
-        for number in range(len(payload.body["pages"])):
+        expect(faces).to_have_count(len(payload["pages"]))
+        for number, shown in enumerate(payload["pages"]):
             expect(faces.nth(number).locator(".sign-line")).to_have_count(lines[target])
-            for line, text in enumerate(payload.body["pages"][number]):
+            for line, text in enumerate(shown):
                 expect(faces.nth(number).locator(".sign-line").nth(line)).to_have_text(text)
 
-    sms = next(p for p in payloads if p.channel == "sms")
-    expect(tab.locator(".view.sms .segments")).to_have_text(str(sms.body["segments"]))
-    expect(tab.locator(".view.sms .bubble")).to_have_text(sms.body["text"])
+    sms = next(p for p in payloads if p["channel"] == "sms")
+    expect(tab.locator(".view.sms .segments")).to_have_text(str(sms["segments"]))
+    expect(tab.locator(".view.sms .bubble")).to_have_text(sms["text"])
 
-    post = next(p for p in payloads if p.channel == "microblog")
-    expect(tab.locator(".view.microblog .measure")).to_have_text(f"{post.body['length']} / 140 characters")
+    post = next(p for p in payloads if p["channel"] == "microblog")
+    expect(tab.locator(".view.microblog .measure")).to_have_text(f"{post['length']} / 140 characters")
 
     article = tab.locator(".view.website iframe")
     expect(article).to_have_attribute("sandbox", "")
