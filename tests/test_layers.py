@@ -30,8 +30,9 @@ CORE = {
 }
 # Where Celery and kombu may be named: the task module and the worker process's entry.
 QUEUE_AWARE = {"dispatcher.tasks", "worker"}
-# Faces over the sandbox may name channels and emulators: they describe what a person sees.
-FACES = {"dispatcher.demo", "dispatcher.sandboxes"}
+# Faces over the sandbox may name channels and emulators: they describe what a person sees. So does the
+# status page, which draws each channel as its readers see it (a sign, a phone, a post, an article).
+FACES = {"dispatcher.demo", "dispatcher.sandboxes", "dispatcher.web.page"}
 CHANNEL_NAMES = {"website", "sms", "display", "microblog"}
 
 
