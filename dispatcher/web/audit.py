@@ -21,6 +21,8 @@ from dispatcher.ledger import verify_chain
 from dispatcher.web.auth import acting, ledger_of, settings_of
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
+#: the days an export may span: a day past the calendar's last cannot be the end of a range
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -38,6 +40,17 @@ def export(
 ) -> Response:
     """The disclosure ledger: one row per item × channel × target, for items approved in those days. The
     CSV is the file ``dispatch ledger export -o FILE`` writes: UTF-8 with a byte-order mark, for Excel."""
+    for name, day in (("from", start), ("to", end)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", name),
+                        "msg": f"must be from {FIRST_DAY} to {LAST_DAY}",
+                        "type": "value_error",
+                    }
+                ]
+            )
     if end < start:
         raise RequestValidationError(
             [{"loc": ("query", "to"), "msg": "comes before from", "type": "value_error"}]

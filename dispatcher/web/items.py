@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from channels import REGISTRY, unknown
 from dispatcher import alerts, approval, previews, reports, withdrawals
 from dispatcher.identity import User
 from dispatcher.items import Item, parse_item
@@ -36,6 +38,13 @@ class Stored(BaseModel):
     id: int
     state: str
     revision: int | None = None
+
+
+def check_channel(name: str | None, where: tuple[str, str]) -> None:
+    """A channel named in a request is a registered one: a 422 at ``where`` with the nearest name, not
+    the ConfigurationError an unknown name in the settings is."""
+    if name is not None and name not in REGISTRY:
+        raise RequestValidationError([{"loc": where, "msg": unknown(name), "type": "value_error"}])
 
 
 def document(request: Request, body: bytes, user: User) -> Item:
@@ -169,6 +178,7 @@ def preview_stored(
     channel: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
     """Every payload a stored item sends, with its problems and notes (``dispatch preview ID --json``)."""
+    check_channel(channel, ("query", "channel"))
     settings = settings_of(request)
     return previews.preview_view(previews.preview(ledger_of(request), settings, item_id, only=channel))
 
@@ -196,6 +206,7 @@ def preview(
     channel: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
     """Every payload an unsaved item document would send (``dispatch preview FILE --json``)."""
+    check_channel(channel, ("query", "channel"))
     settings = settings_of(request)
     data = documents.decoded(body, documents.media_type(request))
     if isinstance(data, dict) and not data.get("author"):

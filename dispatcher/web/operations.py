@@ -14,12 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from channels import build_channel
 from dispatcher import outbox, reports, subscribers
 from dispatcher.identity import User
 from dispatcher.web import documents
 from dispatcher.web.auth import READ, acting, broker_of, ledger_of, settings_of
-from dispatcher.web.items import LARGEST_ID
+from dispatcher.web.items import LARGEST_ID, check_channel
 
 router = APIRouter(tags=["operations"])
 
@@ -44,8 +43,7 @@ class Redriven(BaseModel):
 @router.post("/deliveries/redrive")
 def redrive(user: Annotated[User, Depends(acting("redrive"))], wanted: Redrive, request: Request) -> Redriven:
     """Give dead (and with ``failed``, failed) deliveries a fresh retry budget and send them again."""
-    if wanted.channel:
-        build_channel(wanted.channel, settings_of(request))  # an unknown name is refused with a suggestion
+    check_channel(wanted.channel, ("body", "channel"))
     found = outbox.redrive(
         ledger_of(request),
         broker_of(request),
