@@ -166,13 +166,14 @@ def check(
     with ledger.session() as session:
         recent = outcomes(session, now - window, now)
         circuits = {folded(c.channel, c.target): c for c in session.scalars(select(CircuitRow))}
-        known = set(
-            session.execute(
+        known = {
+            (channel, target)
+            for channel, target in session.execute(
                 select(ChannelHealthRow.channel, ChannelHealthRow.target).where(
                     ChannelHealthRow.target != WHOLE
                 )
-            ).tuples()
-        )
+            )
+        }
         targets = sorted(
             key for key in set(circuits) | set(recent) | known if key[1] != WHOLE and key[0] in REGISTRY
         )

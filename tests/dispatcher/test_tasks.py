@@ -82,6 +82,7 @@ def test_a_full_ledger_is_logged_and_the_worker_goes_on(
     [
         (tasks.SWEEP, "dispatcher.deliver"),  # a deliver body put under the sweeper's name
         (tasks.WATCH, "dispatcher.sweep"),
+        (tasks.MONITOR, "dispatcher.watch"),
         (tasks.DELIVER, None),  # a body signed before task names were bound
     ],
 )
@@ -92,6 +93,7 @@ def test_a_signed_body_runs_only_as_the_task_it_was_signed_for(
     monkeypatch.setattr(tasks.outbox, "sweep", lambda *a: ran.append(a) or 0)
     monkeypatch.setattr(tasks.watch, "watch", lambda *a: ran.append(a))
     monkeypatch.setattr(tasks.delivery, "deliver", lambda *a: ran.append(a))
+    monkeypatch.setattr(tasks.monitor, "check", lambda *a, **k: [ran.append(a)][:0])
     args = [7] if task == tasks.DELIVER else []
     app.tasks[task].run(*args, signed_for=signed_for)
     assert ran == []
@@ -144,3 +146,18 @@ def test_an_app_on_the_embedded_broker_uses_its_transport_at_the_configured_inte
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, tasks.EmbeddedTransport)
         assert connection.transport.polling_interval == 0.25
+
+
+def test_the_beat_checks_channel_health_every_probe_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tasks.create_app(settings)
+    entry = app.conf.beat_schedule["monitor"]
+    assert entry["task"] == tasks.MONITOR and entry["schedule"] == settings.monitor.probe_interval
+    assert entry["kwargs"] == {"signed_for": tasks.MONITOR}
+    ran: list[str] = []
+    monkeypatch.setattr(tasks.monitor, "check", lambda *a, **k: [ran.append("check")][:0])
+    monkeypatch.setattr(tasks, "run_digest_if_due", lambda *a, **k: ran.append("digest"))
+    monkeypatch.setattr(tasks.monitor, "send_alerts", lambda *a, **k: len([ran.append("alerts")]))
+    app.tasks[tasks.MONITOR].run(signed_for=tasks.MONITOR)
+    assert ran == ["check", "digest", "alerts"]
