@@ -13,6 +13,7 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -107,7 +108,7 @@ def _fail_next_post(box: object) -> None:
     import requests
 
     url = box.urls["microblog"]  # type: ignore[attr-defined]
-    fault = {"mode": "status", "status": 500, "method": "POST"}
+    fault: dict[str, Any] = {"mode": "status", "status": 500, "method": "POST"}
     requests.post(f"{url}/_sandbox/faults", json=fault, timeout=5).raise_for_status()
 
 
