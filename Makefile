@@ -45,7 +45,8 @@ $(STAMP): pyproject.toml
 
 # Debian packages: python3-venv for the virtualenv; for the tests, redis-server (a real broker) and
 # kannel + kannel-extras (a real SMS gateway: bearerbox, smsbox and the fake SMSC), snmpd + snmp (a
-# real SNMP agent for the NTCIP 1203 sign driver).
+# real SNMP agent for the NTCIP 1203 sign driver), chromium (the status page's browser tests, driven by
+# Playwright; the browser Playwright would download is never used).
 system-packages:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || ./.ci/apt-install python3-venv
 
@@ -53,6 +54,7 @@ test-packages:
 	@command -v redis-server >/dev/null || ./.ci/apt-install redis-server
 	@test -x /usr/lib/kannel/test/fakesmsc || ./.ci/apt-install kannel kannel-extras
 	@test -x /usr/sbin/snmpd || ./.ci/apt-install snmpd snmp
+	@test -x /usr/bin/chromium || ./.ci/apt-install chromium
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -30,8 +30,9 @@ CORE = {
 }
 # Where Celery and kombu may be named: the task module and the worker process's entry.
 QUEUE_AWARE = {"dispatcher.tasks", "worker"}
-# Faces over the sandbox may name channels and emulators: they describe what a person sees.
-FACES = {"dispatcher.demo", "dispatcher.sandboxes"}
+# Faces over the sandbox may name channels and emulators: they describe what a person sees. So does the
+# status page, which draws each channel as its readers see it (a sign, a phone, a post, an article).
+FACES = {"dispatcher.demo", "dispatcher.sandboxes", "dispatcher.web.page"}
 # What serves HTTP: the web face and what runs it. The flow below never names a web framework or a face.
 WEB = ("dispatcher.web", "dispatcher.serving", "dispatcher.cli", "dispatcher.demo")
 WEB_FRAMEWORKS = ("fastapi", "starlette", "uvicorn", "dispatcher.web", "dispatcher.cli")

@@ -42,7 +42,7 @@ from dispatcher.items import Item
 from dispatcher.ledger import Ledger
 from dispatcher.outbox import Broker
 from dispatcher.rota import Rota
-from dispatcher.web import audit, callbacks, items, operations, rotas, users
+from dispatcher.web import audit, callbacks, items, operations, page, rotas, users
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,5 @@ def create_app(
 
 
 def build(settings: Settings, ledger: Ledger, broker: Broker | None) -> FastAPI:
-    """The app ``dispatch serve`` runs: every face of this release. The status page joins it here, as one
-    more of ``extra_routers``, once it exists."""
-    return create_app(settings, ledger, broker)
+    """The app ``dispatch serve`` runs: every face of this release."""
+    return create_app(settings, ledger, broker, extra_routers=[page.router(settings, ledger)])
