@@ -41,9 +41,10 @@ def subscribers_import(file: Path) -> None:
 @subscribers.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def subscribers_list(as_json: bool) -> None:
-    """Every subscriber with areas, topics, consent and opt-out."""
+    """Every subscriber with areas, topics, consent and opt-out (phone numbers: operators only)."""
     from dispatcher.subscribers import list_subscribers
 
+    acting_user("subscribers")
     rows = list_subscribers(open_ledger())
     if as_json:
         print_json(rows)

@@ -142,6 +142,7 @@ def create_app(
     app.state.settings, app.state.ledger, app.state.broker = settings, ledger, broker
     _errors(app)
     app.include_router(callbacks.router(settings, ledger))
+    app.include_router(operations.scraping)
     for family in (
         items.router,
         items.previewing,
@@ -157,6 +158,10 @@ def create_app(
     return app
 
 
-def build(settings: Settings, ledger: Ledger, broker: Broker | None) -> FastAPI:
-    """The app ``dispatch serve`` runs: every face of this release."""
-    return create_app(settings, ledger, broker, extra_routers=[page.router(settings, ledger)])
+def build(
+    settings: Settings, ledger: Ledger, broker: Broker | None, *, probe_interval: float | None = None
+) -> FastAPI:
+    """The app ``dispatch serve`` runs: every face of this release. It probes the channels every
+    ``probe_interval`` seconds while it runs (default: the monitor's setting; 0: never)."""
+    page_routes = page.router(settings, ledger, probe_interval=probe_interval)
+    return create_app(settings, ledger, broker, extra_routers=[page_routes])

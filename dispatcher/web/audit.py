@@ -1,6 +1,6 @@
 """The ledger for auditors over HTTP: the disclosure export (CSV or an Excel workbook, as a download)
-and the check of the event log's chain — what ``dispatch ledger export`` and ``verify`` do, for the
-``ledger`` action (auditors).
+and the check of the event log's chain and the quarterly disclosure report — what ``dispatch ledger export``,
+``ledger verify`` and ``report`` do, for the ``ledger`` action (auditors).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 
-from dispatcher import exports
+from dispatcher import disclosure, exports
 from dispatcher.identity import User
 from dispatcher.ledger import verify_chain
 from dispatcher.web.auth import acting, ledger_of, settings_of
@@ -84,5 +85,38 @@ def verify(user: Annotated[User, Depends(acting("ledger"))], request: Request) -
     return {"intact": broken is None, "checked": checked, "broken_at": broken, "head": head}
 
 
-# The quarterly disclosure report (dispatcher.disclosure.quarterly(ledger, settings, quarter)) is wired
-# here once that module is merged: GET /ledger/report?quarter=2026Q1, for the ``ledger`` action.
+@router.get(
+    "/report",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}, "description": "The report."}},
+)
+def report(
+    user: Annotated[User, Depends(acting("ledger"))],
+    request: Request,
+    quarter: Annotated[str | None, Query(description="A quarter, e.g. 2026Q4.")] = None,
+    start: Annotated[date | None, Query(alias="from", description="Or the first day…")] = None,
+    end: Annotated[date | None, Query(alias="to", description="…and the last, included.")] = None,
+    kind: Annotated[Literal["json", "html"], Query(alias="format")] = "json",
+) -> Response:
+    """The disclosure report (``dispatch report``) of a quarter, or of the days ``from`` to ``to``: as
+    JSON, or as the self-contained HTML page a disclosure office publishes."""
+    ledger, settings = ledger_of(request), settings_of(request)
+    if quarter is not None and (start or end):
+        raise _invalid("quarter", "give a quarter, or from and to, not both")
+    if quarter is not None:
+        found = disclosure.quarterly(ledger, settings, quarter)
+    elif start is None or end is None:
+        raise _invalid("quarter", "give a quarter (2026Q4), or from and to")
+    else:
+        for name, day in (("from", start), ("to", end)):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise _invalid(name, f"must be from {FIRST_DAY} to {LAST_DAY}")
+        if end < start:
+            raise _invalid("to", "comes before from")
+        found = disclosure.compile_report(ledger, settings, start, end)
+    if kind == "html":
+        return HTMLResponse(disclosure.render_html(found, settings))
+    return JSONResponse(found.to_json())
+
+
+def _invalid(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])

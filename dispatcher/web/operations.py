@@ -2,6 +2,7 @@
 
 ``POST /deliveries/{id}/redrive`` re-drives one dead delivery (the status page's button), 409 if it is
 not dead; ``POST /deliveries/redrive`` re-drives by channel or item, as ``dispatch redrive`` does.
+``GET /metrics`` gives the ledger's counts and the broker's queue depths to Prometheus.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import tempfile
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from dispatcher import outbox, reports, subscribers
+from dispatcher import metrics, outbox, reports, subscribers
 from dispatcher.identity import User
+from dispatcher.tasks import queues
 from dispatcher.web import documents
 from dispatcher.web.auth import READ, acting, broker_of, ledger_of, settings_of
 from dispatcher.web.items import LARGEST_ID, check_channel
@@ -81,8 +83,11 @@ def channels(user: Annotated[User, Depends(acting(READ))], request: Request) -> 
 
 
 @router.get("/subscribers")
-def subscriber_list(user: Annotated[User, Depends(acting(READ))], request: Request) -> list[dict[str, Any]]:
-    """Every subscriber with areas, topics, consent and opt-out (``dispatch subscribers list``)."""
+def subscriber_list(
+    user: Annotated[User, Depends(acting("subscribers"))], request: Request
+) -> list[dict[str, Any]]:
+    """Every subscriber with areas, topics, consent and opt-out (``dispatch subscribers list``): phone
+    numbers, so for operators only."""
     return subscribers.list_subscribers(ledger_of(request))
 
 
@@ -121,3 +126,24 @@ def subscriber_import(
         "refused_rows": report.refused_rows,
         "refused": [{"line": line, "problem": problem} for line, problem in report.refused],
     }
+
+
+#: ``/metrics`` stands beside ``/api/v1``, where Prometheus looks by default.
+scraping = APIRouter(tags=["operations"])
+
+
+@scraping.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}, "description": "The Prometheus text format."}},
+)
+def scrape(user: Annotated[User, Depends(acting(READ))], request: Request) -> Response:
+    """Counts from the ledger, and the broker's queue depths, in Prometheus's text format. Any user's
+    token will do (Prometheus sends it: ``authorization: {credentials_file: …}`` in its scrape config);
+    an auditor's is the usual choice."""
+    broker = broker_of(request)
+    depths = getattr(broker, "depths", None)
+    read = (lambda: depths(set(queues()))) if depths is not None else None
+    return Response(
+        metrics.exposition(ledger_of(request), settings_of(request), read), media_type=metrics.CONTENT_TYPE
+    )

@@ -47,6 +47,7 @@ from dispatcher.errors import NotFoundError
 from dispatcher.identity import User
 from dispatcher.ledger import Ledger
 from dispatcher.web.auth import acting
+from dispatcher.web.items import ItemId
 from dispatcher.words import Payload, Target
 from settings import Settings
 
@@ -236,7 +237,7 @@ def router(settings: Settings, ledger: Ledger, *, probe_interval: float | None =
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     @routes.get("/api/v1/items/{item_id}/views", tags=["status"])
-    def item_views(item_id: int, user: Reader) -> dict[str, Any]:
+    def item_views(item_id: ItemId, user: Reader) -> dict[str, Any]:
         """What each channel shows for the item: sign pages, SMS text and segments, post, article."""
         return views(ledger, settings, item_id)
 

@@ -13,7 +13,7 @@ from dispatcher import identity
 from dispatcher.identity import Role
 from dispatcher.ledger import EventRow, Ledger
 from dispatcher.serving import Listening, serve_app_in_thread
-from dispatcher.web.app import create_app
+from dispatcher.web.app import build
 from settings import Settings
 
 ADMIN = "管理员"
@@ -60,7 +60,10 @@ def running_api(settings: Settings, ledger: Ledger) -> Iterator[Api]:
     for name, roles in PEOPLE.items():
         tokens[name] = identity.add(ledger, acting, name, roles).token
     identity.disable(ledger, acting, "停用")
-    listening = serve_app_in_thread(create_app(settings, ledger), "127.0.0.1", 0, "api")
+    # Every face dispatch serve runs, the status page's routes among them; no probing, which would write
+    # events of its own while the tests count them.
+    app = build(settings, ledger, None, probe_interval=0)
+    listening = serve_app_in_thread(app, "127.0.0.1", 0, "api")
     try:
         yield Api(listening, ledger, tokens)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -89,3 +90,38 @@ def test_verify_names_a_broken_link(api: Api) -> None:
     broken = api.call("GET", "/api/v1/ledger/verify", "审计").json()
     assert broken["intact"] is False
     assert broken["broken_at"] == victim
+
+
+def test_the_report_over_http_is_the_command_lines(
+    api: Api, settings: Settings, environment: dict[str, str]
+) -> None:
+    published(api, channels=["website", "display"], department="海淀区<气象局>")
+    today = datetime.now(ZoneInfo(settings.time_zone)).date()
+    quarter = f"{today.year}Q{(today.month - 1) // 3 + 1}"
+    answer = api.call("GET", "/api/v1/ledger/report", "审计", params={"quarter": quarter})
+    assert answer.status_code == 200, answer.text
+    by_cli = CliRunner().invoke(
+        cli,
+        ["report", "--quarter", quarter, "--json"],
+        env={**environment, "DISPATCH_TOKEN": api.tokens["审计"]},
+        catch_exceptions=False,
+    )
+    assert by_cli.exit_code == 0, by_cli.output
+    assert answer.json() == json.loads(by_cli.stdout)
+    page = api.call("GET", "/api/v1/ledger/report", "审计", params={"quarter": quarter, "format": "html"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert "海淀区&lt;气象局&gt;" in page.text and "<svg" in page.text
+    for wrong in ({"quarter": "2026Q5"}, {"from": "2026-02-01"}, {"quarter": quarter, "from": "2026-01-01"}):
+        assert api.call("GET", "/api/v1/ledger/report", "审计", params=wrong).status_code == 422
+
+
+def test_metrics_are_the_ledgers_counts_in_prometheus_format(api: Api) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    published(api, channels=["website"])
+    answer = api.call("GET", "/metrics", "审计")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    items = {s.labels["state"]: s.value for s in families["dispatch_items"].samples}
+    assert sum(items.values()) == 1
+    assert api.call("GET", "/metrics").status_code == 401

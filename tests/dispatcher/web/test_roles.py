@@ -53,7 +53,7 @@ MATRIX: dict[tuple[str, str], tuple[str | frozenset[str], Callable[[], dict[str,
     ("POST", "/api/v1/deliveries/redrive"): ("redrive", as_json(lambda: {"channel": "website"})),
     ("POST", "/api/v1/deliveries/{delivery_id}/redrive"): ("redrive", NOTHING),
     ("GET", "/api/v1/channels"): ("read", NOTHING),
-    ("GET", "/api/v1/subscribers"): ("read", NOTHING),
+    ("GET", "/api/v1/subscribers"): ("subscribers", NOTHING),  # phone numbers
     ("POST", "/api/v1/subscribers"): (
         "subscribers",
         lambda: {
@@ -80,11 +80,18 @@ MATRIX: dict[tuple[str, str], tuple[str | frozenset[str], Callable[[], dict[str,
     ("POST", "/api/v1/users/{name}/disable"): ("users", NOTHING),
     ("GET", "/api/v1/ledger/export"): ("ledger", NOTHING),
     ("GET", "/api/v1/ledger/verify"): ("ledger", NOTHING),
+    ("GET", "/api/v1/ledger/report"): ("ledger", NOTHING),
+    ("GET", "/metrics"): ("read", NOTHING),
+    ("GET", "/api/v1/monitor"): ("read", NOTHING),
+    ("GET", "/api/v1/items/{item_id}/views"): ("read", NOTHING),
 }
 #: the gateway's callbacks carry their own credentials (tests/dispatcher/test_api.py)
 OUTSIDE = {("GET", "/health"), ("GET", "/sms/dlr"), ("GET", "/sms/mo")}
 PATH_VALUES = {"{item_id}": "1", "{delivery_id}": "1", "{ref}": "1", "{name}": "无此人"}
-QUERIES = {"/api/v1/ledger/export": {"from": "2026-01-01", "to": "2026-03-31"}}
+QUERIES = {
+    "/api/v1/ledger/export": {"from": "2026-01-01", "to": "2026-03-31"},
+    "/api/v1/ledger/report": {"quarter": "2026Q1"},
+}
 
 
 def endpoints(api: Api) -> set[tuple[str, str]]:
