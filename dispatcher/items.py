@@ -259,10 +259,17 @@ def authored(data: dict[str, Any], author: str | None, source: str) -> dict[str,
     named = data.get("author")
     if named in (None, ""):
         return {**data, "author": author}
-    if not isinstance(named, str) or not same_person(named, author):
+    if not isinstance(named, str):
+        raise InvalidItemError(source, [("author", "must be a name (text)")])
+    if not same_person(named, author):
         raise InvalidItemError(
             source,
-            [("author", f"names {named!r}, but {author} submits it; leave author out, or let them submit")],
+            [
+                (
+                    "author",
+                    f"names {named[:100]!r}, but {author} submits it; leave author out, or let them submit",
+                )
+            ],
         )
     return data
 
@@ -290,6 +297,19 @@ def parse_item(data: Any, source: str = "item", *, author: str | None = None) ->
         raise InvalidItemError(source, problems) from None
 
 
+class PlainLoader(yaml.BaseLoader):
+    """YAML without aliases: an item or a rota never needs one, and a few hundred bytes of aliases
+    repeating each other unfold into gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not taken in items or rotas", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def read_document(text: str, source: str, *, as_json: bool, whole: str = "(file)") -> Any:
     """A JSON or YAML document decoded, not yet validated; an :class:`InvalidItemError` naming ``whole``
     when it cannot be parsed. The items and rotas read from files and from request bodies both."""
@@ -299,7 +319,7 @@ def read_document(text: str, source: str, *, as_json: bool, whole: str = "(file)
         # BaseLoader keeps every scalar a string, so "expires" is parsed by pydantic (which insists on
         # an offset) rather than by YAML (which would accept a naive timestamp), and no YAML 1.1
         # surprise ("no" as false, 10:00 as 600) reaches a rota.
-        return yaml.load(text, Loader=yaml.BaseLoader)
+        return yaml.load(text, Loader=PlainLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidItemError(source, [(whole, f"cannot be parsed: {exc}")]) from None
     except RecursionError:

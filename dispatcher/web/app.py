@@ -42,7 +42,8 @@ from dispatcher.items import Item
 from dispatcher.ledger import Ledger
 from dispatcher.outbox import Broker
 from dispatcher.rota import Rota
-from dispatcher.web import audit, callbacks, items, operations, page, rotas, users
+from dispatcher.web import audit, callbacks, documents, items, operations, page, rotas, users
+from dispatcher.web.auth import Gate
 from settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,9 +139,15 @@ def create_app(
     extra_routers: Iterable[APIRouter] = (),
 ) -> FastAPI:
     """The API, the callbacks and ``extra_routers`` (the status page) on one FastAPI app."""
-    app = FastAPI(title="Publication dispatcher", version="1", description=DESCRIPTION)
+    app = FastAPI(
+        title="Publication dispatcher",
+        version="1",
+        description=DESCRIPTION,
+        max_body_size=documents.MAX_BODY,  # 413 for a longer body, declared or streamed, before it is read
+    )
     app.state.settings, app.state.ledger, app.state.broker = settings, ledger, broker
     _errors(app)
+    app.add_middleware(Gate, ledger=ledger)
     app.include_router(callbacks.router(settings, ledger))
     app.include_router(operations.scraping)
     for family in (

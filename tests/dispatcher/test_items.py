@@ -116,3 +116,20 @@ def test_the_shipped_examples_are_valid() -> None:
         if path.name not in ("signs.yaml", "rota.yaml")
     }
     assert kinds == set(Kind)
+
+
+def test_yaml_aliases_are_refused_before_they_unfold(tmp_path: Path) -> None:
+    laughs = "kind: warning\nauthor: &a0 [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"a{i}: &a{i} [*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1}]\n" for i in range(1, 12)
+    )
+    path = tmp_path / "laughs.yaml"
+    path.write_text(laughs, encoding="utf-8")
+    with pytest.raises(InvalidItemError, match="aliases") as caught:
+        load_item(path, author="张敏")
+    assert len(str(caught.value)) < 1000
+
+
+def test_an_author_that_is_not_a_name_is_refused_without_quoting_it() -> None:
+    with pytest.raises(InvalidItemError, match="author: must be a name") as caught:
+        parse_item(item_doc(author=[["x"] * 50] * 50), author="张敏")
+    assert len(str(caught.value)) < 200

@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner, Result
+from sqlalchemy.engine import make_url
 
 from dispatcher import identity
 from dispatcher.cli import cli
@@ -26,8 +27,11 @@ _tokens: dict[tuple[str, str], str] = {}
 def token_of(name: str, roles: frozenset[Role] = EVERY_ROLE) -> str:
     """The token of user ``name`` in the ledger the environment names, made if need be."""
     url = load_settings().ledger_url
+    database = make_url(url).database
+    if database:  # a relative SQLite path is another file in each test's directory
+        url = str(Path(database).resolve())
     if (url, name) not in _tokens:
-        ledger = Ledger(url)
+        ledger = Ledger(load_settings().ledger_url)
         try:
             if (url, "") not in _tokens:
                 _tokens[(url, "")] = identity.bootstrap(ledger, "管理员").token

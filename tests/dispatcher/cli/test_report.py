@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.ledger import Ledger
+from settings import Settings
 from tests.dispatcher.cli import run
 from tests.dispatcher.test_disclosure import HOSTILE, plant_quarter
 
@@ -61,6 +62,6 @@ def test_the_report_as_json_and_over_chosen_days(quarter: dict[str, int]) -> Non
         (["--quarter", "2026Q4", "--from", "2026-10-01"], "not both"),
     ],
 )
-def test_a_period_it_cannot_read_is_refused(args: list[str], says: str) -> None:
+def test_a_period_it_cannot_read_is_refused(args: list[str], says: str, settings: Settings) -> None:
     result = run("report", *args)
     assert result.exit_code == 2 and says in result.stderr, result.stderr

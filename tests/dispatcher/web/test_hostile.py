@@ -3,8 +3,10 @@ a 500."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from dispatcher.web.documents import MAX_BODY
 from tests.dispatcher.web import Api
 from tests.dispatcher.web.test_roles import MATRIX, endpoints
 
@@ -16,6 +18,16 @@ BODY_JUNK: list[dict[str, Any]] = [
     {"data": b"{" * 5000, "headers": {"Content-Type": "application/json"}},
     {"data": b"[" * 100_000, "headers": {"Content-Type": "application/yaml"}},
     {"data": b"- &a [*a]", "headers": {"Content-Type": "application/yaml"}},
+    # a billion laughs: an author that is a list of lists, each alias repeating the one before
+    {
+        "data": b"kind: warning\nauthor: &a0 [x,x,x,x,x,x,x,x,x,x]\n"
+        + b"".join(
+            f"a{i}: &a{i} [*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1},*a{i - 1}]\n".encode()
+            for i in range(1, 12)
+        )
+        + b"title: *a11\n",
+        "headers": {"Content-Type": "application/yaml"},
+    },
     {
         "data": b"<?xml version='1.0'?><!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>",
         "headers": {"Content-Type": "application/cap+xml"},
@@ -58,3 +70,27 @@ def test_errors_carry_no_internals(api: Api) -> None:
     assert answer.status_code == 422
     assert "Traceback" not in answer.text
     assert "not UTF-8" in answer.text
+
+
+def test_no_body_is_read_before_the_token_is_checked(api: Api) -> None:
+    """FastAPI parses a JSON body before an endpoint's dependencies run: the gate answers first."""
+    for path in ("/api/v1/items/1/reject", "/api/v1/users", "/api/v1/deliveries/redrive"):
+        broken = api.call("POST", path, data=b"{not json", headers={"Content-Type": "application/json"})
+        assert broken.status_code == 401, (path, broken.text)
+        assert broken.headers["www-authenticate"] == "Bearer"
+    assert api.call("GET", "/metrics").status_code == 401
+    assert api.call("GET", "/").status_code == 200  # the page's shell needs no token
+
+
+def test_a_body_past_the_limit_is_refused_unread(api: Api) -> None:
+    events = api.events()
+    declared = api.call("POST", "/api/v1/items/1/reject", "审核一", data=b"x" * (MAX_BODY + 1))
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the body streams in past the limit
+        for _ in range(MAX_BODY // 65536 + 2):
+            yield b'{"reason": "' + b"x" * 65536
+
+    streamed = api.call("POST", "/api/v1/items/1/reject", "审核一", data=chunks())
+    assert streamed.status_code == 413, streamed.text
+    assert api.events() == events
