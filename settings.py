@@ -338,8 +338,10 @@ class MonitorSettings(BaseModel):
 class AlertSettings(BaseModel):
     """Where operators are told that a channel went down or came back, and the morning digest goes."""
 
-    webhook_url: str | None = Field(
-        None, description="POSTed a JSON body per alert, signed (X-Dispatch-Signature); None: no webhook."
+    webhook_url: SecretStr | None = Field(
+        None,
+        description="POSTed a JSON body per alert, signed (X-Dispatch-Signature); None: no webhook. A secret: "
+        "chat webhooks carry their access token in the URL.",
     )
     webhook_secret: SecretStr = Field(
         SecretStr(""), description="HMAC-SHA256 key of the webhook's signature; needed with webhook_url."

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -85,7 +85,7 @@ class Issued:
     """A user just added or given a new token: the token is in no other place; show it once."""
 
     user: User
-    token: str
+    token: str = field(repr=False)
 
 
 def _digest(secret: str) -> str:

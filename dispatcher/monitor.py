@@ -44,7 +44,6 @@ import hashlib
 import hmac
 import json
 import math
-import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -414,7 +413,7 @@ def send_alerts(
         error, final = None, False
         try:
             if route == WEBHOOK:
-                _post(settings, session, alert_id, message["json"])
+                _post(settings, session, alert_id, message["json"], now)
             else:
                 _text(settings, sms_channel_for(route), alert_id, route, message["text"])
         except _GiveUp as exc:
@@ -448,11 +447,14 @@ def send_alerts(
     return sent
 
 
-def _post(settings: Settings, http: Any, alert_id: int, body: dict[str, Any]) -> None:
-    url = settings.alerts.webhook_url
+def _post(settings: Settings, http: Any, alert_id: int, body: dict[str, Any], now: datetime) -> None:
+    url = settings.alerts.webhook_url.get_secret_value() if settings.alerts.webhook_url else ""
     if not url:
         raise _GiveUp("no webhook_url is set any more")
-    data = json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    # The key and the time of this try are inside the signed body: a receiver drops a repeat by the key
+    # and a replay by the time, and neither can be changed without breaking the signature.
+    signed = {**body, "key": alert_key(alert_id), "sent_at": now.isoformat()}
+    data = json.dumps(signed, ensure_ascii=False, sort_keys=True).encode("utf-8")
     headers = {
         "Content-Type": "application/json; charset=utf-8",
         "X-Dispatch-Signature": signature(settings.alerts.webhook_secret.get_secret_value(), data),
@@ -487,7 +489,7 @@ def percentile(values: list[float], share: float) -> float | None:
 def timings(values: list[float]) -> dict[str, Any]:
     return {
         "count": len(values),
-        "median": statistics.median(values) if values else None,
+        "median": percentile(values, 0.5),  # nearest rank, as the disclosure report counts it
         "p95": percentile(values, 0.95),
     }
 
@@ -520,7 +522,10 @@ def approval_to_sent(session: Session, since: datetime) -> dict[tuple[str, str],
 
 def overdue(session: Session, settings: Settings, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
     """Deliveries not sent yet past their kind's deadline (``DISPATCH_MONITOR__OVERDUE_AFTER``), counted
-    from the revision's approval or its ``publish_at``, whichever is later: oldest first."""
+    from the revision's approval or its ``publish_at``, whichever is later: warnings first, then oldest
+    first. A delivery that waits on purpose without having been tried (an item scheduled for later, a
+    routine text held by quiet hours or by the daily cap until the morning) is not overdue: its
+    ``next_attempt_at`` is still to come and it has spent no attempt."""
     deadlines = settings.monitor.overdue_after
     if not deadlines:
         return []
@@ -534,8 +539,13 @@ def overdue(session: Session, settings: Settings, now: datetime, limit: int = 50
             DeliveryRow.action.in_(list(SHOWING)),
             ItemRow.kind.in_(list(deadlines)),
             ApprovalRow.at < now - timedelta(seconds=min(deadlines.values())),
+            or_(  # not waiting on purpose (written so that a NULL time counts as due)
+                DeliveryRow.attempts > 0,
+                DeliveryRow.next_attempt_at.is_(None),
+                DeliveryRow.next_attempt_at <= now,
+            ),
         )
-        .order_by(ApprovalRow.at)
+        .order_by(case((ItemRow.kind == "warning", 0), else_=1), ApprovalRow.at)
         .limit(limit)
     ).all()
     found = []
