@@ -290,14 +290,16 @@ def _not_expired(ledger: Ledger, item: Item) -> None:
         raise InvalidItemError(item.title, [("expires", f"{item.expires.isoformat()} has already passed")])
 
 
-def submit_draft(ledger: Ledger, item_id: int) -> None:
-    """Move a draft on to review."""
+def submit_draft(ledger: Ledger, item_id: int, by: str | None = None) -> None:
+    """Move a draft on to review: by its author (``by``, the user who asks; None: the flow's own callers)."""
     with ledger.session() as session:
         row = _load(session, item_id)
         if row.state is not ItemState.draft:
             raise RefusedError(f"item {item_id} is {row.state.value}; only a draft can be submitted")
+        if by is not None and not people.same_person(by, row.author):
+            raise RefusedError(f"item {item_id} is {row.author}'s draft; only they can submit it")
         row.state = ItemState.submitted
-        record(session, "item.submitted", actor=row.author, item_id=item_id, kind=row.kind)
+        record(session, "item.submitted", actor=by or row.author, item_id=item_id, kind=row.kind)
 
 
 def person(name: str, missing: str) -> str:

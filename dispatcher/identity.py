@@ -120,11 +120,14 @@ def _add(session: Session, name: str, roles: frozenset[Role], by: str) -> Issued
     try:
         name = people.checked_name(name)
     except ValueError as exc:
-        raise RefusedError(f"the name {name!r} {exc}") from None
+        raise RefusedError(f"the name {name[:100]!r} {exc}") from None
+    if len(name) > 100:
+        raise RefusedError("a user's name has at most 100 characters")
     key = people.person_key(name)
     taken = session.scalar(select(UserRow).where(UserRow.key == key))
     if taken is not None:
         raise RefusedError(f"a user named {taken.name!r} exists, and {name!r} reads the same")
+    by = by or name
     token, token_id, hashed = _new_token()
     row = UserRow(
         name=name,
@@ -148,7 +151,7 @@ def bootstrap(ledger: Ledger, name: str) -> Issued:
                 raise RefusedError(
                     "the ledger has users already; an admin adds more (dispatch users add NAME --role …)"
                 )
-            return _add(session, name, frozenset({Role.admin}), by=people.checked_name(name))
+            return _add(session, name, frozenset({Role.admin}), by="")  # the first admin adds themself
     except IntegrityError:  # another bootstrap won the race
         raise RefusedError("the ledger has users already") from None
 

@@ -144,10 +144,15 @@ def _rows(reader: csv.DictReader[str], report: ImportReport) -> Iterator[dict[st
 
 
 def import_csv(
-    ledger: Ledger, path: Path, settings: SmsSettings, progress: Callable[[int], None] | None = None
+    ledger: Ledger,
+    path: Path,
+    settings: SmsSettings,
+    progress: Callable[[int], None] | None = None,
+    by: str = "import",
 ) -> ImportReport:
     """Import subscribers from a CSV file, streamed: bad rows are reported, the rest written a slice at
-    a time in bulk. ``progress`` is told how many bytes of the file each slice took."""
+    a time in bulk. ``progress`` is told how many bytes of the file each slice took; ``by`` is who
+    imports (on the record)."""
     report = ImportReport()
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
@@ -208,7 +213,7 @@ def import_csv(
         record(
             session,
             "subscribers.imported",
-            actor="import",
+            actor=by,
             file=path.name,
             created=report.created,
             updated=report.updated,

@@ -40,7 +40,7 @@ def submit(source: str, draft: bool, as_json: bool) -> None:
         return
     user = acting_user("submit")
     if item_id is not None:
-        approval.submit_draft(ledger, item_id)
+        approval.submit_draft(ledger, item_id, by=user.name)
         state = "submitted"
     else:
         item_id = approval.submit(ledger, load_item(Path(source), author=user.name), draft=draft)

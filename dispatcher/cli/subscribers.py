@@ -22,10 +22,10 @@ def subscribers_import(file: Path) -> None:
     """Import subscribers from a CSV file (phone, areas, topics, consent); bad rows are listed."""
     from dispatcher.subscribers import import_csv
 
-    acting_user("subscribers")
+    user = acting_user("subscribers")
     size = file.stat().st_size if file.is_file() else 0
     with click.progressbar(length=size, label="importing", file=sys.stderr, show_pos=False) as bar:
-        report = import_csv(open_ledger(), file, get_settings().sms, progress=bar.update)
+        report = import_csv(open_ledger(), file, get_settings().sms, progress=bar.update, by=user.name)
     for line, problem in report.refused:
         click.echo(f"{file}:{line}: {problem}", err=True)
     if report.refused_rows > len(report.refused):

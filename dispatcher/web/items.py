@@ -93,7 +93,7 @@ def submit_draft(
     user: Annotated[User, Depends(acting("submit"))], item_id: ItemId, request: Request
 ) -> Stored:
     """Submit a draft for review (``dispatch submit ID``)."""
-    approval.submit_draft(ledger_of(request), item_id)
+    approval.submit_draft(ledger_of(request), item_id, by=user.name)
     return Stored(id=item_id, state="submitted")
 
 

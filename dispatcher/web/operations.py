@@ -116,7 +116,9 @@ def subscriber_import(
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(body)
-        report = subscribers.import_csv(ledger_of(request), FilePath(name), settings_of(request).sms)
+        report = subscribers.import_csv(
+            ledger_of(request), FilePath(name), settings_of(request).sms, by=user.name
+        )
     finally:
         os.unlink(name)
     return {

@@ -16,7 +16,7 @@ from dispatcher.identity import User
 from dispatcher.web.auth import READ, acting, ledger_of
 
 router = APIRouter(tags=["users"])
-UserName = Annotated[str, Path(min_length=1, max_length=200)]
+UserName = Annotated[str, Path(min_length=1, max_length=100)]
 
 
 @router.get("/whoami")
@@ -26,7 +26,7 @@ def whoami(user: Annotated[User, Depends(acting(READ))]) -> dict[str, Any]:
 
 
 class NewUser(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=100)
     roles: list[str] = Field(
         min_length=1, max_length=10, description="author, approver, operator, auditor, admin"
     )

@@ -328,3 +328,9 @@ def test_the_same_report_from_a_postgresql_ledger(
         ("website", 3, 4),
     ]
     assert len(report.corrections) == 1 and len(report.withdrawals) == 1
+
+
+@pytest.mark.parametrize("quarter", ["0000Q1", "0001Q1", "9999Q4", "1969Q4"])
+def test_a_quarter_outside_the_ledgers_years_is_refused(quarter: str) -> None:
+    with pytest.raises(InvalidItemError, match="the year must be from 1970 to 9998"):
+        quarter_days(quarter)

@@ -111,3 +111,11 @@ def test_each_role_may_do_what_the_table_says_and_nothing_else(role: Role) -> No
         assert user.may(action) is (role in allowed)
     assert user.may("status") and user.may("preview")  # reading is open to every user
     assert not identity.User(1, "admin", frozenset({Role.admin})).may("approve")  # admins manage users only
+
+
+@pytest.mark.parametrize("name", ["   ", "\u200b\u200b", "Pаul", "名" * 101])
+def test_a_name_that_cannot_be_on_the_record_is_refused_even_for_the_first_admin(
+    ledger: Ledger, name: str
+) -> None:
+    with pytest.raises(RefusedError):
+        identity.bootstrap(ledger, name)

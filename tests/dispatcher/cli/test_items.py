@@ -192,3 +192,11 @@ def test_retract_withdraws_at_once_and_says_what_it_set_in_motion(tmp_path: Path
     assert "withdrawn by 李娜" in status.stdout and "预警发布有误" in status.stdout
     again = run("retract", "1", "--as", "李娜", "--reason", "again")
     assert again.exit_code == 1 and "withdrawn already" in again.stderr
+
+
+def test_only_its_author_submits_a_draft_for_review(tmp_path: Path, ledger: Ledger) -> None:
+    assert run("submit", str(write(tmp_path)), "--draft").exit_code == 0  # 张敏's draft
+    other = run("submit", "1", "--as", "李娜")
+    assert other.exit_code == 1 and "张敏's draft; only they can submit it" in other.stderr
+    assert run("submit", "1").exit_code == 0
+    assert json.loads(run("status", "1", "--json").stdout)["state"] == "submitted"
