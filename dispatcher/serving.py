@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,11 +72,22 @@ async def _widened(server: uvicorn.Server, sockets: list[socket.socket] | None) 
     await server.serve(sockets=sockets)
 
 
+class StoppingServer(uvicorn.Server):
+    """Stops on SIGINT or SIGTERM and returns: uvicorn would raise the signal again once it has shut
+    down, and the process would end with 130 or 143 ("Aborted!") after a clean stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 def serve_forever(app: Any, host: str, port: int) -> None:
     """Serve the ASGI ``app`` in this thread until SIGINT or SIGTERM (``dispatch serve``)."""
     import asyncio
 
-    asyncio.run(_widened(uvicorn.Server(server_config(app, host, port)), None))
+    asyncio.run(_widened(StoppingServer(server_config(app, host, port)), None))
 
 
 @dataclass

@@ -21,7 +21,7 @@ def wait_for_interrupt() -> None:
         pass
 
 
-def run_server(host: str | None, port: int | None) -> None:
+def run_server(host: str | None, port: int | None, probe_interval: float | None = None) -> None:
     from dispatcher.serving import serve_forever
     from dispatcher.tasks import broker_for
     from dispatcher.web.app import build
@@ -29,7 +29,7 @@ def run_server(host: str | None, port: int | None) -> None:
     settings = get_settings()
     host = host or settings.api.host
     port = settings.api.port if port is None else port
-    app = build(settings, open_ledger(), broker_for(settings))
+    app = build(settings, open_ledger(), broker_for(settings), probe_interval=probe_interval)
     click.echo(f"API on http://{host}:{port} (OpenAPI: /openapi.json); Ctrl-C or SIGTERM stops it")
     serve_forever(app, host, port)
 
@@ -37,9 +37,16 @@ def run_server(host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on (default: DISPATCH_API__HOST).")
 @click.option("--port", type=int, default=None, help="Port (default: DISPATCH_API__PORT).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--probe-interval",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Probe the channels this often for the status page (default: DISPATCH_MONITOR__PROBE_INTERVAL; "
+    "0: leave it to the beat).",
+)
+def serve(host: str | None, port: int | None, probe_interval: float | None) -> None:
     """Serve the HTTP API (/api/v1), the SMS gateway's callbacks and the status page until interrupted."""
-    run_server(host, port)
+    run_server(host, port, probe_interval)
 
 
 @click.command(hidden=True)
