@@ -143,6 +143,7 @@ class SmsChannel(Channel):
                 "encoding": encoding,
                 "segments": segments,
                 "characters": len(text),
+                "direct": True,
             },
         )
 
@@ -183,7 +184,7 @@ class SmsChannel(Channel):
             if len(parts) > 1:
                 # 3GPP TS 23.040 §9.2.3.24.1: IEI 0 (8-bit reference), length 3, ref, total, sequence
                 params["udh"] = bytes([5, 0, 3, reference, len(parts), number])
-            if self.settings.dlr_url:
+            if self.settings.dlr_url and not body.get("direct"):  # no delivery awaits a direct text's reports
                 params.update(self.report_parameters(key, number if len(parts) > 1 else None))
             try:
                 answers.append(self.submit(params, len(body["to"])))

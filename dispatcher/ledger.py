@@ -201,7 +201,11 @@ class DeliveryRow(Base):
     __tablename__ = "deliveries"
     # Whether an item still has deliveries on their way is one lookup here, whatever its size; the
     # index also serves every query by item alone.
-    __table_args__ = (Index("ix_deliveries_item_id_state", "item_id", "state"),)
+    __table_args__ = (
+        Index("ix_deliveries_item_id_state", "item_id", "state"),
+        # the status page's rates and times of the last hour and day, asked every few seconds
+        Index("ix_deliveries_sent_at", "sent_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id"), index=True)

@@ -44,6 +44,7 @@ def ledger_verify() -> None:
     """Walk the event log's chain of hashes; exit 1 naming the first event whose link is broken."""
     from dispatcher.ledger import verify_chain
 
+    acting_user("ledger")
     with open_ledger().session() as session:
         checked, broken, head = verify_chain(session)
     if broken is not None:

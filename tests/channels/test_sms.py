@@ -133,3 +133,11 @@ def test_a_direct_message_is_a_payload_the_adapter_sends_to_those_numbers(settin
     assert (payload.body["encoding"], payload.body["segments"]) == ("UCS-2", 1)
     with pytest.raises(ConfigurationError, match="cannot send a message to people directly"):
         build_channel("website", settings).direct("text", ["+8613800138001"])
+
+
+@responses.activate
+def test_a_direct_message_asks_for_no_delivery_report(settings: Settings) -> None:
+    sms = SmsChannel(settings.sms.model_copy(update={"dlr_url": "http://127.0.0.1:8100/sms/dlr"}))
+    responses.get(settings.sms.sendsms_url, body="0: Accepted for delivery")
+    sms.send(sms.direct("【调度告警】短信通道 down", ["+8613800138001"]), "alert-key")
+    assert "dlr-url" not in responses.calls[0].request.url

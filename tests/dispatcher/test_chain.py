@@ -8,12 +8,18 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from dispatcher import approval
+from dispatcher import approval, identity
 from dispatcher.cli import cli
 from dispatcher.items import parse_item
 from dispatcher.ledger import GENESIS, EventRow, Ledger, verify_chain
 from settings import Settings
 from tests.support import item_doc
+
+
+def auditor(ledger: Ledger) -> dict[str, str]:
+    """The environment of a command run by an auditor (its user's events are the ledger's first)."""
+    admin = identity.authenticate(ledger, identity.bootstrap(ledger, "管理员").token)
+    return {"DISPATCH_TOKEN": identity.add(ledger, admin, "审计", frozenset({identity.Role.auditor})).token}
 
 
 def written(ledger: Ledger, settings: Settings) -> int:
@@ -46,11 +52,12 @@ def test_every_event_is_chained_to_the_one_before(ledger: Ledger, settings: Sett
 
 
 def test_an_event_changed_in_the_database_is_found(ledger: Ledger, settings: Settings) -> None:
+    env = {"DISPATCH_LEDGER_URL": settings.ledger_url, **auditor(ledger)}
     written(ledger, settings)
     tamper(settings, "UPDATE events SET actor = '王强' WHERE id = 3")
     with ledger.session() as session:
         assert verify_chain(session)[1] == 3
-    result = CliRunner().invoke(cli, ["ledger", "verify"], env={"DISPATCH_LEDGER_URL": settings.ledger_url})
+    result = CliRunner().invoke(cli, ["ledger", "verify"], env=env)
     assert result.exit_code == 1 and "breaks at event 3" in result.output
 
 
@@ -62,6 +69,7 @@ def test_an_event_removed_from_the_database_is_found(ledger: Ledger, settings: S
 
 
 def test_verify_says_the_chain_holds(ledger: Ledger, settings: Settings, tmp_path: Path) -> None:
+    env = {"DISPATCH_LEDGER_URL": settings.ledger_url, **auditor(ledger)}
     count = written(ledger, settings)
-    result = CliRunner().invoke(cli, ["ledger", "verify"], env={"DISPATCH_LEDGER_URL": settings.ledger_url})
+    result = CliRunner().invoke(cli, ["ledger", "verify"], env=env)
     assert result.exit_code == 0 and result.output.startswith(f"{count} events, chained")

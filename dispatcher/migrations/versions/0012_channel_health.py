@@ -1,7 +1,7 @@
 """Channel health, operator alerts and the morning digest: channel_health, health_changes, digests,
-ops_alerts.
+ops_alerts; an index of deliveries by when they were sent.
 
-Revision 0012, after 0011. New tables only.
+Revision 0012, after 0011. New tables and one index.
 """
 
 from __future__ import annotations
@@ -74,8 +74,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("source", "route"),
     )
     op.create_index("ix_ops_alerts_state", "ops_alerts", ["state"])
+    # The status page asks for the last hour's and day's sends every few seconds.
+    op.create_index("ix_deliveries_sent_at", "deliveries", ["sent_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_sent_at", "deliveries")
     for table in ("ops_alerts", "digests", "health_changes", "channel_health"):
         op.drop_table(table)
