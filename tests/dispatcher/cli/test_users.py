@@ -85,6 +85,13 @@ def test_the_author_on_the_record_is_the_user_who_submits(tmp_path: Path, ledger
         (Role.operator, ("ledger", "export", "--from", "2026-01-01", "--to", "2026-12-31")),
         (Role.auditor, ("rota", "approve", "tips")),
         (Role.author, ("report", "--quarter", "2026Q4")),
+        (Role.approver, ("update", "1", "item.yaml")),
+        (Role.author, ("subscribers", "list")),
+        (Role.author, ("subscribers", "import", "subscribers.csv")),
+        (Role.approver, ("rota", "submit", "rota.yaml")),
+        (Role.author, ("rota", "pause", "tips")),
+        (Role.author, ("ledger", "verify")),
+        (Role.approver, ("users", "disable", "someone")),
     ],
 )
 def test_a_command_refuses_a_user_without_its_role(
