@@ -26,7 +26,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -143,10 +143,21 @@ def _add(session: Session, name: str, roles: frozenset[Role], by: str) -> Issued
     return Issued(_user(row), token)
 
 
+#: On PostgreSQL, the changes whose rule reads other users (the first admin, the last admin) take turns:
+#: two at once would each read a table the other is changing. SQLite has one writer at a time already.
+USERS_LOCK = 0x7E11_05E5
+
+
+def _take_turns(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": USERS_LOCK})
+
+
 def bootstrap(ledger: Ledger, name: str) -> Issued:
     """The first admin, while the ledger has no user; refused once it has one."""
     try:
         with ledger.session() as session:
+            _take_turns(session)
             if session.scalar(select(func.count()).select_from(UserRow)):
                 raise RefusedError(
                     "the ledger has users already; an admin adds more (dispatch users add NAME --role …)"
@@ -182,6 +193,7 @@ def disable(ledger: Ledger, by: User, name: str, now: datetime | None = None) ->
     """Turn a user away from now on (their token stops working); their name stays on the record."""
     by.require("users")
     with ledger.session() as session:
+        _take_turns(session)
         row = _row(session, name)
         if row.disabled_at is not None:
             raise RefusedError(f"user {row.name!r} is already disabled")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dispatcher import identity
 from dispatcher.errors import AuthenticationError, ForbiddenError, NotFoundError, RefusedError
 from dispatcher.identity import PERMISSIONS, Role
 from dispatcher.ledger import EventRow, Ledger, UserRow
+from tests.dispatcher.test_migrations import postgres, postgres_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -119,3 +121,31 @@ def test_a_name_that_cannot_be_on_the_record_is_refused_even_for_the_first_admin
 ) -> None:
     with pytest.raises(RefusedError):
         identity.bootstrap(ledger, name)
+
+
+def test_on_postgresql_two_first_admins_at_once_make_one(postgres_url: str) -> None:  # noqa: F811
+    """The first-admin rule reads the users table: two bootstraps at once take turns, and one wins."""
+    ledgers = [Ledger(postgres_url) for _ in range(2)]
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def first_admin(ledger: Ledger, name: str) -> None:
+        start.wait()
+        try:
+            identity.bootstrap(ledger, name)
+            outcomes.append("made")
+        except RefusedError:
+            outcomes.append("refused")
+
+    threads = [
+        threading.Thread(target=first_admin, args=(ledger, f"admin{i}")) for i, ledger in enumerate(ledgers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with ledgers[0].session() as session:
+        admins = session.scalar(select(func.count()).select_from(UserRow))
+    for ledger in ledgers:
+        ledger.dispose()
+    assert sorted(outcomes) == ["made", "refused"] and admins == 1
