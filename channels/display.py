@@ -263,7 +263,13 @@ class DisplayChannel(Channel):
             detail += f"; in local control: {', '.join(local[:10])}"
         if wrong:
             detail += f"; registry differs from the sign: {', '.join(wrong[:5])}"
-        return Health(not (offline or local or wrong) and bool(self.signs), detail, latency)
+        return Health(
+            not (offline or local or wrong) and bool(self.signs),
+            detail,
+            latency,
+            down=tuple(offline + local),  # a sign in local control shows none of our messages either
+            checked=len(self.signs),
+        )
 
     def describe(self, payload: Payload) -> list[str]:
         body = payload.body

@@ -110,7 +110,7 @@ class MicroblogChannel(Channel):
         if not self.accounts:
             return Health(False, "no microblog account configured", 0.0)
         started = time.monotonic()
-        problems = []
+        problems, refused = [], []
         weibo = [a.name for a in self.settings.accounts if a.driver == "weibo"]
         if weibo and not self.on_safe_domain(self.public_url):
             problems.append(
@@ -122,9 +122,12 @@ class MicroblogChannel(Channel):
             health = api.check(token)
             if not health.ok:
                 problems.append(f"{name}: {health.detail}")
+                refused.append(name)
         latency = (time.monotonic() - started) * 1000
         if problems:
-            return Health(False, "; ".join(problems), latency)
+            return Health(
+                False, "; ".join(problems), latency, down=tuple(refused), checked=len(self.accounts)
+            )
         return Health(True, f"{len(self.accounts)} account(s) accepted", latency)
 
     def describe(self, payload: Payload) -> list[str]:

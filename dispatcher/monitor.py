@@ -8,8 +8,12 @@ or ``down`` (``unknown`` until first decided):
   ``DISPATCH_MONITOR__UP_AFTER`` good probes in a row; a failed probe short of the count leaves the state
   as it was. A channel whose probe is good is ``degraded`` when one of its targets is down, or when its
   recent sends went badly (below), and ``healthy`` otherwise;
-- a *target* is ``down`` while its circuit (``dispatcher/circuits.py``) is open or half open, else
-  ``degraded`` when its recent sends went badly, else ``healthy``;
+- a *target* is ``down`` while its circuit (``dispatcher/circuits.py``) is open or half open, or while
+  its channel's probe names it among those it could not use (a sign that does not answer or is in
+  local control, a microblog account whose token is refused) while others answered, else ``degraded``
+  when its recent sends went badly, else ``healthy``. A probe that failed for some of the outlets it
+  checked but not all is not a failed probe of the channel: the channel is ``degraded`` (those targets
+  are down). When none answered, the channel is down, and that one change stands for them all;
 - *recent sends went badly*: in the last ``DISPATCH_MONITOR__DEGRADED_WINDOW`` seconds at least
   ``DISPATCH_MONITOR__DEGRADED_MIN`` send outcomes were recorded (events ``delivery.sent``, and the failing
   ones ``delivery.retrying``, ``delivery.failed``, ``delivery.dead``, ``delivery.unknown``) and the failing
@@ -172,14 +176,26 @@ def check(
                 )
             )
         }
+        # Outlets a probe could not use while others answered; when none answered, the channel is down,
+        # which says it for all of them (one alert, not one per sign).
+        unusable = {
+            (name, target)
+            for name, probe in probes.items()
+            if len(probe.down) < probe.checked
+            for target in probe.down
+        }
         targets = sorted(
-            key for key in set(circuits) | set(recent) | known if key[1] != WHOLE and key[0] in REGISTRY
+            key
+            for key in set(circuits) | set(recent) | known | unusable
+            if key[1] != WHOLE and key[0] in REGISTRY
         )
         target_states: dict[str, list[str]] = {}
         for channel, target in targets:
             circuit = circuits.get((channel, target))
             if circuit is not None and circuit.state != "closed":
                 wanted, reason = DOWN, f"circuit {circuit.state}: {circuit.last_error or 'failures'}"
+            elif (channel, target) in unusable:
+                wanted, reason = DOWN, f"the probe could not use it: {probes[channel].detail}"
             else:
                 why = badly(recent.get((channel, target), Counter()), settings)
                 wanted, reason = (DEGRADED, why) if why else (HEALTHY, "sends go through")
@@ -188,6 +204,9 @@ def check(
             changes += [change] if change else []
             target_states.setdefault(channel, []).append(wanted)
         for channel, probe in probes.items():
+            if not probe.ok and 0 < len(probe.down) < probe.checked:
+                # Some outlets answered: the channel is reached, those targets are down (above).
+                probe = Health(True, probe.detail, probe.latency_ms)
             row = _observed(session, channel, WHOLE, now, probe, None if probe.ok else probe.detail)
             if not probe.ok:
                 wanted = DOWN if row.failures >= settings.monitor.down_after else row.state

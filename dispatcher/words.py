@@ -75,9 +75,15 @@ class Findings:
 
 @dataclass(frozen=True)
 class Health:
+    """What a probe found. A channel of several outlets that it checked one by one says which it could
+    not use (``down``) of how many it checked (``checked``): some signs offline is a channel of which
+    those signs are down, not a channel that is down."""
+
     ok: bool
     detail: str
     latency_ms: float
+    down: tuple[str, ...] = ()
+    checked: int = 0
 
 
 @dataclass(frozen=True)

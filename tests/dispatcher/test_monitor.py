@@ -575,3 +575,27 @@ def test_a_target_is_down_while_its_circuit_is_open_and_degraded_by_failing_send
         ("BJ-CY-002", "down", "healthy"),
     ]
     ledger.dispose()
+
+
+def test_one_sign_off_the_network_is_a_target_down_not_the_channel(
+    ledger: Ledger, alerting: Settings, sandbox: Sandbox, receiver: Receiver
+) -> None:
+    def channel_for(name: str) -> Channel:
+        return build_channel(name, alerting)
+
+    monitor.check(ledger, alerting, channel_for, now=T0)
+    signs = sandbox.urls["display"]
+    requests.post(f"{signs}/_sandbox/signs/BJ-CY-001/offline", json={"offline": True}, timeout=5)
+    monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=30))
+    assert set(changes_of(ledger)) == {
+        ("display", "BJ-CY-001", "unknown", "down"),
+        ("display", "*", "healthy", "degraded"),
+    }
+    requests.post(f"{signs}/_sandbox/signs/BJ-CY-001/offline", json={"offline": False}, timeout=5)
+    monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=60))
+    assert changes_of(ledger)[2:] == [
+        ("display", "BJ-CY-001", "down", "healthy"),
+        ("display", "*", "degraded", "healthy"),
+    ]
+    # the sign's changes are texted (down, back); the channel's degradation only goes to the webhook
+    assert sorted(route for _, route, _ in alerts_of(ledger)) == ["sms"] * 2 + ["webhook"] * 4
