@@ -148,7 +148,11 @@ function drawChannels(channels) {
   const rows = [];
   for (const channel of channels) {
     rows.push(channelRow(channel, false));
-    for (const target of channel.targets || []) rows.push(channelRow(target, true));
+    for (const target of channel.targets || []) {
+      // A channel that is down as a whole says nothing of its outlets: they are not shown healthy.
+      const shown = channel.state === "down" ? { ...target, state: "unknown", detail: "its channel is down" } : target;
+      rows.push(channelRow(shown, true));
+    }
   }
   fill($("#channels tbody"), rows, "No channel is configured.", 10);
 }

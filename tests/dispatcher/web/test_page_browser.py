@@ -131,6 +131,24 @@ def test_a_stopped_emulator_shows_its_channel_down_and_back(context: BrowserCont
     expect(health(tab, "microblog")).to_have_text("healthy", timeout=SHOWN)
 
 
+def test_one_sign_offline_is_shown_down_under_a_degraded_channel(
+    context: BrowserContext, board: Board
+) -> None:
+    tab = signed_in(context, board, board.auditor)
+    expect(health(tab, "display")).to_have_text("healthy", timeout=SHOWN)
+    signs = board.sandbox.urls["display"]
+    requests.post(f"{signs}/_sandbox/signs/BJ-CY-001/offline", json={"offline": True}, timeout=5)
+    expect(health(tab, "display", "BJ-CY-001")).to_have_text("down", timeout=SHOWN)
+    expect(health(tab, "display")).to_have_text("degraded")
+    board.sandbox.pause("display")  # now no sign answers: the channel is down, and says nothing of its signs
+    expect(health(tab, "display")).to_have_text("down", timeout=SHOWN)
+    expect(health(tab, "display", "BJ-CY-001")).to_have_text("unknown")
+    board.sandbox.resume("display")
+    requests.post(f"{signs}/_sandbox/signs/BJ-CY-001/offline", json={"offline": False}, timeout=5)
+    expect(health(tab, "display", "BJ-CY-001")).to_have_text("healthy", timeout=SHOWN)
+    expect(health(tab, "display")).to_have_text("healthy", timeout=SHOWN)
+
+
 def test_an_operator_redrives_a_dead_delivery_from_the_page_and_no_one_else_can(
     browser: Browser, context: BrowserContext, board: Board
 ) -> None:
