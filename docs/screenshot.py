@@ -2,9 +2,9 @@
 
 Starts the sandbox emulators, a ledger in a temporary directory with the example items (some sent, a
 microblog post dead, a warning not sent and looked at ten minutes later: overdue), the server with the
-page, then stops the display emulator so that its channel shows down, and photographs the page in
-headless chromium (Debian's ``chromium``, driven by Playwright) as an operator sees it, with the
-warning's preview open.
+page, then takes one sign off the network so that it shows down (its channel degraded), and
+photographs the page in headless chromium (Debian's ``chromium``, driven by Playwright) as an operator
+sees it, with the warning's preview open.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
 from playwright.sync_api import expect, sync_playwright
 
 from dispatcher import approval, identity
@@ -74,7 +75,8 @@ def main(out: Path) -> None:
             ledger.shift = timedelta(minutes=10)  # the page looks ten minutes on: the warning is overdue
             app = create_app(settings, ledger, None, extra_routers=[page.router(settings, ledger)])
             server = serve_app_in_thread(app, "127.0.0.1", 0, "status-page")
-            box.pause("display")
+            signs = box.urls["display"]  # one sign off the network: it is down, the channel degraded
+            requests.post(f"{signs}/_sandbox/signs/BJ-CY-002/offline", json={"offline": True}, timeout=5)
             try:
                 with sync_playwright() as playwright:
                     browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -82,7 +84,7 @@ def main(out: Path) -> None:
                     tab.goto(f"http://127.0.0.1:{server.port}/")
                     tab.fill("#token", operator.token)
                     tab.click("#login-form button")
-                    cell = '#channels tr[data-channel="display"][data-target="*"] td.state'
+                    cell = '#channels tr[data-channel="display"][data-target="BJ-CY-002"] td.state'
                     expect(tab.locator(cell)).to_have_text("down", timeout=10_000)
                     tab.locator(f'#items tr[data-item="{warning}"] button.show').click()
                     expect(tab.locator(".view.sign").first).to_be_visible()
