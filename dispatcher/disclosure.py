@@ -40,6 +40,7 @@ from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import func, select
 
+from dispatcher import exports
 from dispatcher.errors import InvalidItemError
 from dispatcher.ledger import (
     SHOWING,
@@ -205,13 +206,7 @@ def compile_report(
         return moment.astimezone(zone).isoformat(timespec="seconds")
 
     with ledger.session() as session:
-        first_approval = (
-            select(RevisionRow.item_id, func.min(ApprovalRow.at).label("at"))
-            .join(ApprovalRow, ApprovalRow.revision_id == RevisionRow.id)
-            .where(ApprovalRow.decision == "approved")
-            .group_by(RevisionRow.item_id)
-            .subquery()
-        )
+        first_approval = exports.first_approvals()
         in_period = (first_approval.c.at >= since, first_approval.c.at < until)
         by_kind = _counted(
             session.execute(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Subquery, func, select
 
 from dispatcher.ledger import (
     SHOWING,
@@ -52,6 +52,18 @@ COLUMNS = (
 )
 
 
+def first_approvals() -> Subquery:
+    """Each item's first approval (``item_id``, ``at``): the disclosure ledger and the report count an
+    item in the period it was first approved in."""
+    return (
+        select(RevisionRow.item_id, func.min(ApprovalRow.at).label("at"))
+        .join(ApprovalRow, ApprovalRow.revision_id == RevisionRow.id)
+        .where(ApprovalRow.decision == "approved")
+        .group_by(RevisionRow.item_id)
+        .subquery()
+    )
+
+
 def rows(ledger: Ledger, settings: Settings, start: date, end: date) -> Iterator[dict[str, Any]]:
     """The ledger's rows for items first approved from ``start`` to ``end`` (local dates, inclusive)."""
     zone = ZoneInfo(settings.time_zone)
@@ -62,13 +74,7 @@ def rows(ledger: Ledger, settings: Settings, start: date, end: date) -> Iterator
         return moment.astimezone(zone).isoformat(timespec="seconds") if moment else ""
 
     with ledger.session() as session:
-        first_approval = (
-            select(RevisionRow.item_id, func.min(ApprovalRow.at).label("at"))
-            .join(ApprovalRow, ApprovalRow.revision_id == RevisionRow.id)
-            .where(ApprovalRow.decision == "approved")
-            .group_by(RevisionRow.item_id)
-            .subquery()
-        )
+        first_approval = first_approvals()
         items = session.execute(
             select(ItemRow, first_approval.c.at)
             .join(first_approval, first_approval.c.item_id == ItemRow.id)

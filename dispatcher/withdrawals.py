@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,17 @@ class Withdrawal:
     #: phones a withdrawal notice goes to
     notified: int = 0
     enqueued: int = 0
+
+    def view(self) -> dict[str, Any]:
+        """As the command line's ``--json`` and the API answer it."""
+        return {
+            "id": self.item_id,
+            "state": "withdrawn",
+            "cancelled": self.cancelled,
+            "taking_down": self.taking_down,
+            "notified": self.notified,
+            "enqueued": self.enqueued,
+        }
 
 
 def retract(

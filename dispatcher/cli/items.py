@@ -181,16 +181,7 @@ def retract(item_id: int, reason: str, as_json: bool) -> None:
     actor = acting_user("retract").name
     done = retract_item(open_ledger(), get_settings(), item_id, actor, reason, broker())
     if as_json:
-        print_json(
-            {
-                "id": item_id,
-                "state": "withdrawn",
-                "cancelled": done.cancelled,
-                "taking_down": done.taking_down,
-                "notified": done.notified,
-                "enqueued": done.enqueued,
-            }
-        )
+        print_json(done.view())
         return
     parts = (
         ", ".join(f"{name} {count}" for name, count in done.taking_down.items())

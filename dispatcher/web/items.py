@@ -147,14 +147,7 @@ def retract(
     done = withdrawals.retract(
         ledger_of(request), settings_of(request), item_id, user.name, reason.reason, broker_of(request)
     )
-    return {
-        "id": item_id,
-        "state": "withdrawn",
-        "cancelled": done.cancelled,
-        "taking_down": done.taking_down,
-        "notified": done.notified,
-        "enqueued": done.enqueued,
-    }
+    return done.view()
 
 
 @router.get("")
