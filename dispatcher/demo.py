@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +62,14 @@ def received_summary(channel: str, entries: list[dict[str, Any]], target: str) -
 
 def run_demo(item_file: Path | None, timeout: float) -> int:
     item_file = item_file or PROJECT_DIR / "examples" / "warning.yaml"
+    # The demo has a ledger and a broker of its own, made afresh under var/demo: its sample warning
+    # never enters the office's ledger (where a sign watch would put it on real signs, and the export
+    # would count it), whatever DISPATCH_LEDGER_URL and DISPATCH_BROKER_URL say.
+    place = load_settings().var_dir / "demo"
+    shutil.rmtree(place, ignore_errors=True)
+    os.environ["DISPATCH_VAR_DIR"] = str(place)
+    for name in ("DISPATCH_LEDGER_URL", "DISPATCH_BROKER_URL"):
+        os.environ.pop(name, None)
     # The worker is another process: what this one sets up reaches it through its environment, and
     # this process reads its own settings again from the same values.
     settings = load_settings()
@@ -141,8 +150,9 @@ def run_demo(item_file: Path | None, timeout: float) -> int:
         click.echo(table(rows, ["channel", "target", "state", "tries", "time", "what the emulator received"]))
         click.echo("")
         click.echo(
-            f"item {item_id} is {report['state']} after {elapsed:.1f}s. "
-            f"The ledger stays in {settings.var_dir}; `dispatch status {item_id}` shows it again."
+            f"item {item_id} is {report['state']} after {elapsed:.1f}s. The demo's own ledger stays in "
+            f"{settings.var_dir} until the next demo: DISPATCH_VAR_DIR={settings.var_dir} dispatch status "
+            f"{item_id} shows it again."
         )
         return 0 if report["state"] == "published" else 1
     finally:
