@@ -296,6 +296,9 @@ def test_the_page_is_one_escaped_file_with_its_charts(
     )
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;局" in page
     assert "朝阳区应急管理局" in page and "2026Q4" in page
+    report = quarterly(ledger, settings, "2026Q4")
+    approved = re.search(r"items approved</th><td class=\"n\">([^<]*)</td>", page)
+    assert approved is not None and approved[1] == str(report.items)  # a number, not a method's repr
 
     def bars(chart: str) -> int:
         found = re.search(rf'<svg id="chart-{chart}".*?</svg>', page, re.S)
