@@ -59,6 +59,21 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ledger": frozenset({Role.auditor}),  # export, report, verify
     "users": frozenset({Role.admin}),
 }
+#: What each action is, as a refusal says it.
+DOING = {
+    "submit": "submit items",
+    "update": "submit corrections",
+    "approve": "approve",
+    "reject": "reject",
+    "retract": "withdraw items",
+    "redrive": "re-drive deliveries",
+    "subscribers": "import or list subscribers",
+    "rota.submit": "submit rotas",
+    "rota.review": "review rotas",
+    "rota.run": "pause, resume or retire rotas",
+    "ledger": "export, verify or report on the ledger",
+    "users": "manage users",
+}
 TOKEN = re.compile(r"dsp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
 
 
@@ -76,7 +91,7 @@ class User:
         """This user, if they may ``action``; a ForbiddenError naming the roles that may otherwise."""
         if not self.may(action):
             needed = " or ".join(sorted(PERMISSIONS[action]))
-            raise ForbiddenError(f"{self.name} may not {action}: that needs the role {needed}")
+            raise ForbiddenError(f"{self.name} may not {DOING[action]}: that needs the role {needed}")
         return self
 
 

@@ -50,7 +50,10 @@ def report(quarter: str | None, start: str | None, end: str | None, html: Path |
     else:
         found = disclosure.compile_report(open_ledger(), settings, first, last)
     if html is not None:
-        html.write_text(disclosure.render_html(found, settings), encoding="utf-8")
+        try:
+            html.write_text(disclosure.render_html(found, settings), encoding="utf-8")
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {html}: {exc.strerror}", param_hint="--html") from None
     if as_json:
         print_json(found.to_json())
         return

@@ -144,6 +144,10 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         max_body_size=documents.MAX_BODY,  # 413 for a longer body, declared or streamed, before it is read
+        # FastAPI's viewers load their scripts from a CDN: on an office's closed network they are blank.
+        # The document itself is served; any OpenAPI viewer opens it.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings, app.state.ledger, app.state.broker = settings, ledger, broker
     _errors(app)

@@ -112,6 +112,7 @@ def test_each_role_may_do_what_the_table_says_and_nothing_else(role: Role) -> No
     for action, allowed in PERMISSIONS.items():
         assert user.may(action) is (role in allowed)
     assert user.may("status") and user.may("preview")  # reading is open to every user
+    assert set(identity.DOING) == set(PERMISSIONS)  # every refusal can say what was refused
     assert not identity.User(1, "admin", frozenset({Role.admin})).may("approve")  # admins manage users only
 
 

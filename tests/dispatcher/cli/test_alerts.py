@@ -52,11 +52,12 @@ def test_cap_needs_an_author_and_a_cancel_an_approver_too(tmp_path: Path, ledger
         (tmp_path / name).write_bytes(fixture(name))
     approver = {"DISPATCH_TOKEN": token_of("审批人", frozenset({Role.approver}))}
     refused = run("submit", str(tmp_path / "warning-alert.xml"), env=approver)
-    assert refused.exit_code == 1 and "审批人 may not submit" in refused.stderr
+    assert refused.exit_code == 1 and "审批人 may not submit items" in refused.stderr
     assert run("submit", str(tmp_path / "warning-alert.xml"), "--as", "张敏").exit_code == 0
     author = {"DISPATCH_TOKEN": token_of("作者", frozenset({Role.author}))}
     cancel = run("submit", str(tmp_path / "warning-cancel.xml"), env=author)
-    assert cancel.exit_code == 1 and "作者 may not retract: that needs the role approver" in cancel.stderr
+    assert cancel.exit_code == 1
+    assert "作者 may not withdraw items: that needs the role approver" in cancel.stderr
     both = {"DISPATCH_TOKEN": token_of("两者", frozenset({Role.author, Role.approver}))}
     past_the_roles = run("submit", str(tmp_path / "warning-cancel.xml"), env=both)
     assert "never approved" in past_the_roles.stderr  # the flow's own rule, not the roles, answers

@@ -65,3 +65,8 @@ def test_the_report_as_json_and_over_chosen_days(quarter: dict[str, int]) -> Non
 def test_a_period_it_cannot_read_is_refused(args: list[str], says: str, settings: Settings) -> None:
     result = run("report", *args)
     assert result.exit_code == 2 and says in result.stderr, result.stderr
+
+
+def test_a_page_that_cannot_be_written_is_a_clear_error(tmp_path: Path, settings: Settings) -> None:
+    result = run("report", "--quarter", "2026Q4", "--html", str(tmp_path / "no" / "such" / "dir" / "q4.html"))
+    assert result.exit_code == 2 and "--html" in result.stderr and "cannot write" in result.stderr

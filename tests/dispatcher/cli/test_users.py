@@ -37,7 +37,7 @@ def test_the_first_admin_is_bootstrapped_once_and_adds_users(tmp_path: Path, led
     ]
     assert token not in json.dumps(listed)
     refused = run("users", "add", "李娜", "--role", "author", env={"DISPATCH_TOKEN": token})
-    assert refused.exit_code == 1 and "陈刚 may not users: that needs the role admin" in refused.stderr
+    assert refused.exit_code == 1 and "陈刚 may not manage users: that needs the role admin" in refused.stderr
     assert run("users", "disable", "陈刚", env=admin).exit_code == 0
     turned_away = run("whoami", env={"DISPATCH_TOKEN": token})
     assert turned_away.exit_code == 1 and "disabled" in turned_away.stderr
