@@ -84,6 +84,9 @@ def values(tmp_path: Path, registry: Path) -> dict[str, Any]:
         "sms": {"sendsms_url": f"{NOWHERE}/cgi-bin/sendsms", "timeout": 2, "daily_cap": 1000},
         "display": {"registry": registry, "http_base_url": NOWHERE, "timeout": 2},
         "microblog": {"api_base": NOWHERE, "timeout": 2},
+        # Delivery reports go where nothing listens unless a test serves the API: never to a dispatcher
+        # running on this machine's default port.
+        "api": {"public_url": NOWHERE},
     }
 
 
