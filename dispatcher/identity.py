@@ -8,7 +8,8 @@ person chose, so a fast hash is enough: no dictionary guesses it.
 
 What each role may do is one table, :data:`PERMISSIONS`. Reading (status, previews, the channels) is
 open to every user; roles guard what changes state and what exports the ledger. ``admin`` manages the
-users and nothing else: an admin who also approves is given both roles, on the record.
+users (adds, disables and enables them, changes their roles, gives them new tokens) and nothing else:
+an admin who also approves is given both roles, on the record.
 
 The four-eyes rule compares users by name (:mod:`dispatcher.approval`); names are unique by what a reader
 sees (:func:`dispatcher.people.person_key`), so no user can be added under a look-alike of another's.
@@ -216,6 +217,37 @@ def disable(ledger: Ledger, by: User, name: str, now: datetime | None = None) ->
             raise RefusedError(f"{row.name!r} is the last admin; add another admin first")
         row.disabled_at = now or ledger.now()
         record(session, "user.disabled", actor=by.name, user=row.name)
+        return _user(row)
+
+
+def enable(ledger: Ledger, by: User, name: str) -> Issued:
+    """Let a disabled user back in, with a new token: the one they had stays dead (it may be why they
+    were turned away)."""
+    by.require("users")
+    with ledger.session() as session:
+        row = _row(session, name)
+        if row.disabled_at is None:
+            raise RefusedError(f"user {row.name!r} is not disabled")
+        row.disabled_at = None
+        token, row.token_id, row.token_hash = _new_token()
+        record(session, "user.enabled", actor=by.name, user=row.name)
+        return Issued(_user(row), token)
+
+
+def set_roles(ledger: Ledger, by: User, name: str, roles: frozenset[Role]) -> User:
+    """Give ``name`` exactly ``roles`` (admin only), on the record; the last admin keeps that role."""
+    by.require("users")
+    if not roles:
+        raise RefusedError("a user needs at least one role")
+    with ledger.session() as session:
+        _take_turns(session)
+        row = _row(session, name)
+        before = row.roles.split()
+        if Role.admin.value in before and Role.admin not in roles and not _admins_left(session, row):
+            raise RefusedError(f"{row.name!r} is the last admin; add another admin first")
+        row.roles = " ".join(sorted(roles))
+        after = sorted(roles)
+        record(session, "user.roles_changed", actor=by.name, user=row.name, before=before, after=after)
         return _user(row)
 
 

@@ -11,7 +11,7 @@
 - ``schema``: ledger version, ledger upgrade, ledger verify, ledger export;
 - ``reporting``: report (the quarterly disclosure report: tables, JSON, an HTML page);
 - ``rotas``: rota preview, submit, approve, reject, list, pause, resume, retire;
-- ``users``: users bootstrap, add, list, disable, token; whoami.
+- ``users``: users bootstrap, add, list, disable, enable, roles, token; whoami.
 
 Every command that changes state, and the ledger's export, acts as a user: the one whose token
 ``DISPATCH_TOKEN`` (or the token file) holds, if their roles allow it (``invocation.acting_user``).

@@ -1,4 +1,5 @@
-"""Users and their tokens: ``users bootstrap | add | list | disable | token`` and ``whoami``."""
+"""Users and their tokens: ``users bootstrap | add | list | disable | enable | roles | token`` and
+``whoami``."""
 
 from __future__ import annotations
 
@@ -76,6 +77,29 @@ def disable(name: str) -> None:
 
     user = disable_user(open_ledger(), acting_user("users"), name)
     click.echo(f"user {user.name} disabled")
+
+
+@users_group.command("enable")
+@click.argument("name")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the token here (mode 600).")
+def enable(name: str, output: Path | None) -> None:
+    """Let a disabled user back in (admin only), with a new token: the old one stays dead."""
+    from dispatcher.identity import enable as enable_user
+
+    issued = enable_user(open_ledger(), acting_user("users"), name)
+    click.echo(f"user {issued.user.name} enabled", err=True)
+    keep_token(issued.token, output)
+
+
+@users_group.command("roles")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, help="A role; repeat for several.")
+def roles(name: str, roles: tuple[str, ...]) -> None:
+    """Give NAME exactly these roles (admin only); their token stays the same."""
+    from dispatcher.identity import roles_of, set_roles
+
+    user = set_roles(open_ledger(), acting_user("users"), name, roles_of(roles))
+    click.echo(f"user {user.name}: {' '.join(sorted(user.roles))}")
 
 
 @users_group.command("list")

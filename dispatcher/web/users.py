@@ -1,4 +1,5 @@
-"""Users over HTTP: ``whoami``, the list of users, adding one, a new token, disabling one.
+"""Users over HTTP: ``whoami``, the list of users, adding one, a new token, disabling and enabling one,
+changing their roles.
 
 A token is in the answer that makes it (adding a user, a new token) and nowhere else, as on the command
 line.
@@ -59,6 +60,28 @@ def add(user: Annotated[User, Depends(acting("users"))], new: NewUser, request: 
 def new_token(user: Annotated[User, Depends(acting(READ))], name: UserName, request: Request) -> Issued:
     """A new token for ``name`` (the old one stops working): by an admin, or by the user themselves."""
     issued = identity.new_token(ledger_of(request), user, name)
+    return Issued(name=issued.user.name, roles=sorted(issued.user.roles), token=issued.token)
+
+
+class Roles(BaseModel):
+    roles: list[str] = Field(
+        min_length=1, max_length=10, description="author, approver, operator, auditor, admin"
+    )
+
+
+@router.put("/users/{name}/roles")
+def set_roles(
+    user: Annotated[User, Depends(acting("users"))], name: UserName, wanted: Roles, request: Request
+) -> dict[str, Any]:
+    """Give a user exactly these roles (admin only); the last admin keeps that role."""
+    done = identity.set_roles(ledger_of(request), user, name, identity.roles_of(wanted.roles))
+    return {"name": done.name, "roles": sorted(done.roles)}
+
+
+@router.post("/users/{name}/enable")
+def enable(user: Annotated[User, Depends(acting("users"))], name: UserName, request: Request) -> Issued:
+    """Let a disabled user back in (admin only); the answer holds their new token, once."""
+    issued = identity.enable(ledger_of(request), user, name)
     return Issued(name=issued.user.name, roles=sorted(issued.user.roles), token=issued.token)
 
 

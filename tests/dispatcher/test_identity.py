@@ -150,3 +150,27 @@ def test_on_postgresql_two_first_admins_at_once_make_one(postgres_url: str) -> N
     for ledger in ledgers:
         ledger.dispose()
     assert sorted(outcomes) == ["made", "refused"] and admins == 1
+
+
+def test_a_disabled_user_comes_back_with_a_new_token_and_roles_change_on_the_record(
+    ledger: Ledger, admin: identity.User
+) -> None:
+    old = identity.add(ledger, admin, "李娜", frozenset({Role.author})).token
+    identity.disable(ledger, admin, "李娜")
+    back = identity.enable(ledger, admin, "李娜")
+    with pytest.raises(AuthenticationError):
+        identity.authenticate(ledger, old)  # the token she had stays dead
+    assert identity.authenticate(ledger, back.token).name == "李娜"
+    with pytest.raises(RefusedError, match="not disabled"):
+        identity.enable(ledger, admin, "李娜")
+    changed = identity.set_roles(ledger, admin, "李娜", frozenset({Role.author, Role.approver}))
+    assert changed.roles == {Role.author, Role.approver}
+    assert identity.authenticate(ledger, back.token).roles == {Role.author, Role.approver}
+    with pytest.raises(RefusedError, match="last admin"):
+        identity.set_roles(ledger, admin, "管理员", frozenset({Role.auditor}))
+    lina = identity.authenticate(ledger, back.token)
+    with pytest.raises(ForbiddenError):
+        identity.set_roles(ledger, lina, "李娜", frozenset(Role))  # no one gives themself roles
+    with ledger.session() as session:
+        changes = [e.detail for e in session.scalars(select(EventRow)) if e.name == "user.roles_changed"]
+    assert changes == [{"user": "李娜", "before": ["author"], "after": ["approver", "author"]}]

@@ -101,3 +101,17 @@ def test_a_command_refuses_a_user_without_its_role(
     result = run(*args, env={"DISPATCH_TOKEN": token_of(f"only-{role.value}", frozenset({role}))})
     assert result.exit_code == 1, result.stdout
     assert f"only-{role.value} may not" in result.stderr and "needs the role" in result.stderr
+
+
+def test_an_admin_changes_roles_and_lets_a_disabled_user_back_in(tmp_path: Path, ledger: Ledger) -> None:
+    admin = {"DISPATCH_TOKEN": token_of("管理员二", frozenset({Role.admin}))}
+    added = run("users", "add", "李娜", "--role", "author", env=admin)
+    assert added.exit_code == 0, added.stderr
+    roles = run("users", "roles", "李娜", "--role", "author", "--role", "approver", env=admin)
+    assert roles.stdout.strip() == "user 李娜: approver author"
+    assert run("users", "disable", "李娜", env=admin).exit_code == 0
+    back = run("users", "enable", "李娜", "-o", str(tmp_path / "lina.token"), env=admin)
+    assert back.exit_code == 0, back.stderr
+    again = run("whoami", env={"DISPATCH_TOKEN_FILE": str(tmp_path / "lina.token")})
+    assert again.stdout.strip() == "李娜: approver author"
+    assert run("whoami", env={"DISPATCH_TOKEN": added.stdout.strip()}).exit_code == 1  # the old token

@@ -78,6 +78,8 @@ MATRIX: dict[tuple[str, str], tuple[str | frozenset[str], Callable[[], dict[str,
     # another user's token: an admin's business (a user may renew their own: tested below)
     ("POST", "/api/v1/users/{name}/token"): ("users", NOTHING),
     ("POST", "/api/v1/users/{name}/disable"): ("users", NOTHING),
+    ("POST", "/api/v1/users/{name}/enable"): ("users", NOTHING),
+    ("PUT", "/api/v1/users/{name}/roles"): ("users", as_json(lambda: {"roles": ["author"]})),
     ("GET", "/api/v1/ledger/export"): ("ledger", NOTHING),
     ("GET", "/api/v1/ledger/verify"): ("ledger", NOTHING),
     ("GET", "/api/v1/ledger/report"): ("ledger", NOTHING),
