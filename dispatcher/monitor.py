@@ -414,6 +414,19 @@ def send_alerts(
     sent = 0
     for alert_id, attempts in due:
         with ledger.session() as db:
+            earlier = db.scalar(  # texts go in the order of their changes: a phone reads them as a story
+                select(func.count())
+                .select_from(OpsAlertRow)
+                .where(
+                    OpsAlertRow.id < alert_id,
+                    OpsAlertRow.route != WEBHOOK,
+                    OpsAlertRow.route
+                    == select(OpsAlertRow.route).where(OpsAlertRow.id == alert_id).scalar_subquery(),
+                    OpsAlertRow.state == "pending",
+                )
+            )
+            if earlier:
+                continue  # an earlier text waits for its next try: this one waits behind it
             claimed = db.execute(
                 update(OpsAlertRow)
                 .where(

@@ -599,3 +599,28 @@ def test_one_sign_off_the_network_is_a_target_down_not_the_channel(
     ]
     # the sign's changes are texted (down, back); the channel's degradation only goes to the webhook
     assert sorted(route for _, route, _ in alerts_of(ledger)) == ["sms"] * 2 + ["webhook"] * 4
+
+
+def test_texts_go_in_the_order_of_their_changes_when_an_earlier_one_waits(
+    alerting: Settings, sandbox: Sandbox, receiver: Receiver
+) -> None:
+    ledger = Ledger(alerting.ledger_url)
+
+    def channel_for(name: str) -> Channel:
+        return build_channel(name, alerting)
+
+    monitor.check(ledger, alerting, channel_for, now=T0)
+    sandbox.pause("sms")  # the gateway is down: the text of its going down waits for a retry
+    monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=30))
+    monitor.send_alerts(ledger, alerting, channel_for, now=T0 + timedelta(seconds=30))
+    sandbox.resume("sms")
+    sandbox.pause("website")  # the gateway is back, the site goes down: its text is due at once
+    monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=40))
+    monitor.send_alerts(ledger, alerting, channel_for, now=T0 + timedelta(seconds=40))
+    assert texts(sandbox) == []  # behind the earlier text, which waits its backoff
+    sandbox.resume("website")
+    monitor.send_alerts(ledger, alerting, channel_for, now=T0 + timedelta(minutes=5))
+    said = [t["text"].split()[0:2] for t in texts(sandbox)][::2]  # one of each pair of phones
+    # in the order of the changes: the gateway down, the site down, the gateway back
+    assert said == [["【调度告警】sms", "中断"], ["【调度告警】website", "中断"], ["【调度告警】sms", "恢复"]]
+    ledger.dispose()
