@@ -340,8 +340,8 @@ class AlertSettings(BaseModel):
 
     webhook_url: SecretStr | None = Field(
         None,
-        description="POSTed a JSON body per alert, signed (X-Dispatch-Signature); None: no webhook. A secret: "
-        "chat webhooks carry their access token in the URL.",
+        description="POSTed a JSON body per alert, signed (X-Dispatch-Signature); None: no webhook. A "
+        "secret: chat webhooks carry their access token in the URL.",
     )
     webhook_secret: SecretStr = Field(
         SecretStr(""), description="HMAC-SHA256 key of the webhook's signature; needed with webhook_url."

@@ -178,11 +178,15 @@ def quarter_days(quarter: str) -> tuple[date, date]:
     found = QUARTER.fullmatch(quarter.strip().upper())
     if found is None:
         raise InvalidItemError(
-            repr(quarter), [("--quarter", "is not a quarter: YYYYQn, a year and 1 to 4, like 2026Q4")]
+            repr(quarter),
+            [("--quarter", "is not a quarter: YYYYQn, a year and 1 to 4, like 2026Q4")],
+            what="period",
         )
     year, number = int(found[1]), int(found[2])
     if not 1970 <= year <= 9998:  # the ledger's times, and a day after the quarter's last, must exist
-        raise InvalidItemError(repr(quarter), [("--quarter", "the year must be from 1970 to 9998")])
+        raise InvalidItemError(
+            repr(quarter), [("--quarter", "the year must be from 1970 to 9998")], what="period"
+        )
     first = date(year, 3 * number - 2, 1)
     following = date(year + 1, 1, 1) if number == 4 else date(year, 3 * number + 1, 1)
     return first, following - timedelta(days=1)

@@ -77,10 +77,10 @@ class LedgerSchemaError(DispatchError):
 class InvalidItemError(DispatchError):
     exit_code = 2
 
-    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, source: str, problems: list[tuple[str, str]], what: str = "item") -> None:
         self.source = source
         self.problems = problems
-        lines = [f"{source}: invalid item"] + [f"  {field}: {msg}" for field, msg in problems]
+        lines = [f"{source}: invalid {what}"] + [f"  {field}: {msg}" for field, msg in problems]
         super().__init__("\n".join(lines))
 
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from dispatcher import disclosure, exports
+from dispatcher.errors import InvalidItemError
 from dispatcher.identity import User
 from dispatcher.ledger import verify_chain
 from dispatcher.web.auth import acting, ledger_of, settings_of
@@ -103,7 +104,10 @@ def report(
     if quarter is not None and (start or end):
         raise _invalid("quarter", "give a quarter, or from and to, not both")
     if quarter is not None:
-        found = disclosure.quarterly(ledger, settings, quarter)
+        try:
+            found = disclosure.quarterly(ledger, settings, quarter)
+        except InvalidItemError as exc:  # a query parameter, not a body's field
+            raise _invalid("quarter", exc.problems[0][1]) from None
     elif start is None or end is None:
         raise _invalid("quarter", "give a quarter (2026Q4), or from and to")
     else:

@@ -89,7 +89,11 @@ def test_status_lists_every_delivery(tmp_path: Path, ledger: Ledger) -> None:
     }
     text = run("status").stdout
     assert "pending:5" in text
-    assert "BJ-CY-002" in run("status", "1").stdout
+    one = run("status", "1").stdout
+    assert "BJ-CY-002" in one
+    [sms] = [d for d in report["deliveries"] if d["channel"] == "sms"]
+    phones = " ".join(f"{n} {state}" for state, n in sorted(sms["recipients"].items()))
+    assert phones and any("sms" in line and phones in line for line in one.splitlines())  # each phone's state
 
 
 def test_a_draft_is_submitted_before_it_can_be_approved(tmp_path: Path, ledger: Ledger) -> None:

@@ -113,6 +113,8 @@ def test_the_report_over_http_is_the_command_lines(
     assert "海淀区&lt;气象局&gt;" in page.text and "<svg" in page.text
     for wrong in ({"quarter": "2026Q5"}, {"from": "2026-02-01"}, {"quarter": quarter, "from": "2026-01-01"}):
         assert api.call("GET", "/api/v1/ledger/report", "审计", params=wrong).status_code == 422
+    odd = api.call("GET", "/api/v1/ledger/report", "审计", params={"quarter": "2026Q5"}).json()
+    assert odd["detail"][0]["loc"] == ["query", "quarter"] and "like 2026Q4" in odd["detail"][0]["msg"]
 
 
 def test_metrics_are_the_ledgers_counts_in_prometheus_format(api: Api) -> None:
