@@ -154,6 +154,8 @@ def run_once(subscribers: int, broker: str, bound: float, batch_size: int) -> di
         admin = identity.authenticate(ledger, identity.bootstrap(ledger, "bench-admin").token)
         roles = frozenset({identity.Role.approver})
         approver_token = identity.add(ledger, admin, "bench-approver", roles).token
+        # A Severe warning needs two approvers: the first approval, untimed, pins nothing yet.
+        approval.approve(ledger, settings, item_id, "bench-first-approver")
         before = ledger_bytes(workdir / "var")
         started = time.monotonic()
         approver = subprocess.Popen(
