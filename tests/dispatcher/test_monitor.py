@@ -90,6 +90,11 @@ def alerting(values: dict[str, Any], sandbox: Sandbox, receiver: Receiver) -> Se
     )
 
 
+def watched(settings: Settings) -> tuple[Ledger, Callable[[str], Channel]]:
+    """The ledger of ``settings`` and the adapters a check probes (the emulators the settings name)."""
+    return Ledger(settings.ledger_url), lambda name: build_channel(name, settings)
+
+
 def texts(sandbox: Sandbox) -> list[dict[str, Any]]:
     """What the SMS emulator delivered to the on-call phones."""
     return [
@@ -176,11 +181,7 @@ def test_a_flapping_emulator_alerts_once_per_change_on_each_route(
 def test_the_webhook_is_signed_over_its_exact_body(
     alerting: Settings, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    ledger = Ledger(alerting.ledger_url)
-
-    def channel_for(name: str) -> Channel:
-        return build_channel(name, alerting)
-
+    ledger, channel_for = watched(alerting)
     monitor.check(ledger, alerting, channel_for, now=T0)
     sandbox.pause("display")
     try:
@@ -202,11 +203,7 @@ def test_the_webhook_is_signed_over_its_exact_body(
 def test_an_alert_text_goes_once_however_often_alerts_are_sent(
     alerting: Settings, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    ledger = Ledger(alerting.ledger_url)
-
-    def channel_for(name: str) -> Channel:
-        return build_channel(name, alerting)
-
+    ledger, channel_for = watched(alerting)
     monitor.check(ledger, alerting, channel_for, now=T0)
     sandbox.pause("microblog")
     monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=30))
@@ -238,11 +235,7 @@ def test_an_alert_text_goes_once_however_often_alerts_are_sent(
 def test_the_webhook_still_goes_while_the_sms_channel_is_down_and_the_text_follows(
     alerting: Settings, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    ledger = Ledger(alerting.ledger_url)
-
-    def channel_for(name: str) -> Channel:
-        return build_channel(name, alerting)
-
+    ledger, channel_for = watched(alerting)
     monitor.check(ledger, alerting, channel_for, now=T0)
     sandbox.pause("sms")
     [change] = monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=30))
@@ -266,11 +259,7 @@ def test_the_webhook_still_goes_while_the_sms_channel_is_down_and_the_text_follo
 def test_a_webhook_that_refuses_for_good_fails_the_alert_and_a_busy_one_is_tried_again(
     alerting: Settings, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    ledger = Ledger(alerting.ledger_url)
-
-    def channel_for(name: str) -> Channel:
-        return build_channel(name, alerting)
-
+    ledger, channel_for = watched(alerting)
     with ledger.session() as session:
         monitor.queue_alerts(
             session, alerting, "change:test-1", {"json": {"n": 1}, "text": "t"}, T0, texted=False
@@ -578,11 +567,9 @@ def test_a_target_is_down_while_its_circuit_is_open_and_degraded_by_failing_send
 
 
 def test_one_sign_off_the_network_is_a_target_down_not_the_channel(
-    ledger: Ledger, alerting: Settings, sandbox: Sandbox, receiver: Receiver
+    alerting: Settings, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    def channel_for(name: str) -> Channel:
-        return build_channel(name, alerting)
-
+    ledger, channel_for = watched(alerting)
     monitor.check(ledger, alerting, channel_for, now=T0)
     signs = sandbox.urls["display"]
     requests.post(f"{signs}/_sandbox/signs/BJ-CY-001/offline", json={"offline": True}, timeout=5)
@@ -599,16 +586,13 @@ def test_one_sign_off_the_network_is_a_target_down_not_the_channel(
     ]
     # the sign's changes are texted (down, back); the channel's degradation only goes to the webhook
     assert sorted(route for _, route, _ in alerts_of(ledger)) == ["sms"] * 2 + ["webhook"] * 4
+    ledger.dispose()
 
 
 def test_texts_go_in_the_order_of_their_changes_when_an_earlier_one_waits(
     alerting: Settings, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    ledger = Ledger(alerting.ledger_url)
-
-    def channel_for(name: str) -> Channel:
-        return build_channel(name, alerting)
-
+    ledger, channel_for = watched(alerting)
     monitor.check(ledger, alerting, channel_for, now=T0)
     sandbox.pause("sms")  # the gateway is down: the text of its going down waits for a retry
     monitor.check(ledger, alerting, channel_for, now=T0 + timedelta(seconds=30))
