@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -23,7 +24,7 @@ ROTA = {
     "name": "演练安全提示",
     "department": "朝阳区应急管理局",
     "author": "张敏",
-    "cadences": ["* * * * *"],  # every minute: the test makes the last one due
+    "cadences": ["* * * * *"],  # the test makes it the minute that just began, once a day
     "expires_after": "1d",
     "defaults": {
         "channels": ["website", "sms", "display", "microblog"],
@@ -45,14 +46,18 @@ def test_an_approved_rota_sends_its_first_tip_to_every_channel(
     worker_env: dict[str, str],
     run_worker: Callable,
 ) -> None:
-    path = tmp_path / "rota.yaml"
-    path.write_text(yaml.safe_dump(ROTA, allow_unicode=True), encoding="utf-8")
-    done = rotas.submit(ledger, path)
-    rotas.approve(ledger, done.rota_id, "陈刚")
-    # The minute that just began is the rota's first slot: its cursor goes back to just before it, as
-    # if it had been approved then. The worker's scheduler (a sweep) decides the slot.
+    # The minute that just began is the rota's first slot, and its only one today: a cadence of every
+    # minute made a second slot whenever the test ran into the next minute.
     now = utcnow()
     minute = now.replace(second=0, microsecond=0)
+    local = minute.astimezone(ZoneInfo(sandboxed.time_zone))
+    path = tmp_path / "rota.yaml"
+    rota = {**ROTA, "cadences": [f"{local.minute} {local.hour} * * *"]}
+    path.write_text(yaml.safe_dump(rota, allow_unicode=True), encoding="utf-8")
+    done = rotas.submit(ledger, path)
+    rotas.approve(ledger, done.rota_id, "陈刚")
+    # Its cursor goes back to just before the slot, as if it had been approved then. The worker's
+    # scheduler (a sweep) decides the slot.
     with ledger.session() as session:
         session.execute(
             update(RotaRow).where(RotaRow.id == done.rota_id).values(cursor=minute - timedelta(seconds=1))
