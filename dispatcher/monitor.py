@@ -47,7 +47,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ from sqlalchemy.orm import Session
 
 from channels import REGISTRY
 from channels.base import TEMPORARY_STATUS, Channel
+from dispatcher.disclosure import nearest_rank
 from dispatcher.errors import ChannelError, DispatchError, OutcomeUnknownError, TemporaryChannelError
 from dispatcher.ledger import (
     SHOWING,
@@ -511,11 +511,9 @@ def _text(settings: Settings, channel: Channel, alert_id: int, route: str, text:
 
 
 def percentile(values: list[float], share: float) -> float | None:
-    """The nearest-rank percentile: the smallest value with at least ``share`` of them at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(share * len(ordered)) - 1, 0)]
+    """The nearest-rank percentile: the smallest value with at least ``share`` of them at or below it,
+    counted as the disclosure report counts it."""
+    return nearest_rank(sorted(values), share * 100)
 
 
 def timings(values: list[float]) -> dict[str, Any]:

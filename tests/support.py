@@ -48,16 +48,21 @@ WARNING: dict[str, Any] = {
 }
 
 
-def item_doc(**changes: Any) -> dict[str, Any]:
-    """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
-    doc = copy.deepcopy(WARNING)
-    doc["expires"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+def changed(document: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``document`` with ``changes`` applied: a value set, or None removing the field."""
+    doc = copy.deepcopy(document)
     for key, value in changes.items():
         if value is None:
             doc.pop(key, None)
         else:
             doc[key] = value
     return doc
+
+
+def item_doc(**changes: Any) -> dict[str, Any]:
+    """A valid warning document, expiring tomorrow, with ``changes`` applied (None removes a field)."""
+    expiring = {**WARNING, "expires": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    return changed(expiring, changes)
 
 
 # -- settings -----------------------------------------------------------------------------------

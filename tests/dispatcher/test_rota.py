@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 import json
 import random
 import time as clock
@@ -29,6 +28,7 @@ from dispatcher.rota import (
     slots,
     tip_for,
 )
+from tests.support import changed
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rota.yaml"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -54,13 +54,7 @@ ROTA: dict[str, Any] = {
 
 def rota_doc(**changes: Any) -> dict[str, Any]:
     """A valid rota document with ``changes`` applied (None removes a field)."""
-    doc = copy.deepcopy(ROTA)
-    for key, value in changes.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
-    return doc
+    return changed(ROTA, changes)
 
 
 def rota_of(tip_count: int, order: str = "shuffled", name: str = "轮播") -> Rota:
