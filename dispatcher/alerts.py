@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -46,6 +47,16 @@ class Received:
     revision: int | None = None
     #: what a Cancel set in motion
     withdrawal: Withdrawal | None = None
+
+    def view(self) -> dict[str, Any]:
+        """As the command line's ``--json`` and the API answer it."""
+        return {
+            "id": self.item_id,
+            "cap": self.msg_type,
+            "identifier": self.identifier,
+            "revision": self.revision,
+            "state": "withdrawn" if self.withdrawal else "submitted",
+        }
 
 
 def receive(

@@ -72,6 +72,14 @@ class Plan:
     #: (a channel that reaches subscribers is one pair, with target ``*``); the others as publications
     corrected: frozenset[tuple[str, str]] = frozenset()
 
+    @property
+    def per_channel(self) -> dict[str, int]:
+        """Payloads by channel, in the order the channels came."""
+        counted: dict[str, int] = {}
+        for payload in self.payloads:
+            counted[payload.channel] = counted.get(payload.channel, 0) + 1
+        return counted
+
     def publication_for(self, channel: str, target: str) -> Publication:
         """The publication as one target gets it: a correction only where an earlier revision reached."""
         if self.publication.stage != "correction":

@@ -353,6 +353,13 @@ def parse_quiet_hours(text: str) -> QuietHours | None:
     return QuietHours(start, end)
 
 
+def quiet_hours_of(windows: dict[str, str]) -> dict[str, QuietHours]:
+    """Per channel, the quiet hours ``DISPATCH_QUIET_HOURS`` names (channels with ``none`` left out)."""
+    return {
+        channel: found for channel, text in windows.items() if (found := parse_quiet_hours(text)) is not None
+    }
+
+
 # -- the rota file ----------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ when asked for: ``dispatch --help`` does not pay for SQLAlchemy or Celery.
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -33,10 +34,16 @@ def get_settings() -> Settings:
 
 
 def open_ledger() -> Ledger:
-    """The ledger the settings name."""
+    """The ledger the settings name, opened once per invocation (opening it checks its schema) and
+    closed when the command ends."""
     from dispatcher.ledger import Ledger
 
-    return Ledger(get_settings().ledger_url)
+    context = click.get_current_context().find_root()
+    ledger = context.meta.get("dispatch.ledger")
+    if ledger is None:
+        ledger = context.meta["dispatch.ledger"] = Ledger(get_settings().ledger_url)
+        context.call_on_close(ledger.dispose)
+    return ledger
 
 
 def broker() -> Broker:
@@ -44,6 +51,14 @@ def broker() -> Broker:
     from dispatcher.tasks import broker_for
 
     return broker_for(get_settings())
+
+
+def day(value: str, name: str) -> date:
+    """A date option (``YYYY-MM-DD``), or a usage error naming the option."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
 
 
 def print_json(data: Any) -> None:

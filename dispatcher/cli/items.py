@@ -63,16 +63,7 @@ def submit_alert(path: Path, as_json: bool) -> None:
     ledger, settings = open_ledger(), get_settings()
     done = receive(ledger, settings, data, user.name, source=str(path), broker=broker(), allowed=user.require)
     if as_json:
-        withdrawal = done.withdrawal
-        print_json(
-            {
-                "id": done.item_id,
-                "cap": done.msg_type,
-                "identifier": done.identifier,
-                "revision": done.revision,
-                "state": "withdrawn" if withdrawal else "submitted",
-            }
-        )
+        print_json(done.view())
     elif done.withdrawal is not None:
         click.echo(f"item {done.item_id} withdrawn (CAP Cancel {done.identifier})")
     elif done.revision == 1:
@@ -115,10 +106,7 @@ def approve(item_id: int) -> None:
             f"{len(result.approvers) + result.awaiting} different approvers); nothing is sent yet"
         )
         return
-    per_channel: dict[str, int] = {}
-    for payload in result.payloads:
-        per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
-    summary = ", ".join(f"{name} {count}" for name, count in per_channel.items())
+    summary = ", ".join(f"{name} {count}" for name, count in result.per_channel.items())
     total = len(result.payloads)
     publication = result.publication
     what = f"item {item_id}"

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
 
-from dispatcher.cli.invocation import acting_user, get_settings, open_ledger, print_json
+from dispatcher.cli.invocation import acting_user, day, get_settings, open_ledger, print_json
 from dispatcher.text import table
 
 #: the final states shown as columns of their own; the others are deliveries still on their way
 FINAL = ("sent", "failed", "dead", "expired", "superseded", "cancelled")
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
 
 
 @click.command()
@@ -36,7 +26,8 @@ def report(quarter: str | None, start: str | None, end: str | None, html: Path |
     time from approval to publication, corrections and withdrawals."""
     from dispatcher import disclosure
 
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first = day(start, "--from") if start is not None else None
+    last = day(end, "--to") if end is not None else None
     if quarter is not None and (first or last):
         raise click.UsageError("give --quarter, or --from and --to, not both")
     settings = get_settings()

@@ -39,11 +39,7 @@ def preview(source: Path, start: str | None, days: int, as_json: bool) -> None:
         except ValueError:
             raise click.BadParameter(f"{start!r} is not an ISO date-time", param_hint="--from") from None
         begin = begin if begin.tzinfo else begin.replace(tzinfo=zone)
-    quiet = {
-        channel: found
-        for channel, text in settings.quiet_hours.items()
-        if (found := rota.parse_quiet_hours(text)) is not None
-    }
+    quiet = rota.quiet_hours_of(settings.quiet_hours)
     entries = rota.preview(loaded, begin, days, zone, quiet)
     if as_json:
         print_json([entry.to_json() for entry in entries])

@@ -4,12 +4,11 @@ exporting the disclosure ledger."""
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 import click
 
-from dispatcher.cli.invocation import acting_user, get_settings, open_ledger
+from dispatcher.cli.invocation import acting_user, day, get_settings, open_ledger
 
 
 @click.group("ledger")
@@ -57,13 +56,6 @@ def ledger_verify() -> None:
     click.echo(f"{checked} events, chained from the first to the last; head {head[:16]}")
 
 
-def _day(value: str, name: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=name) from None
-
-
 @ledger_schema.command("export")
 @click.option("--from", "start", required=True, help="First day (YYYY-MM-DD, the office's time zone).")
 @click.option("--to", "end", required=True, help="Last day, included.")
@@ -76,7 +68,7 @@ def ledger_export(start: str, end: str, kind: str, output: Path | None) -> None:
     from dispatcher import exports
 
     acting_user("ledger")
-    first, last = _day(start, "--from"), _day(end, "--to")
+    first, last = day(start, "--from"), day(end, "--to")
     if last < first:
         raise click.BadParameter("--to comes before --from", param_hint="--to")
     found = exports.rows(open_ledger(), get_settings(), first, last)

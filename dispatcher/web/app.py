@@ -82,7 +82,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RefusedError)
     def _refused(_request: Request, exc: RefusedError) -> JSONResponse:
-        return answer(403 if isinstance(exc, ForbiddenError) else 409, str(exc))
+        return answer(409, str(exc))  # ForbiddenError, a RefusedError too, has its own handler (403)
 
     @app.exception_handler(InvalidItemError)
     def _invalid(_request: Request, exc: InvalidItemError) -> JSONResponse:

@@ -42,21 +42,7 @@ def export(
 ) -> Response:
     """The disclosure ledger: one row per item × channel × target, for items approved in those days. The
     CSV is the file ``dispatch ledger export -o FILE`` writes: UTF-8 with a byte-order mark, for Excel."""
-    for name, day in (("from", start), ("to", end)):
-        if not FIRST_DAY <= day <= LAST_DAY:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("query", name),
-                        "msg": f"must be from {FIRST_DAY} to {LAST_DAY}",
-                        "type": "value_error",
-                    }
-                ]
-            )
-    if end < start:
-        raise RequestValidationError(
-            [{"loc": ("query", "to"), "msg": "comes before from", "type": "value_error"}]
-        )
+    _span(start, end)
     found = exports.rows(ledger_of(request), settings_of(request), start, end)
     name = f"ledger-{start}-{end}.{kind}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -111,15 +97,20 @@ def report(
     elif start is None or end is None:
         raise _invalid("quarter", "give a quarter (2026Q4), or from and to")
     else:
-        for name, day in (("from", start), ("to", end)):
-            if not FIRST_DAY <= day <= LAST_DAY:
-                raise _invalid(name, f"must be from {FIRST_DAY} to {LAST_DAY}")
-        if end < start:
-            raise _invalid("to", "comes before from")
+        _span(start, end)
         found = disclosure.compile_report(ledger, settings, start, end)
     if kind == "html":
         return HTMLResponse(disclosure.render_html(found, settings))
     return JSONResponse(found.to_json())
+
+
+def _span(start: date, end: date) -> None:
+    """Days the ledger can hold, in order; a 422 naming the query parameter otherwise."""
+    for name, day in (("from", start), ("to", end)):
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise _invalid(name, f"must be from {FIRST_DAY} to {LAST_DAY}")
+    if end < start:
+        raise _invalid("to", "comes before from")
 
 
 def _invalid(name: str, message: str) -> RequestValidationError:

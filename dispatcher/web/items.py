@@ -75,13 +75,7 @@ def submit(
             broker=broker_of(request),
             allowed=user.require,  # a Cancel withdraws at once: it needs an approver too
         )
-        return {
-            "id": done.item_id,
-            "cap": done.msg_type,
-            "identifier": done.identifier,
-            "revision": done.revision,
-            "state": "withdrawn" if done.withdrawal else "submitted",
-        }
+        return done.view()
     if media not in documents.JSON | documents.YAML and media:
         raise documents.unsupported(media, documents.JSON | documents.YAML | documents.CAP)
     item_id = approval.submit(ledger, document(request, body, user), draft=draft)
@@ -115,16 +109,13 @@ def approve(
     result = approval.approve(
         ledger_of(request), settings_of(request), item_id, user.name, broker_of(request)
     )
-    per_channel: dict[str, int] = {}
-    for payload in result.payloads:
-        per_channel[payload.channel] = per_channel.get(payload.channel, 0) + 1
     return {
         "id": item_id,
         "state": "awaiting" if result.awaiting else "approved",
         "revision": result.publication.revision,
         "approvers": result.approvers,
         "awaiting": result.awaiting,
-        "deliveries": per_channel if not result.awaiting else {},
+        "deliveries": result.per_channel if not result.awaiting else {},
         "enqueued": result.enqueued,
         "notes": result.notes,
     }
@@ -207,8 +198,6 @@ def preview(
     """Every payload an unsaved item document would send (``dispatch preview FILE --json``)."""
     check_channel(channel, ("query", "channel"))
     settings = settings_of(request)
-    data = documents.decoded(body, documents.media_type(request))
-    if isinstance(data, dict) and not data.get("author"):
-        data = {**data, "author": user.name}  # a draft's author is the one who looks at it
+    data = documents.previewed(body, request, user.name)
     item = parse_item(data, "body")
     return previews.preview_view(previews.preview(ledger_of(request), settings, item, only=channel))

@@ -191,10 +191,6 @@ def views(ledger: Ledger, settings: Settings, item_id: int) -> dict[str, Any]:
 # -- the router --------------------------------------------------------------------------------------
 
 
-def _page() -> FileResponse:
-    return FileResponse(STATIC / "status.html", media_type="text/html; charset=utf-8", headers=HEADERS)
-
-
 def router(settings: Settings, ledger: Ledger, *, probe_interval: float | None = None) -> APIRouter:
     """The page's routes, and a lifespan probing the channels every ``probe_interval`` seconds (default
     ``settings.monitor.probe_interval``; 0: no probing here, the beat's checks alone)."""
@@ -212,12 +208,9 @@ def router(settings: Settings, ledger: Ledger, *, probe_interval: float | None =
     routes = APIRouter(lifespan=probing)
 
     @routes.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return _page()
-
     @routes.get("/status", include_in_schema=False)
-    def status_page() -> FileResponse:
-        return _page()
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "status.html", media_type="text/html; charset=utf-8", headers=HEADERS)
 
     @routes.get("/status/{name}", include_in_schema=False)
     def asset(name: str) -> FileResponse:

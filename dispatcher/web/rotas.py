@@ -69,20 +69,14 @@ def preview(
     """What a rota document would send, when and on which channels, quiet hours applied; sends nothing."""
     settings = settings_of(request)
     zone = ZoneInfo(settings.time_zone)
-    data = documents.decoded(body, documents.media_type(request))
-    if isinstance(data, dict) and not data.get("author"):
-        data = {**data, "author": user.name}  # a draft's author is the one who looks at it
+    data = documents.previewed(body, request, user.name)
     loaded = rota.parse_rota(data, "body")
     begin = datetime.now(zone) if start is None else start if start.tzinfo else start.replace(tzinfo=zone)
     if begin.year < 2 or begin.year > 9998:
         raise RequestValidationError(
             [{"loc": ("query", "from"), "msg": "out of range", "type": "value_error"}]
         )
-    quiet = {
-        channel: found
-        for channel, text in settings.quiet_hours.items()
-        if (found := rota.parse_quiet_hours(text)) is not None
-    }
+    quiet = rota.quiet_hours_of(settings.quiet_hours)
     return [entry.to_json() for entry in rota.preview(loaded, begin, days, zone, quiet)]
 
 

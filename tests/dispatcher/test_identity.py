@@ -90,6 +90,10 @@ def test_a_name_that_reads_like_another_users_is_refused(ledger: Ledger, admin: 
 def test_the_last_admin_cannot_be_disabled(ledger: Ledger, admin: identity.User) -> None:
     with pytest.raises(RefusedError, match="last admin"):
         identity.disable(ledger, admin, "管理员")
+    identity.add(ledger, admin, "gone", frozenset({Role.admin}))
+    identity.disable(ledger, admin, "gone")
+    with pytest.raises(RefusedError, match="last admin"):  # a disabled admin is no admin
+        identity.disable(ledger, admin, "管理员")
     identity.add(ledger, admin, "second", frozenset({Role.admin}))
     assert identity.disable(ledger, admin, "管理员").name == "管理员"
 
